@@ -1,0 +1,3 @@
+fn main() {
+    std::process::exit(git_orch::cli::orch_main(std::env::args_os().collect()));
+}

@@ -1,0 +1,161 @@
+//! The one error type every layer returns: a stable code, a message, an optional hint and
+//! structured details. The CLI maps the code to the exit status of SPEC §3.
+
+use serde_json::{Map, Value};
+use std::fmt;
+
+/// Stable error codes (SPEC §3). The string form is part of the public contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Code {
+    Internal,
+    Io,
+    Usage,
+    InvalidInput,
+    InvalidName,
+    TooLarge,
+    NotFound,
+    NotInitialized,
+    NoIdentity,
+    Conflict,
+    AlreadyClaimed,
+    NotClaimant,
+    LeaseLost,
+    InvalidTransition,
+    Exists,
+    Cycle,
+    ThreadClosed,
+    Timeout,
+    DirtyWorktree,
+    BadRef,
+    WorktreeExists,
+    BaseConflict,
+    GitFailed,
+    Busy,
+    SchemaTooNew,
+}
+
+impl Code {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Code::Internal => "internal",
+            Code::Io => "io",
+            Code::Usage => "usage",
+            Code::InvalidInput => "invalid_input",
+            Code::InvalidName => "invalid_name",
+            Code::TooLarge => "too_large",
+            Code::NotFound => "not_found",
+            Code::NotInitialized => "not_initialized",
+            Code::NoIdentity => "no_identity",
+            Code::Conflict => "conflict",
+            Code::AlreadyClaimed => "already_claimed",
+            Code::NotClaimant => "not_claimant",
+            Code::LeaseLost => "lease_lost",
+            Code::InvalidTransition => "invalid_transition",
+            Code::Exists => "exists",
+            Code::Cycle => "cycle",
+            Code::ThreadClosed => "thread_closed",
+            Code::Timeout => "timeout",
+            Code::DirtyWorktree => "dirty_worktree",
+            Code::BadRef => "bad_ref",
+            Code::WorktreeExists => "worktree_exists",
+            Code::BaseConflict => "base_conflict",
+            Code::GitFailed => "git_failed",
+            Code::Busy => "busy",
+            Code::SchemaTooNew => "schema_too_new",
+        }
+    }
+
+    /// The process exit status for this code (SPEC §3).
+    pub fn exit_status(self) -> i32 {
+        use Code::*;
+        match self {
+            Internal | Io => 1,
+            Usage | InvalidInput | InvalidName | TooLarge => 2,
+            NotFound | NotInitialized | NoIdentity => 3,
+            Conflict | AlreadyClaimed | NotClaimant | LeaseLost | InvalidTransition | Exists
+            | Cycle | ThreadClosed => 4,
+            Timeout => 5,
+            DirtyWorktree | BadRef | WorktreeExists | BaseConflict | GitFailed => 6,
+            Busy => 7,
+            SchemaTooNew => 8,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Error {
+    pub code: Code,
+    pub message: String,
+    pub hint: Option<String>,
+    pub details: Map<String, Value>,
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn new(code: Code, message: impl Into<String>) -> Self {
+        Error {
+            code,
+            message: message.into(),
+            hint: None,
+            details: Map::new(),
+        }
+    }
+
+    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    pub fn detail(mut self, key: &str, value: impl Into<Value>) -> Self {
+        self.details.insert(key.to_owned(), value.into());
+        self
+    }
+
+    pub fn internal(message: impl Into<String>) -> Self {
+        Error::new(Code::Internal, message)
+    }
+
+    pub fn invalid_input(message: impl Into<String>) -> Self {
+        Error::new(Code::InvalidInput, message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Error::new(Code::NotFound, message)
+    }
+
+    pub fn io(context: impl fmt::Display, err: std::io::Error) -> Self {
+        Error::new(Code::Io, format!("{context}: {err}"))
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<rusqlite::Error> for Error {
+    fn from(err: rusqlite::Error) -> Self {
+        use rusqlite::ffi::ErrorCode;
+        match err.sqlite_error_code() {
+            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => Error::new(
+                Code::Busy,
+                "the state database stayed locked past the busy timeout",
+            )
+            .hint("another git-orch process holds the write lock for too long; retry"),
+            Some(ErrorCode::DiskFull | ErrorCode::SystemIoFailure | ErrorCode::CannotOpen) => {
+                Error::new(Code::Io, format!("database I/O failed: {err}"))
+            }
+            _ => Error::internal(format!("database error: {err}")),
+        }
+    }
+}
+
+impl From<serde_json::Error> for Error {
+    fn from(err: serde_json::Error) -> Self {
+        Error::internal(format!("JSON error: {err}"))
+    }
+}

@@ -1,0 +1,101 @@
+//! The one seam for git: discovery and config through gix, and (where gix cannot mutate
+//! reliably) the `git` binary run with an argument vector and a clean environment.
+
+use crate::error::{Code, Error, Result};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Name of the attempt marker file in a linked worktree's private git dir (SPEC §7).
+pub const ATTEMPT_MARKER: &str = "orch-attempt";
+
+/// A discovered repository: where its git dirs and work tree are, and its config.
+pub struct Repo {
+    repo: gix::Repository,
+    git_dir: PathBuf,
+    common_dir: PathBuf,
+}
+
+/// What an attempt worktree knows about itself, without a database query.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AttemptMarker {
+    pub run: String,
+    pub task: String,
+    pub attempt: i64,
+    pub thread: i64,
+    pub agent: Option<String>,
+}
+
+impl Repo {
+    /// Finds the repository like git does: `GIT_DIR`/`GIT_WORK_TREE` when set (hooks),
+    /// else upwards from `start`.
+    pub fn discover(start: &Path) -> Result<Repo> {
+        let repo = gix::ThreadSafeRepository::discover_with_environment_overrides(start)
+            .map_err(|err| {
+                Error::new(
+                    Code::NotFound,
+                    format!("not a git repository: {}", start.display()),
+                )
+                .hint("run this inside a git repository, or pass -C <dir>")
+                .detail("reason", err.to_string())
+            })?
+            .to_thread_local();
+        // gix hands back paths like `.git/worktrees/x/../..`; state must have one name.
+        let canonical = |p: &Path| {
+            std::fs::canonicalize(p).map_err(|e| Error::io(format!("resolving {}", p.display()), e))
+        };
+        let git_dir = canonical(repo.git_dir())?;
+        let common_dir = canonical(repo.common_dir())?;
+        Ok(Repo {
+            repo,
+            git_dir,
+            common_dir,
+        })
+    }
+
+    /// The worktree-private git dir (`git rev-parse --git-dir`).
+    pub fn git_dir(&self) -> &Path {
+        &self.git_dir
+    }
+
+    /// The shared git dir (`git rev-parse --git-common-dir`): where all state lives.
+    pub fn common_dir(&self) -> &Path {
+        &self.common_dir
+    }
+
+    /// `<common>/orch`.
+    pub fn state_dir(&self) -> PathBuf {
+        self.common_dir.join("orch")
+    }
+
+    pub fn workdir(&self) -> Option<&Path> {
+        self.repo.workdir()
+    }
+
+    /// A config value as git would resolve it (all scopes, last one wins).
+    pub fn config_string(&self, key: &str) -> Option<String> {
+        self.repo
+            .config_snapshot()
+            .string(key)
+            .map(|v| v.to_string())
+    }
+
+    /// The attempt marker of the worktree we stand in, if it is an attempt worktree.
+    pub fn attempt_marker(&self) -> Result<Option<AttemptMarker>> {
+        read_attempt_marker(&self.git_dir)
+    }
+}
+
+pub fn read_attempt_marker(git_dir: &Path) -> Result<Option<AttemptMarker>> {
+    let path = git_dir.join(ATTEMPT_MARKER);
+    match std::fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|err| {
+            Error::new(
+                Code::InvalidInput,
+                format!("unreadable attempt marker {}: {err}", path.display()),
+            )
+            .hint("the marker is written by `git orch dispatch`; run `git orch reconcile`")
+        }),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(err) => Err(Error::io(format!("reading {}", path.display()), err)),
+    }
+}

@@ -1,0 +1,240 @@
+//! The one seam for the database: opening `<common>/orch/state.db` with the pragmas we rely
+//! on, embedded migrations, the immediate-transaction helper every write goes through, and
+//! the change detector blocking waits poll.
+
+use crate::error::{Code, Error, Result};
+use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Embedded migrations, applied in order; `PRAGMA user_version` is the index of the last.
+const MIGRATIONS: &[(&str, &str)] = &[(
+    "0001_inbox.sql",
+    include_str!("../../migrations/0001_inbox.sql"),
+)];
+
+/// The schema version this binary writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// How long a writer waits for the write lock before giving up with `busy`.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(15);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// `synchronous=FULL`: an acknowledged write survives a power cut.
+    #[default]
+    Full,
+    /// `synchronous=NORMAL`: faster; the last writes may roll back after a power cut.
+    Normal,
+}
+
+impl Durability {
+    pub fn parse(text: &str) -> Result<Durability> {
+        match text {
+            "full" => Ok(Durability::Full),
+            "normal" => Ok(Durability::Normal),
+            other => Err(
+                Error::invalid_input(format!("orch.durability is {other:?}"))
+                    .hint("set it to full or normal: git config orch.durability full"),
+            ),
+        }
+    }
+}
+
+pub struct Store {
+    conn: Connection,
+    state_dir: PathBuf,
+}
+
+impl Store {
+    pub fn db_path(state_dir: &Path) -> PathBuf {
+        state_dir.join("state.db")
+    }
+
+    /// Creates the state (directories, database, schema); a no-op when it is all there.
+    /// Returns whether anything was created or migrated.
+    pub fn init(state_dir: &Path, durability: Durability) -> Result<(Store, bool)> {
+        for dir in [
+            state_dir.to_path_buf(),
+            state_dir.join("artifacts"),
+            state_dir.join("logs"),
+        ] {
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+        }
+        let path = Self::db_path(state_dir);
+        let existed = path.exists();
+        let conn = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        let mut store = Store {
+            conn,
+            state_dir: state_dir.to_path_buf(),
+        };
+        store.configure(durability)?;
+        let migrated = store.migrate()?;
+        Ok((store, migrated || !existed))
+    }
+
+    /// Opens existing state; `not_initialized` when there is none.
+    pub fn open(state_dir: &Path, durability: Durability) -> Result<Store> {
+        let path = Self::db_path(state_dir);
+        if !path.exists() {
+            return Err(Error::new(
+                Code::NotInitialized,
+                "git-orch is not initialized in this repository",
+            )
+            .hint("run `git orch init` (or `git inbox init`) once in this repository"));
+        }
+        let conn = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        let mut store = Store {
+            conn,
+            state_dir: state_dir.to_path_buf(),
+        };
+        store.configure(durability)?;
+        store.migrate()?;
+        Ok(store)
+    }
+
+    pub fn state_dir(&self) -> &Path {
+        &self.state_dir
+    }
+
+    fn configure(&mut self, durability: Durability) -> Result<()> {
+        self.conn.busy_timeout(BUSY_TIMEOUT)?;
+        let sync = match durability {
+            Durability::Full => "FULL",
+            Durability::Normal => "NORMAL",
+        };
+        self.conn.execute_batch(&format!(
+            "PRAGMA foreign_keys = ON; PRAGMA synchronous = {sync};"
+        ))?;
+        Ok(())
+    }
+
+    fn user_version(&self) -> Result<i64> {
+        Ok(self
+            .conn
+            .query_row("PRAGMA user_version", [], |row| row.get(0))?)
+    }
+
+    /// Applies pending migrations under a file lock, each in its own transaction.
+    fn migrate(&mut self) -> Result<bool> {
+        let version = self.user_version()?;
+        if version > SCHEMA_VERSION {
+            return Err(schema_too_new(version));
+        }
+        if version == SCHEMA_VERSION {
+            return Ok(false);
+        }
+        let lock_path = self.state_dir.join("migrate.lock");
+        let lock = File::create(&lock_path)
+            .map_err(|e| Error::io(format!("creating {}", lock_path.display()), e))?;
+        lock.lock()
+            .map_err(|e| Error::io(format!("locking {}", lock_path.display()), e))?;
+        // WAL is a property of the file: set once, before any schema exists.
+        let mode: String = self
+            .conn
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(Error::internal(format!(
+                "could not switch the database to WAL (got {mode})"
+            )));
+        }
+        let mut applied = false;
+        for (index, (name, sql)) in MIGRATIONS.iter().enumerate() {
+            let target = index as i64 + 1;
+            let tx = self
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            // Re-read inside the write lock: another process may have migrated meanwhile.
+            let current: i64 = tx.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+            if current > SCHEMA_VERSION {
+                return Err(schema_too_new(current));
+            }
+            if current >= target {
+                continue;
+            }
+            tx.execute_batch(sql)
+                .map_err(|e| Error::internal(format!("migration {name} failed: {e}")))?;
+            tx.execute_batch(&format!("PRAGMA user_version = {target}"))?;
+            tx.commit()?;
+            applied = true;
+        }
+        drop(lock);
+        Ok(applied)
+    }
+
+    /// Runs `f` in a `BEGIN IMMEDIATE` transaction: the write lock is taken up front, so a
+    /// writer never deadlocks on a lock upgrade. Rolls back on error.
+    pub fn write<T>(&mut self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let value = f(&tx)?;
+        tx.commit()?;
+        Ok(value)
+    }
+
+    /// Runs `f` in a read transaction: one consistent snapshot for several queries.
+    pub fn read<T>(&mut self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Deferred)?;
+        let value = f(&tx)?;
+        tx.finish()?;
+        Ok(value)
+    }
+
+    pub fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// Changes whenever another connection commits (SQLite's `PRAGMA data_version`).
+    pub fn data_version(&self) -> Result<i64> {
+        let mut stmt = self.conn.prepare_cached("PRAGMA data_version")?;
+        Ok(stmt.query_row([], |row| row.get(0))?)
+    }
+
+    /// Blocks until another process commits or `deadline` passes; returns whether a commit
+    /// happened. Polls `PRAGMA data_version` (a read of shared memory in WAL mode) with a
+    /// short backoff capped at 20 ms: wakes within ~10 ms on average, idles at a few dozen
+    /// cheap polls a second.
+    pub fn wait_for_commit(&self, since_version: i64, deadline: Option<Instant>) -> Result<bool> {
+        let mut pause = Duration::from_millis(1);
+        loop {
+            if self.data_version()? != since_version {
+                return Ok(true);
+            }
+            let now = Instant::now();
+            let mut sleep = pause;
+            if let Some(deadline) = deadline {
+                if now >= deadline {
+                    return Ok(false);
+                }
+                sleep = sleep.min(deadline - now);
+            }
+            std::thread::sleep(sleep);
+            pause = (pause * 2).min(Duration::from_millis(20));
+        }
+    }
+}
+
+fn schema_too_new(version: i64) -> Error {
+    Error::new(
+        Code::SchemaTooNew,
+        format!("the state database has schema version {version}; this binary knows up to {SCHEMA_VERSION}"),
+    )
+    .hint("install a newer git-orch (cargo install --path .)")
+    .detail("schema_version", version)
+    .detail("supported", SCHEMA_VERSION)
+}
+
+pub mod events;

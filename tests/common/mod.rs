@@ -1,0 +1,234 @@
+//! The one harness: hermetic temp repositories and the real binaries, so a test reads
+//! like what a user types.
+
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const INBOX: &str = env!("CARGO_BIN_EXE_git-inbox");
+pub const ORCH: &str = env!("CARGO_BIN_EXE_git-orch");
+
+/// A temp dir holding `home/` and a repository `repo/` with one commit.
+pub struct TestEnv {
+    pub tmp: tempfile::TempDir,
+    pub home: PathBuf,
+    pub repo: PathBuf,
+}
+
+impl TestEnv {
+    /// A fresh repository with one commit, not yet initialized for git-orch.
+    pub fn bare_repo() -> TestEnv {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let root = tmp.path().canonicalize().unwrap();
+        let home = root.join("home");
+        let repo = root.join("repo");
+        std::fs::create_dir_all(&home).unwrap();
+        std::fs::create_dir_all(&repo).unwrap();
+        let env = TestEnv { tmp, home, repo };
+        env.git(&["init", "-q", "-b", "main"]);
+        std::fs::write(env.repo.join("README.md"), "hello\n").unwrap();
+        env.git(&["add", "README.md"]);
+        env.git(&["commit", "-q", "-m", "initial"]);
+        env
+    }
+
+    /// A fresh repository with `git orch init` done.
+    pub fn new() -> TestEnv {
+        let env = Self::bare_repo();
+        env.orch().arg("init").ok();
+        env
+    }
+
+    pub fn root(&self) -> PathBuf {
+        self.tmp.path().canonicalize().unwrap()
+    }
+
+    fn hermetic(&self, cmd: &mut Command) {
+        for (key, _) in std::env::vars_os() {
+            let key_str = key.to_string_lossy();
+            if key_str.starts_with("GIT_") || key_str.starts_with("ORCH_") {
+                cmd.env_remove(&key);
+            }
+        }
+        cmd.env("HOME", &self.home)
+            .env("XDG_CONFIG_HOME", self.home.join(".config"))
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_AUTHOR_NAME", "Test Author")
+            .env("GIT_AUTHOR_EMAIL", "author@example.com")
+            .env("GIT_COMMITTER_NAME", "Test Committer")
+            .env("GIT_COMMITTER_EMAIL", "committer@example.com")
+            .env("GIT_AUTHOR_DATE", "2026-01-01T00:00:00Z")
+            .env("GIT_COMMITTER_DATE", "2026-01-01T00:00:00Z")
+            .env("LC_ALL", "C")
+            .env("NO_COLOR", "1");
+    }
+
+    /// Runs git in the repository; panics on failure. Returns trimmed stdout.
+    pub fn git(&self, args: &[&str]) -> String {
+        self.git_in(&self.repo, args)
+    }
+
+    pub fn git_in(&self, dir: &Path, args: &[&str]) -> String {
+        let mut cmd = Command::new("git");
+        self.hermetic(&mut cmd);
+        let out = cmd
+            .args(args)
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .output()
+            .expect("git runs");
+        assert!(
+            out.status.success(),
+            "git {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    pub fn inbox(&self) -> Cmd {
+        self.cmd(INBOX)
+    }
+
+    pub fn orch(&self) -> Cmd {
+        self.cmd(ORCH)
+    }
+
+    fn cmd(&self, program: &str) -> Cmd {
+        let mut cmd = Command::new(program);
+        self.hermetic(&mut cmd);
+        cmd.current_dir(&self.repo).stdin(Stdio::null());
+        Cmd { cmd, stdin: None }
+    }
+
+    pub fn state_db(&self) -> PathBuf {
+        self.repo.join(".git/orch/state.db")
+    }
+}
+
+/// A command about to run; builder methods mirror what a user types.
+pub struct Cmd {
+    pub cmd: Command,
+    stdin: Option<Vec<u8>>,
+}
+
+/// What a command did.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// The parsed `--json` document.
+    pub fn doc(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not one JSON document ({e}): {:?}\nstderr: {}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+}
+
+impl Cmd {
+    pub fn arg(mut self, arg: impl AsRef<std::ffi::OsStr>) -> Self {
+        self.cmd.arg(arg);
+        self
+    }
+
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        self.cmd.args(args);
+        self
+    }
+
+    /// `--agent NAME`.
+    pub fn agent(self, name: &str) -> Self {
+        self.args(["--agent", name])
+    }
+
+    pub fn env(mut self, key: &str, value: impl AsRef<std::ffi::OsStr>) -> Self {
+        self.cmd.env(key, value);
+        self
+    }
+
+    pub fn dir(mut self, dir: impl AsRef<Path>) -> Self {
+        self.cmd.current_dir(dir);
+        self
+    }
+
+    pub fn stdin(mut self, bytes: impl Into<Vec<u8>>) -> Self {
+        self.stdin = Some(bytes.into());
+        self
+    }
+
+    pub fn run(mut self) -> Run {
+        use std::io::Write;
+        let out: Output = if let Some(bytes) = self.stdin.take() {
+            self.cmd
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            let mut child = self.cmd.spawn().expect("spawn");
+            child.stdin.take().unwrap().write_all(&bytes).unwrap();
+            child.wait_with_output().unwrap()
+        } else {
+            self.cmd.output().expect("spawn")
+        };
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Runs with `--json`, asserts success, returns `data`.
+    pub fn ok(self) -> Value {
+        let run = self.arg("--json").run();
+        let doc = run.doc();
+        assert_eq!(
+            run.code, 0,
+            "expected success, got {doc}\nstderr: {}",
+            run.stderr
+        );
+        assert_eq!(doc["ok"], true, "{doc}");
+        doc["data"].clone()
+    }
+
+    /// Runs with `--json`, asserts the failure's code and exit status, returns `error`.
+    pub fn fails(self, code: &str, exit: i32) -> Value {
+        let run = self.arg("--json").run();
+        let doc = run.doc();
+        assert_eq!(doc["ok"], false, "expected failure {code}, got {doc}");
+        assert_eq!(doc["error"]["code"], code, "{doc}");
+        assert_eq!(run.code, exit, "exit status for {code}: {doc}");
+        doc["error"].clone()
+    }
+
+    /// Starts without waiting, with piped output.
+    pub fn spawn(mut self) -> std::process::Child {
+        self.cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        self.cmd.spawn().expect("spawn")
+    }
+}
+
+/// Polls `check` until it returns `Some` or `timeout` passes (then panics with `what`).
+pub fn wait_until<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    let mut pause = Duration::from_millis(2);
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::park_timeout(pause);
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+}
