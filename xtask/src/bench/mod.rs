@@ -1,0 +1,22 @@
+//! Benchmarks: each prints figures and ratios against a baseline measured in the same run,
+//! with the goal beside it, as rows of one markdown table.
+
+mod inbox;
+
+use crate::util::{print_table, Row};
+use anyhow::{bail, Result};
+
+pub fn run(args: &[String]) -> Result<()> {
+    let which = args.first().map(String::as_str).unwrap_or("all");
+    let bins = crate::util::build_release()?;
+    let mut rows: Vec<Row> = Vec::new();
+    match which {
+        "inbox" => rows.extend(inbox::run(&bins)?),
+        "all" => {
+            rows.extend(inbox::run(&bins)?);
+        }
+        other => bail!("unknown benchmark {other:?}; {}", crate::USAGE),
+    }
+    print_table(&rows);
+    Ok(())
+}

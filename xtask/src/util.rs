@@ -1,0 +1,178 @@
+//! Shared pieces for benchmarks and scenarios: release binaries, hermetic temp repos,
+//! timing, and the figures table.
+
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The workspace root (xtask lives one level below it).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask is in the workspace")
+        .to_path_buf()
+}
+
+/// Paths of the release binaries, built first.
+pub struct Bins {
+    pub inbox: PathBuf,
+    pub orch: PathBuf,
+    pub dir: PathBuf,
+}
+
+pub fn build_release() -> Result<Bins> {
+    let root = workspace_root();
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args([
+            "build",
+            "--release",
+            "--quiet",
+            "--package",
+            "git-orch",
+            "--bins",
+        ])
+        .current_dir(&root)
+        .status()
+        .context("running cargo build")?;
+    if !status.success() {
+        bail!("cargo build --release failed");
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    let dir = target.join("release");
+    Ok(Bins {
+        inbox: dir.join("git-inbox"),
+        orch: dir.join("git-orch"),
+        dir,
+    })
+}
+
+/// A temp dir with a hermetic environment and a repository `repo/` with one commit.
+pub struct Sandbox {
+    pub tmp: tempfile::TempDir,
+    pub repo: PathBuf,
+    pub home: PathBuf,
+    pub path_env: std::ffi::OsString,
+}
+
+impl Sandbox {
+    pub fn new(bins: &Bins) -> Result<Sandbox> {
+        let tmp = tempfile::tempdir()?;
+        let root = tmp.path().canonicalize()?;
+        let repo = root.join("repo");
+        let home = root.join("home");
+        std::fs::create_dir_all(&repo)?;
+        std::fs::create_dir_all(&home)?;
+        let mut paths = vec![bins.dir.clone()];
+        paths.extend(std::env::split_paths(
+            &std::env::var_os("PATH").unwrap_or_default(),
+        ));
+        let path_env = std::env::join_paths(paths)?;
+        let sandbox = Sandbox {
+            tmp,
+            repo,
+            home,
+            path_env,
+        };
+        sandbox.git(&["init", "-q", "-b", "main"])?;
+        std::fs::write(sandbox.repo.join("README.md"), "bench\n")?;
+        sandbox.git(&["add", "README.md"])?;
+        sandbox.git(&["commit", "-q", "-m", "initial"])?;
+        Ok(sandbox)
+    }
+
+    /// A command with the sandbox's environment, started in the repository.
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut cmd = Command::new(program);
+        for (key, _) in std::env::vars_os() {
+            let k = key.to_string_lossy();
+            if k.starts_with("GIT_") || k.starts_with("ORCH_") {
+                cmd.env_remove(&key);
+            }
+        }
+        cmd.env("HOME", &self.home)
+            .env("PATH", &self.path_env)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_AUTHOR_NAME", "Bench")
+            .env("GIT_AUTHOR_EMAIL", "bench@example.com")
+            .env("GIT_COMMITTER_NAME", "Bench")
+            .env("GIT_COMMITTER_EMAIL", "bench@example.com")
+            .env("LC_ALL", "C")
+            .env("NO_COLOR", "1")
+            .current_dir(&self.repo)
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    pub fn git(&self, args: &[&str]) -> Result<String> {
+        let out = self.command("git").args(args).output()?;
+        check(&out, &format!("git {args:?}"))
+    }
+
+    /// Runs `program args…`, failing on a non-zero exit; returns stdout.
+    pub fn run(&self, program: &Path, args: &[&str]) -> Result<String> {
+        let out = self.command(program).args(args).output()?;
+        check(&out, &format!("{} {args:?}", program.display()))
+    }
+}
+
+pub fn check(out: &Output, what: &str) -> Result<String> {
+    if !out.status.success() {
+        bail!(
+            "{what} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Median wall time of `n` runs of `f` (after one warm-up run).
+pub fn median_time(n: usize, mut f: impl FnMut() -> Result<()>) -> Result<Duration> {
+    f()?;
+    let mut times = Vec::with_capacity(n);
+    for _ in 0..n {
+        let start = Instant::now();
+        f()?;
+        times.push(start.elapsed());
+    }
+    Ok(median(&mut times))
+}
+
+pub fn median(times: &mut [Duration]) -> Duration {
+    times.sort();
+    times[times.len() / 2]
+}
+
+pub fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}
+
+/// One line of the figures table.
+pub struct Row {
+    pub bench: String,
+    pub figure: String,
+    pub baseline: String,
+    pub ratio: String,
+    pub goal: String,
+    pub met: Option<bool>,
+}
+
+pub fn print_table(rows: &[Row]) {
+    println!();
+    println!("| benchmark | figure | baseline (same run) | ratio | goal | met |");
+    println!("| --- | --- | --- | --- | --- | --- |");
+    for r in rows {
+        let met = match r.met {
+            Some(true) => "yes",
+            Some(false) => "NO",
+            None => "-",
+        };
+        println!(
+            "| {} | {} | {} | {} | {} | {} |",
+            r.bench, r.figure, r.baseline, r.ratio, r.goal, met
+        );
+    }
+}
