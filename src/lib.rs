@@ -4,6 +4,7 @@
 //! them, `cli` on top. The two binaries only call [`cli::inbox_main`] and [`cli::orch_main`].
 
 pub mod cli;
+pub mod council;
 pub mod error;
 pub mod inbox;
 pub mod names;

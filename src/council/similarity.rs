@@ -1,0 +1,621 @@
+//! How alike two recommendations are, as a score in [0, 1].
+//!
+//! Text is normalised (case, punctuation, whitespace, camelCase and snake_case split),
+//! stop words dropped, a few code-review synonyms folded (`configuration` → `config`,
+//! `unwrap`/`crash` → `panic`, …) and words lightly stemmed. Each recommendation becomes a
+//! set of content tokens weighted by how rare they are among all the recommendations of
+//! the tally (IDF), with title tokens weighted above rationale ones: words every reviewer
+//! uses ("test", "error") count little, specific ones (`load_config`, "jitter") a lot.
+//!
+//! The score mixes three measures: a weighted Dice overlap of the title tokens, a
+//! character-level ratio of the normalised titles (the `similar` crate's Myers diff,
+//! which catches word forms the stemmer misses), and a weighted overlap of the whole
+//! text. The last one blends Dice with the overlap coefficient because one reviewer's
+//! rationale is often twice as long as another's for the same point.
+//!
+//! Everything is computed from the items in a fixed order (reviewers by name), so the
+//! same input gives bit-identical scores.
+
+use std::collections::{BTreeSet, HashMap};
+
+/// Title tokens count this much more than rationale tokens in the whole-text overlap.
+const TITLE_BOOST: f64 = 1.5;
+/// Sharpens IDF: with a tally's few dozen recommendations plain IDF barely tells a
+/// word every reviewer uses from one only two recommendations share.
+const IDF_POWER: f64 = 1.5;
+/// Words that most reviews use whatever they are about count this much of their IDF.
+const GENERIC_WEIGHT: f64 = 0.5;
+const GENERIC_WORDS: &[&str] = &[
+    "test", "error", "message", "handle", "improve", "fix", "missing", "lack", "check", "new",
+    "support", "better", "issue", "problem", "case", "value", "return", "call", "show", "change",
+    "need", "ensure", "allow", "avoid", "wrong", "bug", "user",
+];
+/// Weights of the three measures; they sum to 1 so the score stays in [0, 1].
+const W_TITLE_TOKENS: f64 = 0.10;
+const W_TITLE_CHARS: f64 = 0.10;
+const W_TEXT: f64 = 0.80;
+/// A recommendation to add tests (or docs) and one that is not keep this much of their
+/// raw score.
+const KIND_MISMATCH: f64 = 0.5;
+/// Raw scores are spread so that the default threshold (0.6) sits where paraphrases
+/// part from unrelated items that merely share words: raw overlaps of content words are
+/// small numbers even for the same point made twice.
+const SPREAD: f64 = 0.35;
+
+pub(super) struct Corpus {
+    items: Vec<Item>,
+}
+
+struct Item {
+    /// (token id, weight), sorted by id.
+    title: Vec<(u32, f64)>,
+    title_mass: f64,
+    /// (token id, weight) of title and rationale together, sorted by id.
+    text: Vec<(u32, f64)>,
+    text_mass: f64,
+    /// The title's content words, for the character-level ratio.
+    title_chars: Vec<char>,
+    /// What kind of work the title asks for, when it names one.
+    kind: Option<Kind>,
+}
+
+/// Token ids of one recommendation, before weighting.
+struct Tokens {
+    /// Sorted, distinct.
+    title: Vec<u32>,
+    /// Title and rationale: sorted, distinct.
+    text: Vec<u32>,
+    title_chars: Vec<char>,
+    kind: Option<Kind>,
+}
+
+/// Recommendations to write tests or docs are a different thing from fixing what those
+/// tests or docs would be about, however many words they share.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Test,
+    Doc,
+}
+
+impl Kind {
+    fn of(title_words: &[String]) -> Option<Kind> {
+        title_words.iter().find_map(|w| match w.as_str() {
+            "test" | "fuzz" | "fuzzing" | "fuzzer" | "benchmark" | "benchmarks" => Some(Kind::Test),
+            "doc" | "readme" | "comment" | "comments" | "changelog" => Some(Kind::Doc),
+            _ => None,
+        })
+    }
+}
+
+impl Corpus {
+    /// Prepares `(title, rationale)` pairs; items are then named by their index.
+    pub fn new(texts: &[(&str, &str)]) -> Corpus {
+        let mut ids: HashMap<String, u32> = HashMap::new();
+        let mut intern = |token: String| -> u32 {
+            let next = ids.len() as u32;
+            *ids.entry(token).or_insert(next)
+        };
+        let mut raw: Vec<Tokens> = Vec::with_capacity(texts.len());
+        for (title, rationale) in texts {
+            let title_words = content_words(title);
+            let kind = Kind::of(&title_words);
+            let mut title_ids: Vec<u32> = title_words.iter().map(|w| intern(stem(w))).collect();
+            let title_chars: Vec<char> = title_words.join(" ").chars().collect();
+            let mut text_ids: Vec<u32> = content_words(rationale)
+                .iter()
+                .map(|w| intern(stem(w)))
+                .collect();
+            text_ids.extend_from_slice(&title_ids);
+            title_ids.sort_unstable();
+            title_ids.dedup();
+            text_ids.sort_unstable();
+            text_ids.dedup();
+            raw.push(Tokens {
+                title: title_ids,
+                text: text_ids,
+                title_chars,
+                kind,
+            });
+        }
+        let mut df = vec![0u32; ids.len()];
+        for tokens in &raw {
+            for &t in &tokens.text {
+                df[t as usize] += 1;
+            }
+        }
+        let n = raw.len().max(1) as f64;
+        let mut idf: Vec<f64> = df
+            .iter()
+            .map(|&d| (1.0 + n / f64::from(d.max(1))).ln().powf(IDF_POWER))
+            .collect();
+        let generic: BTreeSet<String> = GENERIC_WORDS
+            .iter()
+            .flat_map(|w| content_words(w))
+            .map(|w| stem(&w))
+            .collect();
+        for token in &generic {
+            if let Some(&id) = ids.get(token) {
+                idf[id as usize] *= GENERIC_WEIGHT;
+            }
+        }
+        let items = raw
+            .into_iter()
+            .map(|tokens| {
+                let title: Vec<(u32, f64)> =
+                    tokens.title.iter().map(|&t| (t, idf[t as usize])).collect();
+                let text: Vec<(u32, f64)> = tokens
+                    .text
+                    .iter()
+                    .map(|&t| {
+                        let boost = if tokens.title.binary_search(&t).is_ok() {
+                            TITLE_BOOST
+                        } else {
+                            1.0
+                        };
+                        (t, idf[t as usize] * boost)
+                    })
+                    .collect();
+                Item {
+                    title_mass: title.iter().map(|(_, w)| w).sum(),
+                    text_mass: text.iter().map(|(_, w)| w).sum(),
+                    title,
+                    text,
+                    title_chars: tokens.title_chars,
+                    kind: tokens.kind,
+                }
+            })
+            .collect();
+        Corpus { items }
+    }
+
+    /// The highest score the pair could reach, without the costly character diff.
+    pub fn upper_bound(&self, a: usize, b: usize) -> f64 {
+        self.combine(a, b, 1.0)
+    }
+
+    /// The similarity of items `a` and `b`, in [0, 1].
+    pub fn score(&self, a: usize, b: usize) -> f64 {
+        let chars = char_ratio(&self.items[a].title_chars, &self.items[b].title_chars);
+        self.combine(a, b, chars)
+    }
+
+    fn combine(&self, a: usize, b: usize, title_chars: f64) -> f64 {
+        let (x, y) = (&self.items[a], &self.items[b]);
+        let title = dice(&x.title, x.title_mass, &y.title, y.title_mass);
+        let shared = shared_mass(&x.text, &y.text);
+        let text = blend(shared, x.text_mass, y.text_mass);
+        let mut raw = W_TITLE_TOKENS * title + W_TITLE_CHARS * title_chars + W_TEXT * text;
+        if x.kind != y.kind {
+            raw *= KIND_MISMATCH;
+        }
+        spread(raw)
+    }
+}
+
+/// Maps a raw score to the reported one: monotone, 0 → 0, 1 → 1.
+fn spread(raw: f64) -> f64 {
+    raw.clamp(0.0, 1.0).powf(SPREAD)
+}
+
+fn shared_mass(x: &[(u32, f64)], y: &[(u32, f64)]) -> f64 {
+    let (mut i, mut j, mut sum) = (0, 0, 0.0);
+    while i < x.len() && j < y.len() {
+        match x[i].0.cmp(&y[j].0) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                sum += x[i].1.min(y[j].1);
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    sum
+}
+
+fn dice(x: &[(u32, f64)], mx: f64, y: &[(u32, f64)], my: f64) -> f64 {
+    if mx + my <= 0.0 {
+        return 0.0;
+    }
+    2.0 * shared_mass(x, y) / (mx + my)
+}
+
+/// Half Dice, half overlap coefficient (shared mass over the smaller side).
+fn blend(shared: f64, mx: f64, my: f64) -> f64 {
+    if mx <= 0.0 || my <= 0.0 {
+        return 0.0;
+    }
+    let dice = 2.0 * shared / (mx + my);
+    let overlap = shared / mx.min(my);
+    (dice + overlap) / 2.0
+}
+
+fn char_ratio(a: &[char], b: &[char]) -> f64 {
+    if a.is_empty() && b.is_empty() {
+        return 0.0;
+    }
+    let ops = similar::capture_diff_slices(similar::Algorithm::Myers, a, b);
+    f64::from(similar::get_diff_ratio(&ops, a.len(), b.len()))
+}
+
+/// Lowercase words of `text` without stop words, synonyms folded, before stemming.
+pub(super) fn content_words(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut words = split_words(text);
+    // "I/O" would otherwise fall apart into two letters that are dropped.
+    for i in 1..words.len() {
+        if words[i - 1] == "i" && words[i] == "o" {
+            words[i - 1] = String::new();
+            words[i] = "io".to_owned();
+        }
+    }
+    for word in words.into_iter().filter(|w| !w.is_empty()) {
+        match canonical(&word) {
+            Some(forms) => out.extend(forms.iter().map(|f| (*f).to_owned())),
+            None => {
+                if !is_stop_word(&word) && (word.chars().count() >= 2) {
+                    out.push(word)
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Splits on anything that is not a letter or digit, and inside camelCase words;
+/// apostrophes inside a word vanish ("don't" → "dont"). Lowercases the result.
+fn split_words(text: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut prev_lower = false;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c.is_alphanumeric() {
+            if c.is_uppercase() && prev_lower && !word.is_empty() {
+                words.push(std::mem::take(&mut word));
+            }
+            prev_lower = c.is_lowercase() || c.is_numeric();
+            word.extend(c.to_lowercase());
+        } else if (c == '\'' || c == '’')
+            && !word.is_empty()
+            && chars.peek().is_some_and(|n| n.is_alphanumeric())
+        {
+            // Part of the word: skip it.
+        } else {
+            prev_lower = false;
+            if !word.is_empty() {
+                words.push(std::mem::take(&mut word));
+            }
+        }
+    }
+    if !word.is_empty() {
+        words.push(word);
+    }
+    words
+}
+
+/// Code-review words that mean the same thing, folded to one form (a few expand to two).
+fn canonical(word: &str) -> Option<&'static [&'static str]> {
+    Some(match word {
+        "configuration" | "configurations" | "configure" | "configured" | "configuring"
+        | "configurable" | "cfg" | "settings" => &["config"],
+        "env" | "environment" | "environments" | "environmental" => &["env"],
+        "docs" | "documentation" | "document" | "documented" | "documenting" | "doc" => &["doc"],
+        "tests" | "testing" | "tested" | "test" | "unittest" | "unittests" | "coverage" => {
+            &["test"]
+        }
+        "err" | "errors" | "error" => &["error"],
+        "panic" | "panics" | "panicking" | "panicked" | "crash" | "crashes" | "crashing"
+        | "crashed" | "unwrap" | "unwraps" | "unwrapping" => &["panic"],
+        "db" | "database" | "databases" => &["db"],
+        "dir" | "dirs" | "directory" | "directories" | "folder" | "folders" => &["dir"],
+        "arg" | "args" | "argument" | "arguments" => &["arg"],
+        "init" | "initialize" | "initialise" | "initialization" | "initialisation" => &["init"],
+        "msg" | "msgs" | "message" | "messages" => &["message"],
+        "auth" | "authentication" | "authorization" | "authn" | "authz" => &["auth"],
+        "dep" | "deps" | "dependency" | "dependencies" => &["dep"],
+        "eof" => &["end", "file"],
+        "perf" | "performance" => &["perf"],
+        "async" | "asynchronous" | "asynchronously" => &["async"],
+        "concurrency" | "concurrent" | "concurrently" => &["concurrency"],
+        "deadlock" | "deadlocks" => &["deadlock"],
+        "repo" => &["repository"],
+        // Concepts reviewers name in different words.
+        "cancel" | "cancels" | "cancelled" | "canceled" | "cancelling" | "canceling"
+        | "cancellation" | "abort" | "aborts" | "aborted" | "aborting" => &["cancel"],
+        "jitter" | "random" | "randomize" | "randomise" | "randomized" | "randomised"
+        | "randomness" => &["random"],
+        "atomic" | "atomically" | "atomicity" | "transaction" | "transactions"
+        | "transactional" => &["transaction"],
+        "cache" | "caches" | "cached" | "caching" | "memo" | "memoize" | "memoise" | "memoized"
+        | "memoised" | "memoization" | "memoisation" => &["cache"],
+        "parameterize" | "parameterise" | "parameterized" | "parameterised" | "placeholder"
+        | "placeholders" | "bind" | "parameter" | "parameters" | "param" | "params" => &["param"],
+        "paginate" | "paginated" | "pagination" | "paging" | "paginating" => &["paginate"],
+        "race" | "races" | "racy" | "racing" => &["race"],
+        "secret" | "secrets" | "credential" | "credentials" | "password" | "passwords"
+        | "apikey" => &["secret"],
+        "timeout" | "timeouts" => &["timeout"],
+        "mutex" | "mutexes" | "lock" | "locks" | "locking" | "locked" => &["lock"],
+        "null" | "nil" | "none" => &["null"],
+        "readme" => &["doc", "readme"],
+        "impl" | "implementation" | "implement" | "implemented" => &["impl"],
+        _ => return None,
+    })
+}
+
+/// Kept sorted for the binary search.
+const STOP_WORDS: &[&str] = &[
+    "about",
+    "add",
+    "added",
+    "adding",
+    "after",
+    "again",
+    "all",
+    "already",
+    "also",
+    "an",
+    "and",
+    "any",
+    "are",
+    "as",
+    "at",
+    "be",
+    "because",
+    "been",
+    "before",
+    "being",
+    "both",
+    "but",
+    "by",
+    "can",
+    "cannot",
+    "code",
+    "consider",
+    "could",
+    "did",
+    "do",
+    "does",
+    "doesnt",
+    "doing",
+    "done",
+    "dont",
+    "each",
+    "eg",
+    "else",
+    "etc",
+    "even",
+    "every",
+    "fn",
+    "for",
+    "from",
+    "func",
+    "function",
+    "functions",
+    "get",
+    "gets",
+    "had",
+    "has",
+    "have",
+    "having",
+    "he",
+    "here",
+    "how",
+    "ie",
+    "if",
+    "in",
+    "instead",
+    "into",
+    "is",
+    "isnt",
+    "it",
+    "its",
+    "just",
+    "like",
+    "make",
+    "makes",
+    "may",
+    "maybe",
+    "method",
+    "methods",
+    "might",
+    "more",
+    "most",
+    "must",
+    "no",
+    "nor",
+    "not",
+    "now",
+    "of",
+    "on",
+    "once",
+    "one",
+    "only",
+    "onto",
+    "or",
+    "other",
+    "our",
+    "out",
+    "over",
+    "own",
+    "per",
+    "please",
+    "same",
+    "she",
+    "should",
+    "so",
+    "some",
+    "such",
+    "than",
+    "that",
+    "the",
+    "their",
+    "them",
+    "then",
+    "there",
+    "these",
+    "they",
+    "this",
+    "those",
+    "to",
+    "too",
+    "under",
+    "up",
+    "us",
+    "use",
+    "used",
+    "uses",
+    "using",
+    "very",
+    "via",
+    "was",
+    "we",
+    "were",
+    "what",
+    "when",
+    "where",
+    "whether",
+    "which",
+    "while",
+    "who",
+    "why",
+    "will",
+    "with",
+    "would",
+    "yet",
+    "you",
+    "your",
+];
+
+fn is_stop_word(word: &str) -> bool {
+    STOP_WORDS.binary_search(&word).is_ok()
+}
+
+/// A light suffix stripper: enough that `parse`, `parser`, `parsing` and `parses` meet,
+/// cheap, and the same on both sides of a comparison (which is all that matters here).
+pub(super) fn stem(word: &str) -> String {
+    // Derivational and inflectional endings, longest first; plurals go before these.
+    const SUFFIXES: &[(&str, &str)] = &[
+        ("ization", ""),
+        ("isation", ""),
+        ("ation", "at"),
+        ("ment", ""),
+        ("ness", ""),
+        ("able", ""),
+        ("ible", ""),
+        ("ing", ""),
+        ("ion", ""),
+        ("ize", ""),
+        ("ise", ""),
+        ("ied", "y"),
+        ("er", ""),
+        ("ed", ""),
+        ("ly", ""),
+    ];
+    const MIN_STEM: usize = 3;
+    const MAX_STEM: usize = 6;
+    if !word.is_ascii() || word.len() <= MIN_STEM {
+        return word.chars().take(MAX_STEM * 2).collect();
+    }
+    let mut stem = word.to_owned();
+    if let Some(base) = stem.strip_suffix("ies") {
+        stem = format!("{base}y");
+    } else if stem.ends_with('s') && !stem.ends_with("ss") {
+        stem.pop();
+    }
+    if let Some((suffix, replacement)) = SUFFIXES
+        .iter()
+        .find(|(suffix, _)| stem.len() >= suffix.len() + MIN_STEM && stem.ends_with(suffix))
+    {
+        stem.truncate(stem.len() - suffix.len());
+        stem.push_str(replacement);
+        let bytes = stem.as_bytes();
+        let n = bytes.len();
+        if n > MIN_STEM
+            && bytes[n - 1] == bytes[n - 2]
+            && !matches!(
+                bytes[n - 1],
+                b'a' | b'e' | b'i' | b'o' | b'u' | b'l' | b's' | b'z'
+            )
+        {
+            stem.pop();
+        }
+    }
+    if stem.len() > MIN_STEM && stem.ends_with('e') {
+        stem.pop();
+    }
+    stem.truncate(MAX_STEM);
+    stem
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stems_meet_across_word_forms() {
+        for group in [
+            &["parse", "parser", "parsing", "parses", "parsers"][..],
+            &["validate", "validation", "validating", "validated"],
+            &["cache", "caching", "cached", "caches"],
+            &["paginate", "pagination", "paginated"],
+            &["query", "queries"],
+            &["log", "logs", "logging", "logged"],
+            &["randomize", "random"],
+            &["retry", "retries", "retrying"],
+            &["parameter", "parameters", "parameterize"],
+        ] {
+            let stems: Vec<String> = group.iter().map(|w| stem(w)).collect();
+            assert!(
+                stems.windows(2).all(|w| w[0] == w[1]),
+                "{group:?} → {stems:?}"
+            );
+        }
+        assert_ne!(stem("lexer"), stem("parser"));
+        assert_eq!(stem("class"), "class");
+    }
+
+    #[test]
+    fn words_split_on_case_and_punctuation() {
+        assert_eq!(
+            split_words("Don't unwrap in `load_config`; useMetrics/RangePicker!"),
+            ["dont", "unwrap", "in", "load", "config", "use", "metrics", "range", "picker"]
+        );
+        assert_eq!(
+            content_words("Handle the unexpected EOF in the parser"),
+            ["handle", "unexpected", "end", "file", "parser"]
+        );
+    }
+
+    #[test]
+    fn stop_words_are_sorted() {
+        assert!(STOP_WORDS.windows(2).all(|w| w[0] < w[1]));
+        assert!(is_stop_word("the") && !is_stop_word("parser"));
+    }
+
+    #[test]
+    fn scores_are_bounded_and_symmetric_enough() {
+        let corpus = Corpus::new(&[
+            (
+                "Add tests for the lexer",
+                "The lexer has no tests for escapes.",
+            ),
+            (
+                "Lexer lacks unit tests",
+                "src/lexer.rs has zero tests; escapes hide bugs.",
+            ),
+            ("Fuzz the parser", "A fuzz target would catch panics."),
+            ("", ""),
+        ]);
+        for a in 0..4 {
+            for b in 0..4 {
+                let s = corpus.score(a, b);
+                assert!((0.0..=1.0).contains(&s), "{a} {b} {s}");
+                assert!(s <= corpus.upper_bound(a, b) + 1e-12);
+            }
+        }
+        assert!(corpus.score(0, 1) > corpus.score(0, 2));
+        assert_eq!(corpus.score(3, 3), 0.0);
+    }
+}
