@@ -3,4 +3,5 @@
 
 mod common;
 
+mod council_review;
 mod inbox_basics;

@@ -187,9 +187,10 @@ impl Ctx {
 }
 
 /// Checks a thread's result at `done` against what the layer that made the thread
-/// expects; threads without such expectations accept any object.
-pub fn result_check(_thread: &crate::inbox::Thread, _result: &Value) -> Result<()> {
-    Ok(())
+/// expects; threads without such expectations accept any object. Council review threads
+/// (a `council` key in their data) must carry a valid review.
+pub fn result_check(thread: &crate::inbox::Thread, result: &Value) -> Result<()> {
+    crate::council::check_result(&thread.data, result)
 }
 
 /// `--body`, `--body-file F` or `--body-file -` (stdin); empty when none is given.
