@@ -37,6 +37,9 @@ const W_TEXT: f64 = 0.80;
 /// A recommendation to add tests (or docs) and one that is not keep this much of their
 /// raw score.
 const KIND_MISMATCH: f64 = 0.5;
+/// Two recommendations that both name compound identifiers (`index_loader`,
+/// `useMetrics`) but not one in common are most likely about different code.
+const IDENT_MISMATCH: f64 = 0.5;
 /// Raw scores are spread so that the default threshold (0.6) sits where paraphrases
 /// part from unrelated items that merely share words: raw overlaps of content words are
 /// small numbers even for the same point made twice.
@@ -57,6 +60,8 @@ struct Item {
     title_chars: Vec<char>,
     /// What kind of work the title asks for, when it names one.
     kind: Option<Kind>,
+    /// Compound identifiers named anywhere: sorted, distinct.
+    idents: Vec<u32>,
 }
 
 /// Token ids of one recommendation, before weighting.
@@ -65,6 +70,8 @@ struct Tokens {
     title: Vec<u32>,
     /// Title and rationale: sorted, distinct.
     text: Vec<u32>,
+    /// The compound identifiers among them: sorted, distinct.
+    idents: Vec<u32>,
     title_chars: Vec<char>,
     kind: Option<Kind>,
 }
@@ -99,12 +106,18 @@ impl Corpus {
         for (title, rationale) in texts {
             let title_words = content_words(title);
             let kind = Kind::of(&title_words);
-            let mut title_ids: Vec<u32> = title_words.iter().map(|w| intern(stem(w))).collect();
             let title_chars: Vec<char> = title_words.join(" ").chars().collect();
+            let mut title_ids: Vec<u32> = title_words.iter().map(|w| intern(stem(w))).collect();
+            let mut idents: Vec<u32> = identifiers(title).into_iter().map(&mut intern).collect();
+            title_ids.extend_from_slice(&idents);
             let mut text_ids: Vec<u32> = content_words(rationale)
                 .iter()
                 .map(|w| intern(stem(w)))
                 .collect();
+            idents.extend(identifiers(rationale).into_iter().map(&mut intern));
+            text_ids.extend_from_slice(&idents);
+            idents.sort_unstable();
+            idents.dedup();
             text_ids.extend_from_slice(&title_ids);
             title_ids.sort_unstable();
             title_ids.dedup();
@@ -113,6 +126,7 @@ impl Corpus {
             raw.push(Tokens {
                 title: title_ids,
                 text: text_ids,
+                idents,
                 title_chars,
                 kind,
             });
@@ -162,6 +176,7 @@ impl Corpus {
                     text,
                     title_chars: tokens.title_chars,
                     kind: tokens.kind,
+                    idents: tokens.idents,
                 }
             })
             .collect();
@@ -188,6 +203,9 @@ impl Corpus {
         if x.kind != y.kind {
             raw *= KIND_MISMATCH;
         }
+        if !x.idents.is_empty() && !y.idents.is_empty() && !shares_any(&x.idents, &y.idents) {
+            raw *= IDENT_MISMATCH;
+        }
         spread(raw)
     }
 }
@@ -195,6 +213,18 @@ impl Corpus {
 /// Maps a raw score to the reported one: monotone, 0 → 0, 1 → 1.
 fn spread(raw: f64) -> f64 {
     raw.clamp(0.0, 1.0).powf(SPREAD)
+}
+
+fn shares_any(x: &[u32], y: &[u32]) -> bool {
+    let (mut i, mut j) = (0, 0);
+    while i < x.len() && j < y.len() {
+        match x[i].cmp(&y[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => return true,
+        }
+    }
+    false
 }
 
 fn shared_mass(x: &[(u32, f64)], y: &[(u32, f64)]) -> f64 {
@@ -258,6 +288,31 @@ pub(super) fn content_words(text: &str) -> Vec<String> {
                 }
             }
         }
+    }
+    out
+}
+
+/// Compound identifiers (`load_config`, `useMetrics`, `OrderRepo`) as single tokens,
+/// lowercased and joined with `_`, beside their parts: two recommendations naming the
+/// same function are far more alike than two that share its words in prose. They contain
+/// `_`, so they never meet a stemmed word.
+fn identifiers(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut run = String::new();
+    for c in text.chars().chain(std::iter::once(' ')) {
+        if c.is_alphanumeric() || c == '_' {
+            run.push(c);
+            continue;
+        }
+        let parts: Vec<String> = run
+            .split('_')
+            .flat_map(split_words)
+            .filter(|p| !p.is_empty())
+            .collect();
+        if parts.len() > 1 {
+            out.push(parts.join("_"));
+        }
+        run.clear();
     }
     out
 }
@@ -581,6 +636,10 @@ mod tests {
         assert_eq!(
             split_words("Don't unwrap in `load_config`; useMetrics/RangePicker!"),
             ["dont", "unwrap", "in", "load", "config", "use", "metrics", "range", "picker"]
+        );
+        assert_eq!(
+            identifiers("Don't unwrap in `load_config`; useMetrics/RangePicker, p.active!"),
+            ["load_config", "use_metrics", "range_picker"]
         );
         assert_eq!(
             content_words("Handle the unexpected EOF in the parser"),
