@@ -2,7 +2,8 @@
 //!
 //! Text is normalised (case, punctuation, whitespace, camelCase and snake_case split),
 //! stop words dropped, a few code-review synonyms folded (`configuration` → `config`,
-//! `unwrap`/`crash` → `panic`, …) and words lightly stemmed. Each recommendation becomes a
+//! `unwrap`/`crash` → `panic`, …) and words lightly stemmed; compound identifiers
+//! (`load_config`) are kept whole beside their parts. Each recommendation becomes a
 //! set of content tokens weighted by how rare they are among all the recommendations of
 //! the tally (IDF), with title tokens weighted above rationale ones: words every reviewer
 //! uses ("test", "error") count little, specific ones (`load_config`, "jitter") a lot.
@@ -11,7 +12,10 @@
 //! character-level ratio of the normalised titles (the `similar` crate's Myers diff,
 //! which catches word forms the stemmer misses), and a weighted overlap of the whole
 //! text. The last one blends Dice with the overlap coefficient because one reviewer's
-//! rationale is often twice as long as another's for the same point.
+//! rationale is often twice as long as another's for the same point. Two corrections
+//! follow for what overlap gets wrong: a recommendation to add tests (or docs) against
+//! one that is not, and two that name different code identifiers, keep half their raw
+//! score. The weights were tuned on `fixtures/council` (docs/council.md has the margins).
 //!
 //! Everything is computed from the items in a fixed order (reviewers by name), so the
 //! same input gives bit-identical scores.
