@@ -110,7 +110,12 @@ impl Corpus {
         for (title, rationale) in texts {
             let title_words = content_words(title);
             let kind = Kind::of(&title_words);
-            let title_chars: Vec<char> = title_words.join(" ").chars().collect();
+            // Bounded, so the quadratic worst case of the diff stays small whatever the input.
+            let title_chars: Vec<char> = title_words
+                .join(" ")
+                .chars()
+                .take(super::MAX_TITLE_CHARS)
+                .collect();
             let mut title_ids: Vec<u32> = title_words.iter().map(|w| intern(stem(w))).collect();
             let mut idents: Vec<u32> = identifiers(title).into_iter().map(&mut intern).collect();
             title_ids.extend_from_slice(&idents);

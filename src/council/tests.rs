@@ -572,3 +572,56 @@ fn report_keeps_multiline_rationales_inside_their_item() {
         "{md}"
     );
 }
+
+/// Odd text never panics and still gives a well-formed, deterministic tally.
+#[test]
+fn odd_text_is_handled() {
+    let odd = [
+        "",
+        "   ",
+        "the of and",
+        "é",
+        "ÉCOLE_Straße::größe naïve café",
+        "🦀🦀🦀 unsafe { *ptr } 🦀",
+        "a_b_c_d_e_f",
+        "XMLHttpRequest HTTPServer2 i/o I/O /o i/",
+        "'quoted' ‘curly’ don't rock'n'roll '",
+        "ssssssssssssssss sss ss s ies ied ing ers",
+        "\u{0}\u{7f}\t\n control",
+    ];
+    let long = "word ".repeat(2000);
+    let mut recs: Vec<Recommendation> = odd
+        .iter()
+        .map(|t| Recommendation {
+            title: (*t).to_owned(),
+            rationale: (*t).to_owned(),
+            priority: Priority::Medium,
+        })
+        .collect();
+    recs.push(Recommendation {
+        title: long.clone(),
+        rationale: long,
+        priority: Priority::High,
+    });
+    for threshold in [0.0, DEFAULT_THRESHOLD, 1.0, f64::NAN] {
+        let input = TallyInput {
+            council: "c".into(),
+            topic: "t".into(),
+            results: vec![
+                ReviewerResult::responded("a", recs.clone()),
+                ReviewerResult::responded("b", recs.iter().rev().cloned().collect()),
+            ],
+            threshold,
+        };
+        let t = tally(&input);
+        let grouped: usize = t.groups.iter().map(|g| g.members.len()).sum();
+        assert_eq!(grouped, 2 * recs.len(), "{threshold}");
+        assert!(t.groups.iter().all(|g| g.support <= 2));
+        let again = tally(&input);
+        assert_eq!(
+            serde_json::to_string(&t).unwrap(),
+            serde_json::to_string(&again).unwrap()
+        );
+        let _ = report(&t);
+    }
+}
