@@ -4,3 +4,6 @@
 mod common;
 
 mod inbox_basics;
+mod orch_dispatch;
+mod orch_plan;
+mod orch_wait;

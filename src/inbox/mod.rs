@@ -465,7 +465,7 @@ fn any_due(conn: &Connection, now: i64) -> Result<bool> {
 }
 
 /// The earliest lease end in the future, so that waits can wake when a thread reopens.
-fn next_lease_end(conn: &Connection) -> Result<Option<i64>> {
+pub fn next_lease_end(conn: &Connection) -> Result<Option<i64>> {
     Ok(conn.query_row(
         "SELECT min(lease_expires_at) FROM threads WHERE status = 'claimed'",
         [],
