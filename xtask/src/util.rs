@@ -51,7 +51,8 @@ pub fn build_release() -> Result<Bins> {
 
 /// A temp dir with a hermetic environment and a repository `repo/` with one commit.
 pub struct Sandbox {
-    pub tmp: tempfile::TempDir,
+    /// Held so the directory lives exactly as long as the sandbox.
+    _tmp: tempfile::TempDir,
     pub repo: PathBuf,
     pub home: PathBuf,
     pub path_env: std::ffi::OsString,
