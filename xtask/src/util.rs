@@ -72,7 +72,7 @@ impl Sandbox {
         ));
         let path_env = std::env::join_paths(paths)?;
         let sandbox = Sandbox {
-            tmp,
+            _tmp: tmp,
             repo,
             home,
             path_env,
