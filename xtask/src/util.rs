@@ -22,26 +22,28 @@ pub struct Bins {
 }
 
 pub fn build_release() -> Result<Bins> {
+    build(true)
+}
+
+/// Builds the binaries (release for figures, debug to reuse what `cargo test` built).
+pub fn build(release: bool) -> Result<Bins> {
     let root = workspace_root();
+    let mut args = vec!["build", "--quiet", "--package", "git-orch", "--bins"];
+    if release {
+        args.push("--release");
+    }
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args([
-            "build",
-            "--release",
-            "--quiet",
-            "--package",
-            "git-orch",
-            "--bins",
-        ])
+        .args(&args)
         .current_dir(&root)
         .status()
         .context("running cargo build")?;
     if !status.success() {
-        bail!("cargo build --release failed");
+        bail!("cargo {args:?} failed");
     }
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target"));
-    let dir = target.join("release");
+    let dir = target.join(if release { "release" } else { "debug" });
     Ok(Bins {
         inbox: dir.join("git-inbox"),
         orch: dir.join("git-orch"),
