@@ -12,6 +12,7 @@ use crate::orch::waits::{self, Until, WaitFor};
 use crate::orch::{reconcile, Attempt, Counts, NoWorkspaces, Orch, Run, Task, TASK_STATUSES};
 use crate::store::events::Event;
 use clap::{Parser, Subcommand};
+use serde::Serialize;
 use serde_json::json;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -324,6 +325,19 @@ pub struct LogArgs {
     pub run: RunOpt,
 }
 
+/// `{"tasks": [Task…]}`, serialized without a `Value` tree in between (it can be large).
+#[derive(Serialize)]
+struct TasksData<'a> {
+    tasks: &'a [Task],
+}
+
+#[derive(Serialize)]
+struct StatusData<'a> {
+    run: &'a Run,
+    counts: &'a Counts,
+    tasks: &'a [Task],
+}
+
 fn orch(ctx: &mut Ctx) -> Result<Orch<'_>> {
     let cfg = ctx.inbox_config()?;
     Ok(Orch::new(ctx.store()?, cfg))
@@ -351,7 +365,7 @@ pub fn run(ctx: &mut Ctx, out: &Out, command: OrchCommand) -> Result<()> {
                 let run = runs::resolve(tx, args.run.as_deref())?;
                 tasks::load(tx, &run.name, Select::Ready)
             })?;
-            out.success(&json!({ "tasks": tasks }), || {
+            out.success(&TasksData { tasks: &tasks }, || {
                 if tasks.is_empty() {
                     "No task is ready.".into()
                 } else {
@@ -400,7 +414,7 @@ pub fn run(ctx: &mut Ctx, out: &Out, command: OrchCommand) -> Result<()> {
                 let run = runs::resolve(tx, args.run.as_deref())?;
                 tasks::load(tx, &run.name, Select::Status("blocked"))
             })?;
-            out.success(&json!({ "tasks": tasks }), || render_blocked(&tasks))
+            out.success(&TasksData { tasks: &tasks }, || render_blocked(&tasks))
         }
         OrchCommand::Answer(args) => {
             let body = read_body(args.body.body, args.body.body_file.as_deref())?;
@@ -462,7 +476,11 @@ pub fn run(ctx: &mut Ctx, out: &Out, command: OrchCommand) -> Result<()> {
                 }
                 Ok((runs::to_json(&row, counts), tasks))
             })?;
-            let data = json!({"run": run, "counts": run.counts, "tasks": tasks});
+            let data = StatusData {
+                run: &run,
+                counts: &run.counts,
+                tasks: &tasks,
+            };
             out.success(&data, || render_status(&run, &tasks))
         }
         OrchCommand::Retry(args) => {
@@ -671,7 +689,7 @@ fn task_command(ctx: &mut Ctx, out: &Out, command: TaskCommand) -> Result<()> {
                 let run = runs::resolve(tx, args.run.run.as_deref())?;
                 tasks::import(tx, cfg, changes, &run, &plan)
             })?;
-            out.success(&json!({ "tasks": tasks }), || {
+            out.success(&TasksData { tasks: &tasks }, || {
                 let ready = tasks.iter().filter(|t| t.status == "ready").count();
                 format!(
                     "Imported {} task(s): {ready} ready, {} pending.",
@@ -690,7 +708,7 @@ fn task_command(ctx: &mut Ctx, out: &Out, command: TaskCommand) -> Result<()> {
                     None => tasks::load(tx, &run.name, Select::All),
                 }
             })?;
-            out.success(&json!({ "tasks": tasks }), || {
+            out.success(&TasksData { tasks: &tasks }, || {
                 if tasks.is_empty() {
                     "No tasks.".into()
                 } else {

@@ -831,9 +831,11 @@ fn deps_where(
         "SELECT d.task, d.depends_on FROM deps d WHERE d.run = ?1 ORDER BY d.task, d.depends_on"
             .to_owned()
     } else {
+        // CROSS JOIN keeps the selected tasks outside: otherwise SQLite may walk every
+        // dependency of the run in key order to spare itself a sort.
         format!(
-            "SELECT d.task, d.depends_on FROM tasks t JOIN deps d ON d.run = t.run AND d.task = t.key
-             WHERE t.run = ?1 {filter} ORDER BY d.task, d.depends_on"
+            "SELECT d.task, d.depends_on FROM tasks t CROSS JOIN deps d ON d.run = t.run AND d.task = t.key
+             WHERE t.run = ?1 {filter}"
         )
     };
     let mut stmt = conn.prepare_cached(&sql)?;
@@ -855,6 +857,9 @@ fn deps_where(
                 add(row)?;
             }
         }
+    }
+    for deps in map.values_mut() {
+        deps.sort_unstable();
     }
     Ok(map)
 }

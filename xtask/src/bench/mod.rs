@@ -2,6 +2,7 @@
 //! with the goal beside it, as rows of one markdown table.
 
 mod inbox;
+mod orch;
 
 use crate::util::{print_table, Row};
 use anyhow::{bail, Result};
@@ -12,8 +13,10 @@ pub fn run(args: &[String]) -> Result<()> {
     let mut rows: Vec<Row> = Vec::new();
     match which {
         "inbox" => rows.extend(inbox::run(&bins)?),
+        "orch" => rows.extend(orch::run(&bins)?),
         "all" => {
             rows.extend(inbox::run(&bins)?);
+            rows.extend(orch::run(&bins)?);
         }
         other => bail!("unknown benchmark {other:?}; {}", crate::USAGE),
     }
