@@ -504,3 +504,129 @@ pub fn reassign(
     };
     dispatch_one(orch, workspaces, &run, &req)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::orch::runs::NewRun;
+    use crate::orch::tasks::TaskSpec;
+    use crate::store::{Durability, Store};
+    use std::cell::Cell;
+
+    fn setup(dir: &std::path::Path) -> Store {
+        let (mut store, _) = Store::init(dir, Durability::Normal).unwrap();
+        let cfg = inbox::Config::default();
+        store
+            .write(|tx| {
+                let mut changes = Changes::default();
+                let new = NewRun {
+                    name: Some("r1"),
+                    title: "Run",
+                    base_ref: None,
+                    kind: "plan",
+                };
+                let run = runs::create(tx, &cfg, &mut changes, &new)?;
+                let run = runs::get(tx, &run.name)?;
+                let spec = TaskSpec {
+                    key: "a".into(),
+                    title: "A".into(),
+                    ..TaskSpec::default()
+                };
+                tasks::add(tx, &cfg, &mut changes, &run, &spec).map(drop)
+            })
+            .unwrap();
+        store
+    }
+
+    fn counts(store: &mut Store) -> (i64, i64, String) {
+        store
+            .read(|tx| {
+                let attempts = tx.query_row("SELECT count(*) FROM attempts", [], |r| r.get(0))?;
+                let threads = inbox::list(
+                    tx,
+                    &inbox::ListFilter {
+                        limit: 100,
+                        ..Default::default()
+                    },
+                )?
+                .len() as i64;
+                let status = tasks::get_row(tx, "r1", "a")?.status;
+                Ok((attempts, threads, status))
+            })
+            .unwrap()
+    }
+
+    /// Fails to prepare, or (with a store path) cancels the task meanwhile, so that the
+    /// hand-over fails; counts its undos.
+    struct Flaky {
+        fail: bool,
+        cancel_in: Option<std::path::PathBuf>,
+        undone: Cell<u32>,
+    }
+
+    impl Workspaces for Flaky {
+        fn prepare(&self, _attempt: &Prepared) -> Result<Workspace> {
+            if self.fail {
+                return Err(Error::new(Code::GitFailed, "no worktree today"));
+            }
+            if let Some(dir) = &self.cancel_in {
+                let mut other = Store::open(dir, Durability::Normal)?;
+                let cfg = inbox::Config::default();
+                other.write(|tx| {
+                    let task = tasks::get_row(tx, "r1", "a")?;
+                    let mut changes = Changes::default();
+                    crate::orch::cancel_task(tx, &cfg, &mut changes, &task, "meanwhile").map(drop)
+                })?;
+            }
+            Ok(Workspace::default())
+        }
+
+        fn undo(&self, _attempt: &Prepared, _workspace: &Workspace) {
+            self.undone.set(self.undone.get() + 1);
+        }
+    }
+
+    #[test]
+    fn a_failed_step_leaves_no_attempt_thread_or_workspace() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("orch");
+        let mut store = setup(&dir);
+        let req = Request {
+            key: "a",
+            ..Request::default()
+        };
+
+        let failing = Flaky {
+            fail: true,
+            cancel_in: None,
+            undone: Cell::new(0),
+        };
+        let mut orch = Orch::new(&mut store, inbox::Config::default());
+        let run = orch.read(|tx| runs::get(tx, "r1")).unwrap();
+        let err = dispatch_one(&mut orch, &failing, &run, &req).unwrap_err();
+        assert_eq!(err.code, Code::GitFailed);
+        assert_eq!(counts(&mut store), (0, 0, "ready".into()));
+
+        let racing = Flaky {
+            fail: false,
+            cancel_in: Some(dir.clone()),
+            undone: Cell::new(0),
+        };
+        let mut orch = Orch::new(&mut store, inbox::Config::default());
+        let err = dispatch_one(&mut orch, &racing, &run, &req).unwrap_err();
+        assert_eq!(err.code, Code::Conflict);
+        assert_eq!(racing.undone.get(), 1);
+        assert_eq!(counts(&mut store), (0, 0, "cancelled".into()));
+
+        // And when every step works: one attempt, one thread.
+        let mut orch = Orch::new(&mut store, inbox::Config::default());
+        let forced = Request {
+            key: "a",
+            force: true,
+            ..Request::default()
+        };
+        let attempt = dispatch_one(&mut orch, &NoWorkspaces, &run, &forced).unwrap();
+        assert_eq!(attempt.status, "dispatched");
+        assert_eq!(counts(&mut store), (1, 1, "dispatched".into()));
+    }
+}
