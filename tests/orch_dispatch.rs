@@ -216,6 +216,10 @@ fn failures_retry_until_attempts_run_out() {
         .ok();
     let flaky = task(&env, "flaky");
     assert_eq!(flaky["status"], "ready", "{flaky}");
+    assert_eq!(
+        flaky["current_attempt"]["agent"], "w1",
+        "claimed and failed unseen"
+    );
     assert_eq!(flaky["current_attempt"]["status"], "failed");
     assert_eq!(
         flaky["current_attempt"]["failure"]["reason"],

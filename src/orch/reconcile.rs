@@ -231,10 +231,9 @@ pub(crate) fn set_attempt_status(
     )?
     .execute(params![attempt.id, to, ended, act.now])?;
     if let Some(thread) = thread {
-        let holder = thread
-            .claimed_by
-            .as_deref()
-            .filter(|_| thread.status == "claimed");
+        // A closed thread keeps its last holder: the agent even when reconcile never saw
+        // the claim (claimed and finished between two looks).
+        let holder = thread.claimed_by.as_deref();
         conn.prepare_cached(
             "UPDATE attempts SET agent = coalesce(?2, agent), seen_status = ?3, seen_awaiting = ?4,
                     seen_claims = ?5, fail_reason = ?7, fail_retryable = ?8,
