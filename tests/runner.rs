@@ -5,3 +5,4 @@ mod common;
 
 mod inbox_basics;
 mod inbox_commands;
+mod inbox_errors;

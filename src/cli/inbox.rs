@@ -464,7 +464,11 @@ pub fn run(ctx: &mut Ctx, out: &Out, command: InboxCommand) -> Result<()> {
             let id = ctx.thread_id(args.id)?;
             let body = read_body(args.body.body, args.body.body_file.as_deref())?;
             let data = read_json_arg("data", args.data.data, args.data.data_file.as_deref())?;
-            inbox::check_body(&body)?;
+            inbox::check_note(&Note {
+                body: &body,
+                data: data.as_ref(),
+                artifacts: &[],
+            })?;
             let staged = stage_attachments(ctx, &args.data.attach)?;
             let note = Note {
                 body: &body,
@@ -495,7 +499,11 @@ pub fn run(ctx: &mut Ctx, out: &Out, command: InboxCommand) -> Result<()> {
             let actor = ctx.agent()?;
             let body = read_body(args.body.body, args.body.body_file.as_deref())?;
             let data = read_json_arg("data", args.data.data, args.data.data_file.as_deref())?;
-            inbox::check_body(&body)?;
+            inbox::check_reply(&Note {
+                body: &body,
+                data: data.as_ref(),
+                artifacts: &[],
+            })?;
             let staged = stage_attachments(ctx, &args.data.attach)?;
             let note = Note {
                 body: &body,

@@ -802,10 +802,23 @@ pub struct Note<'a> {
     pub artifacts: &'a [StagedArtifact],
 }
 
-fn check_note(note: &Note<'_>) -> Result<()> {
+/// Checks a note's body and data; callers run it before staging attachments too, so
+/// that bad input never leaves a stored blob behind.
+pub fn check_note(note: &Note<'_>) -> Result<()> {
     check_body(note.body)?;
     if let Some(data) = note.data {
         check_object("data", data)?;
+    }
+    Ok(())
+}
+
+/// [`check_note`] for a reply, which must say something.
+pub fn check_reply(note: &Note<'_>) -> Result<()> {
+    check_note(note)?;
+    if note.body.trim().is_empty() {
+        return Err(
+            Error::invalid_input("the reply is empty").hint("pass it with --body or --body-file")
+        );
     }
     Ok(())
 }
@@ -927,12 +940,7 @@ pub fn reply(
     id: i64,
     note: Note<'_>,
 ) -> Result<Posted> {
-    check_note(&note)?;
-    if note.body.trim().is_empty() {
-        return Err(
-            Error::invalid_input("the reply is empty").hint("pass it with --body or --body-file")
-        );
-    }
+    check_reply(&note)?;
     let now = begin(conn, cfg)?;
     let thread = get_thread(conn, id)?;
     if thread.is_closed() {
