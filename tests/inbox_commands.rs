@@ -490,6 +490,32 @@ fn wait_reply_returns_replies_before_and_after_it_started() {
 }
 
 #[test]
+fn wait_reply_is_not_fooled_by_my_own_renewals() {
+    let env = TestEnv::new();
+    let t = env.task("leader", "w1", "work");
+    let id = t.to_string();
+    env.inbox().agent("w1").args(["claim", &id]).ok();
+    env.inbox()
+        .agent("w1")
+        .args(["ask", &id, "--body", "q"])
+        .ok();
+    env.inbox()
+        .agent("leader")
+        .args(["reply", &id, "--body", "the answer"])
+        .ok();
+    // Renewing (or re-claiming) is bookkeeping, not a turn in the conversation: the
+    // answer that came after my question is still the one to return.
+    env.inbox().agent("w1").args(["renew", &id]).ok();
+    env.inbox().agent("w1").args(["claim", &id]).ok();
+    let got = env
+        .inbox()
+        .agent("w1")
+        .args(["wait-reply", &id, "--timeout", "5s"])
+        .ok();
+    assert_eq!(got["message"]["body"], "the answer");
+}
+
+#[test]
 fn wait_reply_renews_the_waiting_claimants_lease() {
     let env = TestEnv::new();
     let t = env.task("leader", "w1", "work");

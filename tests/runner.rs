@@ -5,4 +5,5 @@ mod common;
 
 mod inbox_basics;
 mod inbox_commands;
+mod inbox_concurrency;
 mod inbox_errors;

@@ -1335,6 +1335,11 @@ impl<'s> Inbox<'s> {
             if let Some(found) = probe(self)? {
                 return Ok(Some(found));
             }
+            // Checked here, not only when no commit came: commits the probe does not
+            // want must not carry a wait past its deadline.
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Ok(None);
+            }
             let lease_end = next_lease_end(self.store.conn())?;
             let wake = lease_end.map(|end| {
                 Instant::now() + Duration::from_millis((end - now_ms()).max(0) as u64 + 1)
@@ -1375,7 +1380,8 @@ impl<'s> Inbox<'s> {
     }
 
     /// Blocks until someone other than `actor` posts on thread `id` after `actor`'s last
-    /// message there (so a reply that raced ahead of the wait is not missed). Renews
+    /// message there (so a reply that raced ahead of the wait is not missed; renewals and
+    /// progress records do not count as `actor`'s messages). Renews
     /// `actor`'s lease while waiting when `actor` holds the thread.
     pub fn wait_reply(
         &mut self,
@@ -1385,9 +1391,13 @@ impl<'s> Inbox<'s> {
     ) -> Result<Option<Posted>> {
         let (baseline, holds) = self.read(|tx| {
             let thread = get_thread(tx, id)?;
+            // Bookkeeping written in my name (renewals, hook progress, an expiry) is not
+            // a turn in the conversation: a reply that came after my last real message
+            // is still unanswered even when a renewal followed it.
             let mine: Option<i64> = tx
                 .prepare_cached(
-                    "SELECT max(id) FROM messages WHERE thread_id = ?1 AND author = ?2",
+                    "SELECT max(id) FROM messages WHERE thread_id = ?1 AND author = ?2
+                     AND kind NOT IN ('renew', 'progress', 'expire')",
                 )?
                 .query_row(params![id, actor], |r| r.get(0))?;
             let latest: i64 = tx.query_row(
