@@ -3,6 +3,7 @@
 
 mod common;
 
+mod discovery;
 mod inbox_basics;
 mod inbox_commands;
 mod inbox_concurrency;

@@ -88,6 +88,17 @@ impl TestEnv {
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
     }
 
+    /// `git ARGS…` with both binaries on PATH, so `git inbox …` runs ours as git would.
+    pub fn git_with_tools(&self) -> Cmd {
+        let bins = Path::new(INBOX).parent().unwrap().to_path_buf();
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let mut dirs = vec![bins];
+        dirs.extend(std::env::split_paths(&path));
+        let mut cmd = self.cmd("git");
+        cmd.cmd.env("PATH", std::env::join_paths(dirs).unwrap());
+        cmd
+    }
+
     pub fn inbox(&self) -> Cmd {
         self.cmd(INBOX)
     }
