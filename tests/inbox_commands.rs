@@ -1001,6 +1001,19 @@ fn artifacts_round_trip_byte_exact_and_share_blobs() {
         assert_eq!(got["artifact"]["sha256"], sha);
         assert_eq!(&std::fs::read(&out).unwrap(), expected);
     }
+    // -o DIR writes into DIR under the artifact's name, like cp.
+    let into = env.root().join("into");
+    std::fs::create_dir_all(&into).unwrap();
+    let got = env
+        .inbox()
+        .args(["artifact", "get", &arts[0]["id"].to_string(), "-o"])
+        .arg(&into)
+        .ok();
+    assert_eq!(std::fs::read(into.join("test.log")).unwrap(), bytes);
+    assert_eq!(
+        got["path"].as_str().map(std::path::PathBuf::from),
+        Some(into.join("test.log"))
+    );
     // stdout, raw bytes.
     let raw = env
         .inbox()
@@ -1043,4 +1056,48 @@ fn update_and_done_carry_artifacts() {
         .arg(&file)
         .ok();
     assert_eq!(done["message"]["artifacts"][0]["size"], 9);
+}
+
+#[test]
+fn human_output_is_plain_text() {
+    let env = TestEnv::new();
+    let t = env.task("leader", "@workers", "Implement the lexer");
+    let id = t.to_string();
+    let human = |args: &[&str], expect: &str| {
+        let run = env.inbox().agent("w1").args(args).run();
+        assert_eq!(run.code, 0, "{args:?}: {run:?}");
+        assert!(
+            run.stdout.contains(expect),
+            "{args:?} lacks {expect:?}: {run:?}"
+        );
+        assert!(!run.stdout.contains('\u{1b}'), "no colour into a pipe");
+        assert!(
+            !run.stdout.trim_start().starts_with('{'),
+            "{args:?} printed JSON"
+        );
+    };
+    human(&["subscribe", "@workers"], "@workers");
+    human(&["fetch", "--peek"], &format!("thread {id}"));
+    human(&["claim", &id, "--lease", "10m"], "Claimed thread");
+    human(
+        &["update", &id, "--body", "half way\nthere"],
+        "Updated thread",
+    );
+    human(&["ask", &id, "--body", "which?"], "wait-reply");
+    human(&["list"], "Implement the lexer");
+    human(&["list", "--status", "done"], "No threads");
+    human(&["show", &id], "half way");
+    human(&["whoami"], "w1");
+    human(&["watch", "--since", "0", "--count", "2"], "thread.status");
+    human(&["done", &id], "done");
+    human(&["fetch"], "leader send");
+    human(&["fetch"], "No unread messages");
+    // Errors go to stderr, with the code and a hint.
+    let run = env.inbox().agent("w1").args(["show", "999"]).run();
+    assert_eq!(run.code, 3);
+    assert!(run.stdout.is_empty());
+    assert!(
+        run.stderr.contains("[not_found]") && run.stderr.contains("hint:"),
+        "{run:?}"
+    );
 }

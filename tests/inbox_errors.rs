@@ -260,6 +260,18 @@ fn invalid_input_errors_exit_2() {
         "invalid_input",
         2,
     );
+    // Attachments must be regular files with a name.
+    for bad in [env.root(), env.root().join("..")] {
+        refused(
+            &env,
+            env.inbox()
+                .agent("w1")
+                .args(["update", &id, "--attach"])
+                .arg(&bad),
+            "invalid_input",
+            2,
+        );
+    }
     // A bad orch.maxClaims is reported, not ignored.
     env.git(&["config", "orch.maxClaims", "zero"]);
     refused(

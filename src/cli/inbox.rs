@@ -291,7 +291,7 @@ pub enum ArtifactCommand {
     /// Write an artifact's bytes to PATH or stdout
     Get {
         id: i64,
-        /// Write to PATH instead of stdout
+        /// Write to PATH instead of stdout (into PATH under the artifact's name when PATH is a directory)
         #[arg(short = 'o', value_name = "PATH")]
         output: Option<PathBuf>,
     },
@@ -664,6 +664,12 @@ pub fn run(ctx: &mut Ctx, out: &Out, command: InboxCommand) -> Result<()> {
             let path = artifacts::blob_path(ctx.store()?.state_dir(), &meta.sha256);
             match output {
                 Some(dest) => {
+                    // Like cp: into a directory, under the artifact's own name.
+                    let dest = if dest.is_dir() {
+                        dest.join(&meta.name)
+                    } else {
+                        dest
+                    };
                     copy_atomically(&path, &dest)?;
                     let data = json!({"artifact": meta, "path": dest});
                     out.success(&data, || {
