@@ -1101,3 +1101,24 @@ fn human_output_is_plain_text() {
         "{run:?}"
     );
 }
+
+#[test]
+fn watch_ends_quietly_when_its_reader_goes_away() {
+    use std::io::BufRead;
+    let env = TestEnv::new();
+    env.send("leader", "w1", "one");
+    let mut watcher = env
+        .inbox()
+        .args(["watch", "--since", "0", "--json"])
+        .spawn();
+    let mut stdout = std::io::BufReader::new(watcher.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    assert!(first.contains("thread.status"), "{first}");
+    // `git inbox watch | head -1`: the reader is gone; the next event ends the stream.
+    drop(stdout);
+    env.send("leader", "w1", "two");
+    let run = finish(watcher, Duration::from_secs(20));
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(!run.stderr.contains("panicked"), "{run:?}");
+}

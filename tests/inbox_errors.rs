@@ -480,6 +480,8 @@ fn not_initialized_exit_3() {
         vec!["subscribe", "@workers"],
         vec!["watch", "--timeout", "1s"],
         vec!["show", "1"],
+        vec!["whoami"],
+        vec!["artifact", "get", "1", "-o", "x"],
     ] {
         let error = env
             .inbox()

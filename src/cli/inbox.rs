@@ -705,6 +705,8 @@ pub fn run(ctx: &mut Ctx, out: &Out, command: InboxCommand) -> Result<()> {
             }
         }
         InboxCommand::Whoami => {
+            // SPEC §2: every command but init needs the state, even one that reads none.
+            ctx.store()?;
             let (agent, source) = ctx.identity()?;
             let marker = ctx.marker()?;
             let data = json!({
