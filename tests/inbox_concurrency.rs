@@ -167,6 +167,11 @@ fn an_expired_lease_reopens_the_thread_and_fences_the_old_holder() {
         let error = env.inbox().agent("w1").args(&args).fails("lease_lost", 4);
         assert_eq!(error["details"]["thread"], t);
     }
+    // Waiting for an answer is an act of the holder too.
+    env.inbox()
+        .agent("w1")
+        .args(["wait-reply", &id, "--timeout", "5s"])
+        .fails("lease_lost", 4);
     // Someone else takes it; the old holder stays fenced out.
     let taken = env.inbox().agent("w2").args(["claim", &id]).ok();
     assert_eq!(taken["thread"]["claim_count"], 2);

@@ -510,6 +510,15 @@ fn require_holder(conn: &Connection, thread: &Thread, actor: &str) -> Result<i64
     .detail("claimed_by", thread.claimed_by.clone()))
 }
 
+/// Whether `actor`'s last claim on thread `id` ended by its lease running out.
+fn lost_by_expiry(conn: &Connection, id: i64, actor: &str) -> Result<bool> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT 1 FROM holders WHERE thread_id = ?1 AND agent = ?2 AND ended_by = 'expire'",
+        )?
+        .exists(params![id, actor])?)
+}
+
 /// Extends `actor`'s claim: `lease` from now, or the claim's own lease length.
 fn extend_lease(conn: &Connection, now: i64, id: i64, lease_ms: Option<i64>) -> Result<()> {
     conn.prepare_cached(
@@ -1406,6 +1415,11 @@ impl<'s> Inbox<'s> {
                 |r| r.get(0),
             )?;
             let holds = thread.status == "claimed" && thread.claimed_by.as_deref() == Some(actor);
+            // A holder whose lease ran out must hear so (lease_lost) rather than wait on
+            // as a bystander for an answer to work it no longer owns.
+            if !holds && lost_by_expiry(tx, id, actor)? {
+                require_holder(tx, &thread, actor)?;
+            }
             Ok((mine.unwrap_or(latest), holds))
         })?;
         // A holder checks its lease straight away, then whenever half of it is left.
