@@ -1122,3 +1122,115 @@ fn watch_ends_quietly_when_its_reader_goes_away() {
     assert_eq!(run.code, 0, "{run:?}");
     assert!(!run.stderr.contains("panicked"), "{run:?}");
 }
+
+/// Milliseconds since the epoch of an RFC 3339 UTC time as the inbox prints it.
+fn epoch_ms(time: &str) -> i64 {
+    let num = |range: std::ops::Range<usize>| time[range].parse::<i64>().unwrap();
+    let (y, m, d) = (num(0..4), num(5..7), num(8..10));
+    // Howard Hinnant's days_from_civil.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    ((days * 24 + num(11..13)) * 60 + num(14..16)) * 60_000 + num(17..19) * 1000 + num(20..23)
+}
+
+#[test]
+fn leases_default_to_thirty_minutes_or_orch_default_lease() {
+    let env = TestEnv::new();
+    let lease_of = |claimed: &Value| {
+        epoch_ms(claimed["thread"]["lease_expires_at"].as_str().unwrap())
+            - epoch_ms(claimed["message"]["created_at"].as_str().unwrap())
+    };
+    let t = env.task("leader", "w1", "a");
+    let claimed = env.inbox().agent("w1").args(["claim", &t.to_string()]).ok();
+    assert_eq!(lease_of(&claimed), 30 * 60 * 1000);
+    env.git(&["config", "orch.defaultLease", "1h30m"]);
+    let t = env.task("leader", "w1", "b");
+    let claimed = env.inbox().agent("w1").args(["claim", &t.to_string()]).ok();
+    assert_eq!(lease_of(&claimed), 90 * 60 * 1000);
+    let claimed = env
+        .inbox()
+        .agent("w1")
+        .args(["renew", &t.to_string(), "--lease", "90"])
+        .ok();
+    assert_eq!(lease_of(&claimed), 90 * 1000, "a bare number is seconds");
+    env.git(&["config", "orch.defaultLease", "forever"]);
+    env.inbox()
+        .agent("w1")
+        .args(["claim", "--next"])
+        .fails("invalid_input", 2);
+}
+
+#[test]
+fn durability_setting_is_checked() {
+    let env = TestEnv::new();
+    env.git(&["config", "orch.durability", "normal"]);
+    env.send("leader", "w1", "fast");
+    env.git(&["config", "orch.durability", "sloppy"]);
+    let error = env
+        .inbox()
+        .agent("leader")
+        .args(["send", "--to", "w1", "--subject", "s"])
+        .fails("invalid_input", 2);
+    assert!(error["hint"].as_str().unwrap().contains("orch.durability"));
+    assert_eq!(env.count("threads"), 1);
+}
+
+#[test]
+fn every_state_change_is_an_event() {
+    let env = TestEnv::new();
+    let t = env.task("leader", "@workers", "lifecycle");
+    let id = t.to_string();
+    env.inbox().agent("w1").args(["claim", &id]).ok();
+    env.inbox().agent("w1").args(["release", &id]).ok();
+    env.inbox().agent("w2").args(["claim", &id]).ok();
+    env.inbox().agent("w2").args(["done", &id]).ok();
+    let t2 = env.send("leader", "w1", "withdrawn");
+    env.inbox()
+        .agent("leader")
+        .args(["cancel", &t2.to_string()])
+        .ok();
+    let t3 = env.task("leader", "w1", "given up");
+    env.inbox()
+        .agent("w1")
+        .args(["claim", &t3.to_string()])
+        .ok();
+    env.inbox()
+        .agent("w1")
+        .args(["fail", &t3.to_string(), "--reason", "no"])
+        .ok();
+    let run = env
+        .inbox()
+        .args(["watch", "--since", "0", "--timeout", "100ms", "--json"])
+        .run();
+    let events = run.lines();
+    let transitions = |thread: i64| -> Vec<(Value, Value, Value)> {
+        events
+            .iter()
+            .filter(|e| e["kind"] == "thread.status" && e["thread"] == thread)
+            .map(|e| (e["from"].clone(), e["to"].clone(), e["actor"].clone()))
+            .collect()
+    };
+    assert_eq!(
+        transitions(t),
+        [
+            (Value::Null, json!("open"), json!("leader")),
+            (json!("open"), json!("claimed"), json!("w1")),
+            (json!("claimed"), json!("open"), json!("w1")),
+            (json!("open"), json!("claimed"), json!("w2")),
+            (json!("claimed"), json!("done"), json!("w2")),
+        ]
+    );
+    assert_eq!(transitions(t2).last().unwrap().1, "cancelled");
+    assert_eq!(transitions(t3).last().unwrap().1, "failed");
+    // One message.created per message.
+    let created = events
+        .iter()
+        .filter(|e| e["kind"] == "message.created")
+        .count() as i64;
+    assert_eq!(created, env.count("messages"));
+}
