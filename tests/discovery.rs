@@ -369,3 +369,25 @@ fn state_lives_in_the_common_dir_only() {
         json!("s")
     );
 }
+
+#[test]
+fn a_bare_repository_keeps_its_state_in_itself() {
+    let env = TestEnv::bare_repo();
+    let bare = env.root().join("shared.git");
+    env.git(&["clone", "-q", "--bare", ".", bare.to_str().unwrap()]);
+    let init = env.inbox().dir(&bare).arg("init").ok();
+    assert_eq!(init["created"], true);
+    assert_eq!(
+        std::path::PathBuf::from(init["state_dir"].as_str().unwrap()),
+        bare.join("orch")
+    );
+    env.inbox()
+        .dir(&bare)
+        .agent("leader")
+        .args(["send", "--to", "w1", "--subject", "in a bare repo"])
+        .ok();
+    let listed = env.inbox().dir(bare.join("refs")).arg("list").ok();
+    assert_eq!(subjects(&listed), ["in a bare repo"]);
+    // The clone's source is a different repository with no state.
+    env.inbox().arg("list").fails("not_initialized", 3);
+}

@@ -775,6 +775,24 @@ fn watch_since_count_thread_and_timeout() {
         ])
         .run();
     assert!(run.lines().iter().all(|e| e["thread"] == t2), "{run:?}");
+    let run = env
+        .inbox()
+        .args([
+            "watch",
+            "--since",
+            "0",
+            "--to",
+            "w2",
+            "--timeout",
+            "100ms",
+            "--json",
+        ])
+        .run();
+    let lines = run.lines();
+    let (error, events) = lines.split_last().unwrap();
+    assert_eq!(error["error"]["code"], "timeout");
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert!(events.iter().all(|e| e["thread"] == t2), "{events:?}");
 
     // Live: a watcher from now on sees a later send.
     let watcher = env
