@@ -417,3 +417,27 @@ fn waits_time_out_on_time_while_others_keep_writing() {
         run.error("timeout", 5);
     }
 }
+
+#[test]
+fn one_send_wakes_exactly_one_of_several_claim_waiters() {
+    let env = TestEnv::new();
+    let waiters: Vec<_> = (1..=3)
+        .map(|n| {
+            env.inbox()
+                .agent(&format!("w{n}"))
+                .args(["claim", "--next", "--queue", "@workers", "--wait", "800ms"])
+                .spawn_json()
+        })
+        .collect();
+    for waiter in &waiters {
+        wait_until_db_open(waiter);
+    }
+    let t = env.task("leader", "@workers", "only one");
+    let runs: Vec<Run> = waiters.into_iter().map(|w| finish(w, LONG)).collect();
+    let winners: Vec<&Run> = runs.iter().filter(|r| r.code == 0).collect();
+    assert_eq!(winners.len(), 1, "{runs:#?}");
+    assert_eq!(winners[0].data()["thread"]["id"], t);
+    for run in runs.iter().filter(|r| r.code != 0) {
+        run.error("timeout", 5);
+    }
+}

@@ -671,3 +671,38 @@ fn timeouts_exit_5() {
         .args(["fetch", "--peek", "--wait", "100ms"])
         .fails("timeout", 5);
 }
+
+#[test]
+fn io_errors_exit_1_without_a_panic() {
+    let env = TestEnv::new();
+    let file = env.root().join("f.txt");
+    std::fs::write(&file, "x").unwrap();
+    let sent = env
+        .inbox()
+        .agent("leader")
+        .args(["send", "--to", "w1", "--subject", "s", "--attach"])
+        .arg(&file)
+        .ok();
+    let art = sent["message"]["artifacts"][0]["id"].to_string();
+    let run = env
+        .inbox()
+        .args(["artifact", "get", &art, "-o", "/no/such/dir/out", "--json"])
+        .run();
+    run.error("io", 1);
+    assert!(!run.stderr.contains("panicked"), "{run:?}");
+    // A blob gone from the store is an I/O error too, not a crash.
+    let sha = sent["message"]["artifacts"][0]["sha256"].as_str().unwrap();
+    std::fs::remove_file(
+        env.repo
+            .join(".git/orch/artifacts")
+            .join(&sha[..2])
+            .join(sha),
+    )
+    .unwrap();
+    let out = env.root().join("out");
+    env.inbox()
+        .args(["artifact", "get", &art, "-o"])
+        .arg(&out)
+        .fails("io", 1);
+    assert!(!out.exists());
+}
