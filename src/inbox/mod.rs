@@ -4,6 +4,22 @@
 //! The inbox knows nothing of runs or tasks. Functions that change state take the open
 //! transaction (`&Connection` inside [`Store::write`]) so a caller above, like orch, can
 //! make its own rows and an inbox thread in one atomic step.
+//!
+//! Where SPEC §5 is silent, these are the decisions (each has an integration test):
+//! - Claiming a thread addressed to another agent is `conflict`; a queue thread may be
+//!   claimed by anyone, subscribed or not. So are `cancel` by neither sender nor leader,
+//!   and `reply` by someone who takes no part (sender, addressee, queue member, past or
+//!   present holder, leader).
+//! - `update` is the claimant's alone (`not_claimant` for others, who use `reply`).
+//! - `wait-reply` returns the first message of kind send/update/ask/reply by someone else
+//!   after the caller's last message on the thread; renewals, hook progress and expiries
+//!   written in the caller's name do not move that baseline. done/fail/cancel end it with
+//!   `thread_closed`. A holder whose lease ran out gets `lease_lost`, not a silent wait.
+//! - An expiry is recorded as an `expire` message authored by the holder that lost the
+//!   lease; `orch.maxClaims` counts expiries, not claims (as SPEC words it).
+//! - The read cursor is one global message id per agent: subscribing to a queue later
+//!   does not replay that queue's messages from before the cursor.
+//! - Thread JSON adds `failure: {reason, retryable} | null`.
 
 pub mod artifacts;
 
