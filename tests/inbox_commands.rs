@@ -236,6 +236,32 @@ fn fetch_never_returns_my_own_messages_and_follows_visibility() {
 }
 
 #[test]
+fn the_cursor_is_one_position_so_a_late_subscription_does_not_replay() {
+    let env = TestEnv::new();
+    let old = env.send("leader", "@workers", "before w1 joined");
+    let mine = env.send("leader", "w1", "direct");
+    let fetched = env.inbox().agent("w1").arg("fetch").ok();
+    assert_eq!(fetched["messages"].as_array().unwrap().len(), 1);
+    assert_eq!(fetched["messages"][0]["thread"], mine);
+    env.inbox().agent("w1").args(["subscribe", "@workers"]).ok();
+    // Older queue messages lie behind the cursor; new ones on that thread arrive.
+    assert_eq!(
+        env.inbox().agent("w1").arg("fetch").ok()["messages"],
+        json!([])
+    );
+    env.inbox()
+        .agent("leader")
+        .args(["reply", &old.to_string(), "--body", "still open"])
+        .ok();
+    let fetched = env.inbox().agent("w1").arg("fetch").ok();
+    assert_eq!(fetched["messages"][0]["body"], "still open");
+    // A newcomer that never fetched starts from the beginning.
+    env.inbox().agent("w2").args(["subscribe", "@workers"]).ok();
+    let fetched = env.inbox().agent("w2").arg("fetch").ok();
+    assert_eq!(kinds(&fetched["messages"]), ["send", "reply"]);
+}
+
+#[test]
 fn fetch_wait_is_woken_by_a_send_from_another_process() {
     let env = TestEnv::new();
     let waiter = env

@@ -129,6 +129,8 @@ fn an_expired_lease_reopens_the_thread_and_fences_the_old_holder() {
         .expect("an expire message")
         .clone();
     assert_eq!(expire["data"]["holder"], "w1");
+    assert_eq!(expire["author"], "w1");
+    assert_eq!(expire["data"]["expiries"], 1);
     assert_eq!(
         expire["data"]["lease_expired_at"],
         claimed["thread"]["lease_expires_at"]
@@ -440,4 +442,24 @@ fn one_send_wakes_exactly_one_of_several_claim_waiters() {
     for run in runs.iter().filter(|r| r.code != 0) {
         run.error("timeout", 5);
     }
+}
+
+#[test]
+fn done_by_the_worker_ends_the_senders_wait_reply() {
+    let env = TestEnv::new();
+    let t = env.task("leader", "w1", "report back");
+    let id = t.to_string();
+    env.inbox().agent("w1").args(["claim", &id]).ok();
+    let sender = env
+        .inbox()
+        .agent("leader")
+        .args(["wait-reply", &id, "--timeout", "20s"])
+        .spawn_json();
+    wait_until_db_open(&sender);
+    env.inbox()
+        .agent("w1")
+        .args(["done", &id, "--result", r#"{"ok": true}"#])
+        .ok();
+    let error = finish(sender, LONG).error("thread_closed", 4);
+    assert_eq!(error["details"]["status"], "done");
 }
