@@ -3,7 +3,11 @@
 
 mod common;
 
+mod discovery;
 mod inbox_basics;
+mod inbox_commands;
+mod inbox_concurrency;
+mod inbox_errors;
 mod orch_dispatch;
 mod orch_plan;
 mod orch_wait;
