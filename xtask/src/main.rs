@@ -2,12 +2,13 @@
 //! builds of the real binaries.
 
 mod bench;
+mod demo;
 mod soak;
 mod util;
 
 use anyhow::{bail, Result};
 
-const USAGE: &str = "usage: cargo xtask test\n       cargo xtask bench [inbox|orch|worktree|council|all]\n       cargo xtask soak [--workers N] [--threads M] [--seconds S] [--small] [--debug]";
+const USAGE: &str = "usage: cargo xtask demo [--dir DIR] [--release]\n       cargo xtask test\n       cargo xtask bench [inbox|orch|worktree|council|all]\n       cargo xtask soak [--workers N] [--threads M] [--seconds S] [--small] [--debug]";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -15,6 +16,7 @@ fn main() -> Result<()> {
         Some("bench") => bench::run(&args[1..]),
         Some("soak") => soak::run(&args[1..]),
         Some("test") => test(),
+        Some("demo") => demo::run(&args[1..]),
         _ => bail!("{USAGE}"),
     }
 }

@@ -53,8 +53,8 @@ pub fn build(release: bool) -> Result<Bins> {
 
 /// A temp dir with a hermetic environment and a repository `repo/` with one commit.
 pub struct Sandbox {
-    /// Held so the directory lives exactly as long as the sandbox.
-    _tmp: tempfile::TempDir,
+    /// Held so a temporary directory lives exactly as long as the sandbox.
+    _tmp: Option<tempfile::TempDir>,
     pub repo: PathBuf,
     pub home: PathBuf,
     pub path_env: std::ffi::OsString,
@@ -63,7 +63,21 @@ pub struct Sandbox {
 impl Sandbox {
     pub fn new(bins: &Bins) -> Result<Sandbox> {
         let tmp = tempfile::tempdir()?;
-        let root = tmp.path().canonicalize()?;
+        let root = tmp.path().to_path_buf();
+        Self::make(bins, Some(tmp), &root)
+    }
+
+    /// A sandbox in `dir` (created; must be empty), kept afterwards for inspection.
+    pub fn at(bins: &Bins, dir: &Path) -> Result<Sandbox> {
+        std::fs::create_dir_all(dir)?;
+        if std::fs::read_dir(dir)?.next().is_some() {
+            bail!("{} is not empty", dir.display());
+        }
+        Self::make(bins, None, dir)
+    }
+
+    fn make(bins: &Bins, tmp: Option<tempfile::TempDir>, root: &Path) -> Result<Sandbox> {
+        let root = root.canonicalize()?;
         let repo = root.join("repo");
         let home = root.join("home");
         std::fs::create_dir_all(&repo)?;
