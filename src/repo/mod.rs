@@ -5,6 +5,24 @@ use crate::error::{Code, Error, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
+mod bases;
+pub mod git;
+pub mod hooks;
+mod revs;
+mod status;
+#[cfg(test)]
+pub(crate) mod testing;
+mod worktree;
+
+pub use bases::MergedBase;
+pub use hooks::{HookOutcome, HooksReport, HOOK_NAMES};
+pub use revs::{BaseRef, CommitStats};
+pub use status::{worktree_dirty_paths, Untracked};
+pub use worktree::{
+    remove_attempt_marker, write_attempt_marker, AttemptName, AttemptWorktree, Rescue,
+    WorktreeGuard,
+};
+
 /// Name of the attempt marker file in a linked worktree's private git dir (SPEC §7).
 pub const ATTEMPT_MARKER: &str = "orch-attempt";
 
@@ -39,6 +57,28 @@ impl Repo {
                 .detail("reason", err.to_string())
             })?
             .to_thread_local();
+        Self::from_gix(repo)
+    }
+
+    /// Opens the worktree (or repository) at `path` itself, ignoring `GIT_DIR` and
+    /// friends: for acting on an attempt worktree from anywhere, hooks included.
+    pub fn open_worktree(path: &Path) -> Result<Repo> {
+        let repo = gix::ThreadSafeRepository::discover(path)
+            .map_err(|err| {
+                Error::new(
+                    Code::NotFound,
+                    format!("not a git worktree: {}", path.display()),
+                )
+                .hint(
+                    "the worktree may have been deleted; `git worktree list` shows what git knows",
+                )
+                .detail("reason", err.to_string())
+            })?
+            .to_thread_local();
+        Self::from_gix(repo)
+    }
+
+    fn from_gix(repo: gix::Repository) -> Result<Repo> {
         // gix hands back paths like `.git/worktrees/x/../..`; state must have one name.
         let canonical = |p: &Path| {
             std::fs::canonicalize(p).map_err(|e| Error::io(format!("resolving {}", p.display()), e))
@@ -69,6 +109,16 @@ impl Repo {
 
     pub fn workdir(&self) -> Option<&Path> {
         self.repo.workdir()
+    }
+
+    /// Where `git` runs for this repository: the work tree, or the git dir when bare.
+    fn run_dir(&self) -> &Path {
+        self.repo.workdir().unwrap_or(&self.git_dir)
+    }
+
+    /// The gix handle, for the other files of this module only.
+    fn gix(&self) -> &gix::Repository {
+        &self.repo
     }
 
     /// A config value as git would resolve it (all scopes, last one wins).
