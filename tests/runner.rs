@@ -4,3 +4,4 @@
 mod common;
 
 mod inbox_basics;
+mod repo_hooks;

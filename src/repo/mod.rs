@@ -63,7 +63,20 @@ impl Repo {
     /// Opens the worktree (or repository) at `path` itself, ignoring `GIT_DIR` and
     /// friends: for acting on an attempt worktree from anywhere, hooks included.
     pub fn open_worktree(path: &Path) -> Result<Repo> {
-        let repo = gix::ThreadSafeRepository::discover(path)
+        use gix::sec::trust::DefaultForLevel;
+        // Plain `discover` still honours GIT_INDEX_FILE and GIT_OBJECT_DIRECTORY, which
+        // inside a hook describe the hook's worktree, not this one.
+        let options = |level| {
+            let mut permissions = gix::open::Permissions::default_for_level(level);
+            permissions.env.git_prefix = gix::sec::Permission::Deny;
+            permissions.env.objects = gix::sec::Permission::Deny;
+            gix::open::Options::default_for_level(level).permissions(permissions)
+        };
+        let trust_map = gix::sec::trust::Mapping {
+            full: options(gix::sec::Trust::Full),
+            reduced: options(gix::sec::Trust::Reduced),
+        };
+        let repo = gix::ThreadSafeRepository::discover_opts(path, Default::default(), trust_map)
             .map_err(|err| {
                 Error::new(
                     Code::NotFound,

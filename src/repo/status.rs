@@ -181,6 +181,67 @@ mod tests {
     }
 
     #[test]
+    fn one_change_among_five_thousand_files_is_found() {
+        let t = TempRepo::new();
+        for dir in 0..50 {
+            for file in 0..100 {
+                t.write(
+                    &format!("d{dir:02}/f{file:03}.txt"),
+                    &format!("{dir} {file}\n"),
+                );
+            }
+        }
+        t.git(&["add", "."]);
+        t.git(&["commit", "-q", "-m", "five thousand files"]);
+        let repo = t.open();
+        assert!(repo.dirty_paths(Untracked::Include).unwrap().is_empty());
+        t.write("d17/f042.txt", "changed\n");
+        t.write("d49/new.txt", "new\n");
+        assert_eq!(
+            repo.dirty_paths(Untracked::Ignore).unwrap(),
+            ["d17/f042.txt"]
+        );
+        assert_eq!(
+            repo.dirty_paths(Untracked::Include).unwrap(),
+            ["d17/f042.txt", "d49/new.txt"]
+        );
+    }
+
+    /// Inside a hook git exports GIT_DIR and GIT_INDEX_FILE for the hook's worktree; a
+    /// worktree opened by path must not see them. The check runs in a child process of
+    /// this test binary, since the variables cannot be set safely in a threaded test.
+    #[test]
+    fn a_worktree_opened_by_path_ignores_hook_variables() {
+        const PROBE: &str = "GIT_ORCH_TEST_OPEN_PROBE";
+        if let Some(dir) = std::env::var_os(PROBE) {
+            let dirty = worktree_dirty_paths(Path::new(&dir), Untracked::Include).unwrap();
+            assert!(dirty.is_empty(), "saw the hook's worktree: {dirty:?}");
+            return;
+        }
+        let t = TempRepo::new();
+        let other = TempRepo::new();
+        other.write("staged-elsewhere.txt", "x\n");
+        other.git(&["add", "staged-elsewhere.txt"]);
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "repo::status::tests::a_worktree_opened_by_path_ignores_hook_variables",
+                "--exact",
+                "--test-threads=1",
+            ])
+            .env(PROBE, t.path())
+            .env("GIT_DIR", other.path().join(".git"))
+            .env("GIT_INDEX_FILE", other.path().join(".git/index"))
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{stdout}");
+        assert!(
+            stdout.contains("1 passed"),
+            "the probe did not run: {stdout}"
+        );
+    }
+
+    #[test]
     fn reverting_a_staged_change_in_the_files_still_counts() {
         // HEAD and the files agree, the index does not: `git commit` would change things.
         let t = TempRepo::new();
