@@ -6,7 +6,7 @@ mod util;
 
 use anyhow::{bail, Result};
 
-const USAGE: &str = "usage: cargo xtask bench [inbox|orch|worktree|council|all]";
+const USAGE: &str = "usage: cargo xtask bench [inbox|hooks|orch|worktree|council|all]";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
