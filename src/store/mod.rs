@@ -9,10 +9,16 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// Embedded migrations, applied in order; `PRAGMA user_version` is the index of the last.
-const MIGRATIONS: &[(&str, &str)] = &[(
-    "0001_inbox.sql",
-    include_str!("../../migrations/0001_inbox.sql"),
-)];
+const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "0001_inbox.sql",
+        include_str!("../../migrations/0001_inbox.sql"),
+    ),
+    (
+        "0002_orch.sql",
+        include_str!("../../migrations/0002_orch.sql"),
+    ),
+];
 
 /// The schema version this binary writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -22,26 +22,28 @@ pub struct Bins {
 }
 
 pub fn build_release() -> Result<Bins> {
+    build(true)
+}
+
+/// Builds the binaries (release for figures, debug to reuse what `cargo test` built).
+pub fn build(release: bool) -> Result<Bins> {
     let root = workspace_root();
+    let mut args = vec!["build", "--quiet", "--package", "git-orch", "--bins"];
+    if release {
+        args.push("--release");
+    }
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args([
-            "build",
-            "--release",
-            "--quiet",
-            "--package",
-            "git-orch",
-            "--bins",
-        ])
+        .args(&args)
         .current_dir(&root)
         .status()
         .context("running cargo build")?;
     if !status.success() {
-        bail!("cargo build --release failed");
+        bail!("cargo {args:?} failed");
     }
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target"));
-    let dir = target.join("release");
+    let dir = target.join(if release { "release" } else { "debug" });
     Ok(Bins {
         inbox: dir.join("git-inbox"),
         orch: dir.join("git-orch"),
@@ -51,7 +53,8 @@ pub fn build_release() -> Result<Bins> {
 
 /// A temp dir with a hermetic environment and a repository `repo/` with one commit.
 pub struct Sandbox {
-    pub tmp: tempfile::TempDir,
+    /// Held so the directory lives exactly as long as the sandbox.
+    _tmp: tempfile::TempDir,
     pub repo: PathBuf,
     pub home: PathBuf,
     pub path_env: std::ffi::OsString,
@@ -71,7 +74,7 @@ impl Sandbox {
         ));
         let path_env = std::env::join_paths(paths)?;
         let sandbox = Sandbox {
-            tmp,
+            _tmp: tmp,
             repo,
             home,
             path_env,

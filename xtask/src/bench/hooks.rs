@@ -51,7 +51,7 @@ pub fn run(bins: &Bins) -> Result<Vec<Row>> {
         &bins.inbox,
         &["--agent", "w1", "claim", &thread.to_string()],
     )?;
-    let wt = sandbox.tmp.path().canonicalize()?.join("wt");
+    let wt = sandbox.repo.parent().context("sandbox root")?.join("wt");
     sandbox.git(&[
         "worktree",
         "add",

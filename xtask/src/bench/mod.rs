@@ -3,6 +3,7 @@
 
 mod hooks;
 mod inbox;
+mod orch;
 
 use crate::util::{print_table, Row};
 use anyhow::{bail, Result};
@@ -14,8 +15,10 @@ pub fn run(args: &[String]) -> Result<()> {
     match which {
         "inbox" => rows.extend(inbox::run(&bins)?),
         "hooks" => rows.extend(hooks::run(&bins)?),
+        "orch" => rows.extend(orch::run(&bins)?),
         "all" => {
             rows.extend(inbox::run(&bins)?);
+            rows.extend(orch::run(&bins)?);
             rows.extend(hooks::run(&bins)?);
         }
         other => bail!("unknown benchmark {other:?}; {}", crate::USAGE),
