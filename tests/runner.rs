@@ -11,3 +11,4 @@ mod inbox_errors;
 mod orch_dispatch;
 mod orch_plan;
 mod orch_wait;
+mod repo_hooks;

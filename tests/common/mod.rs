@@ -46,7 +46,7 @@ impl TestEnv {
         self.tmp.path().canonicalize().unwrap()
     }
 
-    fn hermetic(&self, cmd: &mut Command) {
+    pub fn hermetic(&self, cmd: &mut Command) {
         for (key, _) in std::env::vars_os() {
             let key_str = key.to_string_lossy();
             if key_str.starts_with("GIT_") || key_str.starts_with("ORCH_") {

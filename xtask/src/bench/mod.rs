@@ -1,6 +1,7 @@
 //! Benchmarks: each prints figures and ratios against a baseline measured in the same run,
 //! with the goal beside it, as rows of one markdown table.
 
+mod hooks;
 mod inbox;
 mod orch;
 
@@ -13,10 +14,12 @@ pub fn run(args: &[String]) -> Result<()> {
     let mut rows: Vec<Row> = Vec::new();
     match which {
         "inbox" => rows.extend(inbox::run(&bins)?),
+        "hooks" => rows.extend(hooks::run(&bins)?),
         "orch" => rows.extend(orch::run(&bins)?),
         "all" => {
             rows.extend(inbox::run(&bins)?);
             rows.extend(orch::run(&bins)?);
+            rows.extend(hooks::run(&bins)?);
         }
         other => bail!("unknown benchmark {other:?}; {}", crate::USAGE),
     }
