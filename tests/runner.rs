@@ -4,4 +4,12 @@
 mod common;
 
 mod council_review;
+mod discovery;
 mod inbox_basics;
+mod inbox_commands;
+mod inbox_concurrency;
+mod inbox_errors;
+mod orch_dispatch;
+mod orch_plan;
+mod orch_wait;
+mod repo_hooks;

@@ -291,7 +291,7 @@ pub enum ArtifactCommand {
     /// Write an artifact's bytes to PATH or stdout
     Get {
         id: i64,
-        /// Write to PATH instead of stdout
+        /// Write to PATH instead of stdout (into PATH under the artifact's name when PATH is a directory)
         #[arg(short = 'o', value_name = "PATH")]
         output: Option<PathBuf>,
     },
@@ -464,7 +464,11 @@ pub fn run(ctx: &mut Ctx, out: &Out, command: InboxCommand) -> Result<()> {
             let id = ctx.thread_id(args.id)?;
             let body = read_body(args.body.body, args.body.body_file.as_deref())?;
             let data = read_json_arg("data", args.data.data, args.data.data_file.as_deref())?;
-            inbox::check_body(&body)?;
+            inbox::check_note(&Note {
+                body: &body,
+                data: data.as_ref(),
+                artifacts: &[],
+            })?;
             let staged = stage_attachments(ctx, &args.data.attach)?;
             let note = Note {
                 body: &body,
@@ -495,7 +499,11 @@ pub fn run(ctx: &mut Ctx, out: &Out, command: InboxCommand) -> Result<()> {
             let actor = ctx.agent()?;
             let body = read_body(args.body.body, args.body.body_file.as_deref())?;
             let data = read_json_arg("data", args.data.data, args.data.data_file.as_deref())?;
-            inbox::check_body(&body)?;
+            inbox::check_reply(&Note {
+                body: &body,
+                data: data.as_ref(),
+                artifacts: &[],
+            })?;
             let staged = stage_attachments(ctx, &args.data.attach)?;
             let note = Note {
                 body: &body,
@@ -656,6 +664,12 @@ pub fn run(ctx: &mut Ctx, out: &Out, command: InboxCommand) -> Result<()> {
             let path = artifacts::blob_path(ctx.store()?.state_dir(), &meta.sha256);
             match output {
                 Some(dest) => {
+                    // Like cp: into a directory, under the artifact's own name.
+                    let dest = if dest.is_dir() {
+                        dest.join(&meta.name)
+                    } else {
+                        dest
+                    };
                     copy_atomically(&path, &dest)?;
                     let data = json!({"artifact": meta, "path": dest});
                     out.success(&data, || {
@@ -691,6 +705,8 @@ pub fn run(ctx: &mut Ctx, out: &Out, command: InboxCommand) -> Result<()> {
             }
         }
         InboxCommand::Whoami => {
+            // SPEC §2: every command but init needs the state, even one that reads none.
+            ctx.store()?;
             let (agent, source) = ctx.identity()?;
             let marker = ctx.marker()?;
             let data = json!({

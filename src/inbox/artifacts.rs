@@ -36,9 +36,15 @@ pub fn blob_path(state_dir: &Path, sha256: &str) -> PathBuf {
 /// Checks `source` (name and size) without reading it, so a bad attachment is refused
 /// before anything is written.
 pub fn check(source: &Path) -> Result<String> {
-    let name = source
-        .file_name()
-        .and_then(|n| n.to_str())
+    let file_name = source.file_name().ok_or_else(|| {
+        Error::invalid_input(format!(
+            "cannot attach {}: it names no file",
+            source.display()
+        ))
+        .hint("attach a file, e.g. --attach target/test.log")
+    })?;
+    let name = file_name
+        .to_str()
         .filter(|n| !n.is_empty() && n.len() <= 255 && !n.chars().any(char::is_control))
         .ok_or_else(|| {
             Error::invalid_input(format!(

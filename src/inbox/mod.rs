@@ -4,6 +4,22 @@
 //! The inbox knows nothing of runs or tasks. Functions that change state take the open
 //! transaction (`&Connection` inside [`Store::write`]) so a caller above, like orch, can
 //! make its own rows and an inbox thread in one atomic step.
+//!
+//! Where SPEC §5 is silent, these are the decisions (each has an integration test):
+//! - Claiming a thread addressed to another agent is `conflict`; a queue thread may be
+//!   claimed by anyone, subscribed or not. So are `cancel` by neither sender nor leader,
+//!   and `reply` by someone who takes no part (sender, addressee, queue member, past or
+//!   present holder, leader).
+//! - `update` is the claimant's alone (`not_claimant` for others, who use `reply`).
+//! - `wait-reply` returns the first message of kind send/update/ask/reply by someone else
+//!   after the caller's last message on the thread; renewals, hook progress and expiries
+//!   written in the caller's name do not move that baseline. done/fail/cancel end it with
+//!   `thread_closed`. A holder whose lease ran out gets `lease_lost`, not a silent wait.
+//! - An expiry is recorded as an `expire` message authored by the holder that lost the
+//!   lease; `orch.maxClaims` counts expiries, not claims (as SPEC words it).
+//! - The read cursor is one global message id per agent: subscribing to a queue later
+//!   does not replay that queue's messages from before the cursor.
+//! - Thread JSON adds `failure: {reason, retryable} | null`.
 
 pub mod artifacts;
 
@@ -465,7 +481,7 @@ fn any_due(conn: &Connection, now: i64) -> Result<bool> {
 }
 
 /// The earliest lease end in the future, so that waits can wake when a thread reopens.
-fn next_lease_end(conn: &Connection) -> Result<Option<i64>> {
+pub fn next_lease_end(conn: &Connection) -> Result<Option<i64>> {
     Ok(conn.query_row(
         "SELECT min(lease_expires_at) FROM threads WHERE status = 'claimed'",
         [],
@@ -508,6 +524,15 @@ fn require_holder(conn: &Connection, thread: &Thread, actor: &str) -> Result<i64
     })
     .detail("thread", thread.id)
     .detail("claimed_by", thread.claimed_by.clone()))
+}
+
+/// Whether `actor`'s last claim on thread `id` ended by its lease running out.
+fn lost_by_expiry(conn: &Connection, id: i64, actor: &str) -> Result<bool> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT 1 FROM holders WHERE thread_id = ?1 AND agent = ?2 AND ended_by = 'expire'",
+        )?
+        .exists(params![id, actor])?)
 }
 
 /// Extends `actor`'s claim: `lease` from now, or the claim's own lease length.
@@ -802,10 +827,23 @@ pub struct Note<'a> {
     pub artifacts: &'a [StagedArtifact],
 }
 
-fn check_note(note: &Note<'_>) -> Result<()> {
+/// Checks a note's body and data; callers run it before staging attachments too, so
+/// that bad input never leaves a stored blob behind.
+pub fn check_note(note: &Note<'_>) -> Result<()> {
     check_body(note.body)?;
     if let Some(data) = note.data {
         check_object("data", data)?;
+    }
+    Ok(())
+}
+
+/// [`check_note`] for a reply, which must say something.
+pub fn check_reply(note: &Note<'_>) -> Result<()> {
+    check_note(note)?;
+    if note.body.trim().is_empty() {
+        return Err(
+            Error::invalid_input("the reply is empty").hint("pass it with --body or --body-file")
+        );
     }
     Ok(())
 }
@@ -927,12 +965,7 @@ pub fn reply(
     id: i64,
     note: Note<'_>,
 ) -> Result<Posted> {
-    check_note(&note)?;
-    if note.body.trim().is_empty() {
-        return Err(
-            Error::invalid_input("the reply is empty").hint("pass it with --body or --body-file")
-        );
-    }
+    check_reply(&note)?;
     let now = begin(conn, cfg)?;
     let thread = get_thread(conn, id)?;
     if thread.is_closed() {
@@ -1327,6 +1360,11 @@ impl<'s> Inbox<'s> {
             if let Some(found) = probe(self)? {
                 return Ok(Some(found));
             }
+            // Checked here, not only when no commit came: commits the probe does not
+            // want must not carry a wait past its deadline.
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Ok(None);
+            }
             let lease_end = next_lease_end(self.store.conn())?;
             let wake = lease_end.map(|end| {
                 Instant::now() + Duration::from_millis((end - now_ms()).max(0) as u64 + 1)
@@ -1367,7 +1405,8 @@ impl<'s> Inbox<'s> {
     }
 
     /// Blocks until someone other than `actor` posts on thread `id` after `actor`'s last
-    /// message there (so a reply that raced ahead of the wait is not missed). Renews
+    /// message there (so a reply that raced ahead of the wait is not missed; renewals and
+    /// progress records do not count as `actor`'s messages). Renews
     /// `actor`'s lease while waiting when `actor` holds the thread.
     pub fn wait_reply(
         &mut self,
@@ -1377,9 +1416,13 @@ impl<'s> Inbox<'s> {
     ) -> Result<Option<Posted>> {
         let (baseline, holds) = self.read(|tx| {
             let thread = get_thread(tx, id)?;
+            // Bookkeeping written in my name (renewals, hook progress, an expiry) is not
+            // a turn in the conversation: a reply that came after my last real message
+            // is still unanswered even when a renewal followed it.
             let mine: Option<i64> = tx
                 .prepare_cached(
-                    "SELECT max(id) FROM messages WHERE thread_id = ?1 AND author = ?2",
+                    "SELECT max(id) FROM messages WHERE thread_id = ?1 AND author = ?2
+                     AND kind NOT IN ('renew', 'progress', 'expire')",
                 )?
                 .query_row(params![id, actor], |r| r.get(0))?;
             let latest: i64 = tx.query_row(
@@ -1388,6 +1431,11 @@ impl<'s> Inbox<'s> {
                 |r| r.get(0),
             )?;
             let holds = thread.status == "claimed" && thread.claimed_by.as_deref() == Some(actor);
+            // A holder whose lease ran out must hear so (lease_lost) rather than wait on
+            // as a bystander for an answer to work it no longer owns.
+            if !holds && lost_by_expiry(tx, id, actor)? {
+                require_holder(tx, &thread, actor)?;
+            }
             Ok((mine.unwrap_or(latest), holds))
         })?;
         // A holder checks its lease straight away, then whenever half of it is left.

@@ -5,6 +5,24 @@ use crate::error::{Code, Error, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
+mod bases;
+pub mod git;
+pub mod hooks;
+mod revs;
+mod status;
+#[cfg(test)]
+pub(crate) mod testing;
+mod worktree;
+
+pub use bases::MergedBase;
+pub use hooks::{HookOutcome, HooksReport, HOOK_NAMES};
+pub use revs::{BaseRef, CommitStats};
+pub use status::{worktree_dirty_paths, Untracked};
+pub use worktree::{
+    remove_attempt_marker, write_attempt_marker, AttemptName, AttemptWorktree, Rescue,
+    WorktreeGuard,
+};
+
 /// Name of the attempt marker file in a linked worktree's private git dir (SPEC §7).
 pub const ATTEMPT_MARKER: &str = "orch-attempt";
 
@@ -39,6 +57,41 @@ impl Repo {
                 .detail("reason", err.to_string())
             })?
             .to_thread_local();
+        Self::from_gix(repo)
+    }
+
+    /// Opens the worktree (or repository) at `path` itself, ignoring `GIT_DIR` and
+    /// friends: for acting on an attempt worktree from anywhere, hooks included.
+    pub fn open_worktree(path: &Path) -> Result<Repo> {
+        use gix::sec::trust::DefaultForLevel;
+        // Plain `discover` still honours GIT_INDEX_FILE and GIT_OBJECT_DIRECTORY, which
+        // inside a hook describe the hook's worktree, not this one.
+        let options = |level| {
+            let mut permissions = gix::open::Permissions::default_for_level(level);
+            permissions.env.git_prefix = gix::sec::Permission::Deny;
+            permissions.env.objects = gix::sec::Permission::Deny;
+            gix::open::Options::default_for_level(level).permissions(permissions)
+        };
+        let trust_map = gix::sec::trust::Mapping {
+            full: options(gix::sec::Trust::Full),
+            reduced: options(gix::sec::Trust::Reduced),
+        };
+        let repo = gix::ThreadSafeRepository::discover_opts(path, Default::default(), trust_map)
+            .map_err(|err| {
+                Error::new(
+                    Code::NotFound,
+                    format!("not a git worktree: {}", path.display()),
+                )
+                .hint(
+                    "the worktree may have been deleted; `git worktree list` shows what git knows",
+                )
+                .detail("reason", err.to_string())
+            })?
+            .to_thread_local();
+        Self::from_gix(repo)
+    }
+
+    fn from_gix(repo: gix::Repository) -> Result<Repo> {
         // gix hands back paths like `.git/worktrees/x/../..`; state must have one name.
         let canonical = |p: &Path| {
             std::fs::canonicalize(p).map_err(|e| Error::io(format!("resolving {}", p.display()), e))
@@ -69,6 +122,16 @@ impl Repo {
 
     pub fn workdir(&self) -> Option<&Path> {
         self.repo.workdir()
+    }
+
+    /// Where `git` runs for this repository: the work tree, or the git dir when bare.
+    fn run_dir(&self) -> &Path {
+        self.repo.workdir().unwrap_or(&self.git_dir)
+    }
+
+    /// The gix handle, for the other files of this module only.
+    fn gix(&self) -> &gix::Repository {
+        &self.repo
     }
 
     /// A config value as git would resolve it (all scopes, last one wins).

@@ -86,3 +86,20 @@ pub fn from_row(row: &Row<'_>) -> rusqlite::Result<Event> {
 pub fn last_id(conn: &Connection) -> Result<i64> {
     Ok(conn.query_row("SELECT coalesce(max(id), 0) FROM events", [], |r| r.get(0))?)
 }
+
+/// The newest event of `kind` about `run` (and `task`, when given).
+pub fn latest(
+    conn: &Connection,
+    kind: &str,
+    run: &str,
+    task: Option<&str>,
+) -> Result<Option<Event>> {
+    use rusqlite::OptionalExtension;
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM events e WHERE e.run = ?1 AND e.kind = ?2 AND (?3 IS NULL OR e.task = ?3)
+         ORDER BY e.id DESC LIMIT 1"
+    ))?;
+    Ok(stmt
+        .query_row(params![run, kind, task], from_row)
+        .optional()?)
+}

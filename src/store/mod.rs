@@ -9,10 +9,16 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// Embedded migrations, applied in order; `PRAGMA user_version` is the index of the last.
-const MIGRATIONS: &[(&str, &str)] = &[(
-    "0001_inbox.sql",
-    include_str!("../../migrations/0001_inbox.sql"),
-)];
+const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "0001_inbox.sql",
+        include_str!("../../migrations/0001_inbox.sql"),
+    ),
+    (
+        "0002_orch.sql",
+        include_str!("../../migrations/0002_orch.sql"),
+    ),
+];
 
 /// The schema version this binary writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -114,8 +120,13 @@ impl Store {
             Durability::Normal => "NORMAL",
         };
         self.conn.execute_batch(&format!(
-            "PRAGMA foreign_keys = ON; PRAGMA synchronous = {sync};"
+            "PRAGMA foreign_keys = ON; PRAGMA synchronous = {sync}; PRAGMA journal_size_limit = 16777216;"
         ))?;
+        // Every command is a short process: a checkpoint and WAL deletion at each close
+        // would cost every next writer a WAL re-creation and several fsyncs. The WAL is
+        // checkpointed by SQLite's automatic checkpoints instead, and kept.
+        self.conn
+            .set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
         Ok(())
     }
 

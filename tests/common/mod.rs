@@ -46,7 +46,7 @@ impl TestEnv {
         self.tmp.path().canonicalize().unwrap()
     }
 
-    fn hermetic(&self, cmd: &mut Command) {
+    pub fn hermetic(&self, cmd: &mut Command) {
         for (key, _) in std::env::vars_os() {
             let key_str = key.to_string_lossy();
             if key_str.starts_with("GIT_") || key_str.starts_with("ORCH_") {
@@ -88,6 +88,17 @@ impl TestEnv {
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
     }
 
+    /// `git ARGS…` with both binaries on PATH, so `git inbox …` runs ours as git would.
+    pub fn git_with_tools(&self) -> Cmd {
+        let bins = Path::new(INBOX).parent().unwrap().to_path_buf();
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let mut dirs = vec![bins];
+        dirs.extend(std::env::split_paths(&path));
+        let mut cmd = self.cmd("git");
+        cmd.cmd.env("PATH", std::env::join_paths(dirs).unwrap());
+        cmd
+    }
+
     pub fn inbox(&self) -> Cmd {
         self.cmd(INBOX)
     }
@@ -106,6 +117,48 @@ impl TestEnv {
     pub fn state_db(&self) -> PathBuf {
         self.repo.join(".git/orch/state.db")
     }
+
+    /// A connection on the state database, to check what a command did or did not write.
+    pub fn db(&self) -> rusqlite::Connection {
+        let conn = rusqlite::Connection::open(self.state_db()).expect("open state.db");
+        conn.busy_timeout(Duration::from_secs(10)).unwrap();
+        conn
+    }
+
+    /// Rows in one table of the state database.
+    pub fn count(&self, table: &str) -> i64 {
+        self.db()
+            .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+            .unwrap()
+    }
+
+    /// `git inbox send` from `from` to `to`; returns the new thread's id.
+    pub fn send(&self, from: &str, to: &str, subject: &str) -> i64 {
+        self.inbox()
+            .agent(from)
+            .args(["send", "--to", to, "--subject", subject])
+            .ok()["thread"]["id"]
+            .as_i64()
+            .expect("thread id")
+    }
+
+    /// `git inbox send --kind task` to `to`; returns the new thread's id.
+    pub fn task(&self, from: &str, to: &str, subject: &str) -> i64 {
+        self.inbox()
+            .agent(from)
+            .args(["send", "--kind", "task", "--to", to, "--subject", subject])
+            .ok()["thread"]["id"]
+            .as_i64()
+            .expect("thread id")
+    }
+
+    /// `git inbox show ID` as `data`.
+    pub fn show(&self, id: i64) -> Value {
+        self.inbox()
+            .agent("observer")
+            .args(["show", &id.to_string()])
+            .ok()
+    }
 }
 
 /// A command about to run; builder methods mirror what a user types.
@@ -123,6 +176,39 @@ pub struct Run {
 }
 
 impl Run {
+    /// `data` of a successful `--json` run.
+    pub fn data(&self) -> Value {
+        let doc = self.doc();
+        assert_eq!(
+            self.code, 0,
+            "expected success, got {doc}\nstderr: {}",
+            self.stderr
+        );
+        assert_eq!(doc["ok"], true, "{doc}");
+        doc["data"].clone()
+    }
+
+    /// `error` of a failed `--json` run, after checking its code and exit status.
+    pub fn error(&self, code: &str, exit: i32) -> Value {
+        let doc = self.doc();
+        assert_eq!(doc["ok"], false, "expected failure {code}, got {doc}");
+        assert_eq!(doc["error"]["code"], code, "{doc}");
+        assert_eq!(self.code, exit, "exit status for {code}: {doc}");
+        doc["error"].clone()
+    }
+
+    /// Every stdout line as JSON (streaming commands print one object per line).
+    pub fn lines(&self) -> Vec<Value> {
+        self.stdout
+            .lines()
+            .map(|l| {
+                serde_json::from_str(l).unwrap_or_else(|e| {
+                    panic!("not a JSON line ({e}): {l:?}\nstderr: {}", self.stderr)
+                })
+            })
+            .collect()
+    }
+
     /// The parsed `--json` document.
     pub fn doc(&self) -> Value {
         serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
@@ -212,6 +298,16 @@ impl Cmd {
         doc["error"].clone()
     }
 
+    /// Runs and returns the raw output (for bytes on stdout).
+    pub fn raw(mut self) -> Output {
+        self.cmd.output().expect("spawn")
+    }
+
+    /// Starts with `--json` without waiting, with piped output; end it with [`finish`].
+    pub fn spawn_json(self) -> std::process::Child {
+        self.arg("--json").spawn()
+    }
+
     /// Starts without waiting, with piped output.
     pub fn spawn(mut self) -> std::process::Child {
         self.cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
@@ -231,4 +327,70 @@ pub fn wait_until<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> O
         std::thread::park_timeout(pause);
         pause = (pause * 2).min(Duration::from_millis(50));
     }
+}
+
+/// Waits for a spawned command to end (draining its output meanwhile); kills it and panics
+/// when it outlives `timeout`.
+pub fn finish(mut child: std::process::Child, timeout: Duration) -> Run {
+    use std::io::Read;
+    fn drain(pipe: Option<impl Read + Send + 'static>) -> std::thread::JoinHandle<Vec<u8>> {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    }
+    let stdout = drain(child.stdout.take());
+    let stderr = drain(child.stderr.take());
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            let out = String::from_utf8_lossy(&stdout.join().unwrap()).into_owned();
+            panic!("command still running after {timeout:?}; stdout so far: {out:?}");
+        }
+        std::thread::park_timeout(Duration::from_millis(5));
+    };
+    Run {
+        code: status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&stdout.join().unwrap()).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr.join().unwrap()).into_owned(),
+    }
+}
+
+/// Waits until a spawned command has the state database open, i.e. it is (about to be)
+/// blocked in its wait. Only a hint that makes tests exercise the wake-up path: the
+/// commands under test must be correct whichever side of the race they land on.
+pub fn wait_until_db_open(child: &std::process::Child) {
+    let fd_dir = PathBuf::from(format!("/proc/{}/fd", child.id()));
+    if !fd_dir.exists() {
+        return;
+    }
+    let stat = PathBuf::from(format!("/proc/{}/stat", child.id()));
+    wait_until(
+        "the command to open the database",
+        Duration::from_secs(10),
+        || {
+            // A command that already ended (a zombie) will never open it: let `finish` report.
+            let ended = std::fs::read_to_string(&stat).map_or(true, |s| {
+                s.rsplit(')')
+                    .next()
+                    .is_some_and(|r| r.trim_start().starts_with('Z'))
+            });
+            if ended {
+                return Some(());
+            }
+            let entries = std::fs::read_dir(&fd_dir).ok()?;
+            entries
+                .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+                .any(|target| target.to_string_lossy().ends_with("state.db-shm"))
+                .then_some(())
+        },
+    );
 }

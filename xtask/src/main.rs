@@ -2,16 +2,38 @@
 //! builds of the real binaries.
 
 mod bench;
+mod demo;
+mod soak;
 mod util;
 
 use anyhow::{bail, Result};
 
-const USAGE: &str = "usage: cargo xtask bench [inbox|orch|worktree|council|all]";
+const USAGE: &str = "usage: cargo xtask demo [--dir DIR] [--release]\n       cargo xtask test\n       cargo xtask bench [inbox|hooks|orch|worktree|council|all]\n       cargo xtask soak [--workers N] [--threads M] [--seconds S] [--small] [--debug]";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("bench") => bench::run(&args[1..]),
+        Some("soak") => soak::run(&args[1..]),
+        Some("test") => test(),
+        Some("demo") => demo::run(&args[1..]),
         _ => bail!("{USAGE}"),
     }
+}
+
+/// The one test command: the cargo test suite, then a small soak against the same debug
+/// binaries.
+fn test() -> Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = std::process::Command::new(&cargo)
+        .args(["test", "--workspace"])
+        .current_dir(util::workspace_root())
+        .status()?;
+    if !status.success() {
+        bail!("cargo test failed");
+    }
+    let bins = util::build(false)?;
+    let small = soak::SoakArgs::parse(&["--small".to_owned()])?;
+    println!("{}", soak::soak_run(&bins, &small)?);
+    Ok(())
 }

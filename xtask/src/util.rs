@@ -22,26 +22,28 @@ pub struct Bins {
 }
 
 pub fn build_release() -> Result<Bins> {
+    build(true)
+}
+
+/// Builds the binaries (release for figures, debug to reuse what `cargo test` built).
+pub fn build(release: bool) -> Result<Bins> {
     let root = workspace_root();
+    let mut args = vec!["build", "--quiet", "--package", "git-orch", "--bins"];
+    if release {
+        args.push("--release");
+    }
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args([
-            "build",
-            "--release",
-            "--quiet",
-            "--package",
-            "git-orch",
-            "--bins",
-        ])
+        .args(&args)
         .current_dir(&root)
         .status()
         .context("running cargo build")?;
     if !status.success() {
-        bail!("cargo build --release failed");
+        bail!("cargo {args:?} failed");
     }
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target"));
-    let dir = target.join("release");
+    let dir = target.join(if release { "release" } else { "debug" });
     Ok(Bins {
         inbox: dir.join("git-inbox"),
         orch: dir.join("git-orch"),
@@ -51,7 +53,8 @@ pub fn build_release() -> Result<Bins> {
 
 /// A temp dir with a hermetic environment and a repository `repo/` with one commit.
 pub struct Sandbox {
-    pub tmp: tempfile::TempDir,
+    /// Held so a temporary directory lives exactly as long as the sandbox.
+    _tmp: Option<tempfile::TempDir>,
     pub repo: PathBuf,
     pub home: PathBuf,
     pub path_env: std::ffi::OsString,
@@ -60,7 +63,21 @@ pub struct Sandbox {
 impl Sandbox {
     pub fn new(bins: &Bins) -> Result<Sandbox> {
         let tmp = tempfile::tempdir()?;
-        let root = tmp.path().canonicalize()?;
+        let root = tmp.path().to_path_buf();
+        Self::make(bins, Some(tmp), &root)
+    }
+
+    /// A sandbox in `dir` (created; must be empty), kept afterwards for inspection.
+    pub fn at(bins: &Bins, dir: &Path) -> Result<Sandbox> {
+        std::fs::create_dir_all(dir)?;
+        if std::fs::read_dir(dir)?.next().is_some() {
+            bail!("{} is not empty", dir.display());
+        }
+        Self::make(bins, None, dir)
+    }
+
+    fn make(bins: &Bins, tmp: Option<tempfile::TempDir>, root: &Path) -> Result<Sandbox> {
+        let root = root.canonicalize()?;
         let repo = root.join("repo");
         let home = root.join("home");
         std::fs::create_dir_all(&repo)?;
@@ -71,7 +88,7 @@ impl Sandbox {
         ));
         let path_env = std::env::join_paths(paths)?;
         let sandbox = Sandbox {
-            tmp,
+            _tmp: tmp,
             repo,
             home,
             path_env,

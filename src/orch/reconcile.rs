@@ -1,0 +1,273 @@
+//! Reconcile: bring attempts and tasks in line with their inbox threads (SPEC §6).
+//!
+//! | thread                          | attempt      | task                                   |
+//! | ------------------------------- | ------------ | -------------------------------------- |
+//! | open (new, expired or released) | `dispatched` | `dispatched`                           |
+//! | claimed                         | `running`    | `running`                              |
+//! | claimed, awaiting a reply       | `blocked`    | `blocked` (`question`)                 |
+//! | done                            | `succeeded`  | `done`; dependents may become `ready`  |
+//! | failed, retryable, attempts left| `failed`     | `ready` (or `pending`)                 |
+//! | failed otherwise                | `failed`     | `failed`                               |
+//! | failed by too many expiries     | `lost`       | like a retryable failure               |
+//! | cancelled                       | `cancelled`  | `cancelled`                            |
+//!
+//! Each live attempt remembers what it last saw of its thread (status, awaiting_reply,
+//! claim_count, updated_at); only attempts whose thread moved are looked at, so a
+//! reconcile with nothing to do is a read of the live attempts and their threads, and
+//! takes no write lock. Applying the same picture twice changes nothing: idempotent.
+
+use super::tasks::{self, TaskRow};
+use super::{Act, Changes, LIVE_ATTEMPT_SQL};
+use crate::error::Result;
+use crate::inbox::{self, Inbox, Thread};
+use crate::store::events::{Event, NewEvent};
+use crate::store::Store;
+use rusqlite::{params, Connection};
+
+/// Why the inbox fails a thread whose lease ran out too often.
+const LEASE_EXPIRED_TOO_OFTEN: &str = "lease_expired_too_often";
+
+/// Enough of an attempt to change its status and name it in events.
+#[derive(Debug, Clone)]
+pub(crate) struct AttemptRef {
+    pub id: i64,
+    pub run: String,
+    pub task: String,
+    pub thread: Option<i64>,
+}
+
+struct Live {
+    attempt: AttemptRef,
+    status: String,
+    seen: (Option<String>, Option<bool>, Option<i64>, Option<String>),
+}
+
+/// Live attempts whose thread moved since reconcile last looked, with the thread.
+fn moved(conn: &Connection) -> Result<Vec<(Live, Thread)>> {
+    let live: Vec<Live> = conn
+        .prepare_cached(&format!(
+            "SELECT id, run, task, thread_id, status, seen_status, seen_awaiting, seen_claims, seen_updated_at
+             FROM attempts WHERE status IN {LIVE_ATTEMPT_SQL} AND thread_id IS NOT NULL ORDER BY id"
+        ))?
+        .query_map([], |r| {
+            Ok(Live {
+                attempt: AttemptRef {
+                    id: r.get(0)?,
+                    run: r.get(1)?,
+                    task: r.get(2)?,
+                    thread: r.get(3)?,
+                },
+                status: r.get(4)?,
+                seen: (r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?),
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut out = Vec::new();
+    for live in live {
+        let Some(id) = live.attempt.thread else {
+            continue;
+        };
+        let Some(thread) = inbox::find_thread(conn, id)? else {
+            continue;
+        };
+        let (status, awaiting, claims, updated) = &live.seen;
+        let same = status.as_deref() == Some(thread.status.as_str())
+            && *awaiting == Some(thread.awaiting_reply)
+            && *claims == Some(thread.claim_count)
+            && updated.as_deref() == Some(thread.updated_at.as_str());
+        if !same {
+            out.push((live, thread));
+        }
+    }
+    Ok(out)
+}
+
+/// Reconciles with as little locking as possible: lease expiries and the look at the
+/// threads are reads unless something is due or moved.
+pub fn reconcile(store: &mut Store, cfg: &inbox::Config) -> Result<Vec<Event>> {
+    Inbox::new(store, cfg.clone()).settle()?;
+    if store.read(|tx| moved(tx))?.is_empty() {
+        return Ok(Vec::new());
+    }
+    store.write(|tx| {
+        let mut changes = Changes::default();
+        reconcile_tx(tx, cfg, &mut changes)?;
+        Ok(changes.events)
+    })
+}
+
+/// Reconciles inside an open write transaction.
+pub fn reconcile_tx(conn: &Connection, cfg: &inbox::Config, changes: &mut Changes) -> Result<()> {
+    let now = crate::time::now_ms();
+    inbox::expire_due(conn, cfg, now)?;
+    let act = Act {
+        now,
+        leader: &cfg.leader,
+    };
+    for (live, thread) in moved(conn)? {
+        apply(conn, &act, changes, &live, &thread)?;
+    }
+    Ok(())
+}
+
+/// The attempt status a thread's state means.
+pub fn attempt_status_for(thread: &Thread) -> &'static str {
+    match thread.status.as_str() {
+        "claimed" if thread.awaiting_reply => "blocked",
+        "claimed" => "running",
+        "done" => "succeeded",
+        "failed"
+            if thread
+                .failure
+                .as_ref()
+                .is_some_and(|f| f.reason == LEASE_EXPIRED_TOO_OFTEN) =>
+        {
+            "lost"
+        }
+        "failed" => "failed",
+        "cancelled" => "cancelled",
+        _ => "dispatched",
+    }
+}
+
+fn apply(
+    conn: &Connection,
+    act: &Act<'_>,
+    changes: &mut Changes,
+    live: &Live,
+    thread: &Thread,
+) -> Result<()> {
+    let target = attempt_status_for(thread);
+    set_attempt_status(
+        conn,
+        act,
+        changes,
+        &live.attempt,
+        &live.status,
+        target,
+        Some(thread),
+    )?;
+    let Some(task) = tasks::find_row(conn, &live.attempt.run, &live.attempt.task)? else {
+        return Ok(());
+    };
+    // Only the task's latest attempt speaks for it; a finished task stays finished.
+    if task.current_attempt != Some(live.attempt.id) || super::is_final_task(&task.status) {
+        return Ok(());
+    }
+    let retryable = thread.failure.as_ref().is_some_and(|f| f.retryable);
+    let to = match target {
+        "succeeded" => "done",
+        "failed" | "lost"
+            if (retryable || target == "lost") && task.attempts < task.max_attempts =>
+        {
+            tasks::waiting_status(conn, &task.run, &task.key)?
+        }
+        "failed" | "lost" => "failed",
+        "cancelled" => "cancelled",
+        other => other,
+    };
+    move_task(conn, act, changes, &task, to, live.attempt.id, thread)
+}
+
+fn move_task(
+    conn: &Connection,
+    act: &Act<'_>,
+    changes: &mut Changes,
+    task: &TaskRow,
+    to: &str,
+    attempt: i64,
+    thread: &Thread,
+) -> Result<()> {
+    if to == "blocked" {
+        // Refreshed even when already blocked: a second question replaces the first.
+        let detail = tasks::question_detail(conn, thread.id)?;
+        return tasks::set_status(
+            conn,
+            act,
+            changes,
+            &task.run,
+            &task.key,
+            &task.status,
+            to,
+            Some(attempt),
+            Some(("question", &detail)),
+        );
+    }
+    if task.status == to {
+        return Ok(());
+    }
+    tasks::set_status(
+        conn,
+        act,
+        changes,
+        &task.run,
+        &task.key,
+        &task.status,
+        to,
+        Some(attempt),
+        None,
+    )?;
+    if to == "done" {
+        tasks::promote_dependents(conn, act, changes, &task.run, &task.key)?;
+    }
+    Ok(())
+}
+
+/// Moves an attempt to `to`, remembering what it saw of its thread, and records the event.
+pub(crate) fn set_attempt_status(
+    conn: &Connection,
+    act: &Act<'_>,
+    changes: &mut Changes,
+    attempt: &AttemptRef,
+    from: &str,
+    to: &str,
+    thread: Option<&Thread>,
+) -> Result<()> {
+    let ended = !super::is_live_attempt(to);
+    conn.prepare_cached(
+        "UPDATE attempts SET status = ?2,
+                ended_at = CASE WHEN ?3 THEN coalesce(ended_at, ?4) ELSE NULL END
+         WHERE id = ?1",
+    )?
+    .execute(params![attempt.id, to, ended, act.now])?;
+    if let Some(thread) = thread {
+        // A closed thread keeps its last holder: the agent even when reconcile never saw
+        // the claim (claimed and finished between two looks).
+        let holder = thread.claimed_by.as_deref();
+        conn.prepare_cached(
+            "UPDATE attempts SET agent = coalesce(?2, agent), seen_status = ?3, seen_awaiting = ?4,
+                    seen_claims = ?5, fail_reason = ?7, fail_retryable = ?8,
+                    seen_updated_ms = CASE WHEN seen_updated_at IS ?6 THEN seen_updated_ms ELSE ?9 END,
+                    seen_updated_at = ?6
+             WHERE id = ?1",
+        )?
+        .execute(params![
+            attempt.id,
+            holder,
+            thread.status,
+            thread.awaiting_reply,
+            thread.claim_count,
+            thread.updated_at,
+            thread.failure.as_ref().map(|f| f.reason.as_str()),
+            thread.failure.as_ref().map(|f| f.retryable),
+            act.now,
+        ])?;
+    }
+    if from != to {
+        changes.emit(
+            conn,
+            act,
+            NewEvent {
+                kind: "attempt.status",
+                thread: attempt.thread,
+                run: Some(&attempt.run),
+                task: Some(&attempt.task),
+                attempt: Some(attempt.id),
+                from: Some(from),
+                to: Some(to),
+                ..NewEvent::default()
+            },
+        )?;
+    }
+    Ok(())
+}

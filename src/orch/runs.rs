@@ -1,0 +1,280 @@
+//! Runs: creating, listing, the current run, closing and cancelling.
+
+use super::{invalid_transition, Act, Changes, Counts, Run};
+use crate::error::{Code, Error, Result};
+use crate::inbox;
+use crate::names::check_name;
+use crate::store::events::NewEvent;
+use crate::time::rfc3339;
+use rusqlite::{params, Connection, OptionalExtension};
+
+const CURRENT_RUN: &str = "current_run";
+
+/// A run's stored row, without counts.
+#[derive(Debug, Clone)]
+pub struct RunRow {
+    pub name: String,
+    pub title: String,
+    pub status: String,
+    pub base_ref: Option<String>,
+    pub kind: String,
+    pub created_at: i64,
+}
+
+impl RunRow {
+    /// Refuses changes to a run that is over.
+    pub fn require_active(&self) -> Result<()> {
+        if self.status == "active" {
+            return Ok(());
+        }
+        Err(
+            invalid_transition(format!("run {} is {}", self.name, self.status))
+                .hint("start a new run with `git orch run init NAME --title T`")
+                .detail("run", self.name.clone())
+                .detail("status", self.status.clone()),
+        )
+    }
+}
+
+fn run_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
+    Ok(RunRow {
+        name: r.get(0)?,
+        title: r.get(1)?,
+        status: r.get(2)?,
+        base_ref: r.get(3)?,
+        kind: r.get(4)?,
+        created_at: r.get(5)?,
+    })
+}
+
+pub fn find(conn: &Connection, name: &str) -> Result<Option<RunRow>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT name, title, status, base_ref, kind, created_at FROM runs WHERE name = ?1",
+        )?
+        .query_row([name], run_from_row)
+        .optional()?)
+}
+
+pub fn get(conn: &Connection, name: &str) -> Result<RunRow> {
+    find(conn, name)?.ok_or_else(|| {
+        Error::not_found(format!("run {name} does not exist"))
+            .hint("list runs with `git orch run list`")
+            .detail("run", name)
+    })
+}
+
+pub fn current_name(conn: &Connection) -> Result<Option<String>> {
+    Ok(conn
+        .prepare_cached("SELECT value FROM orch_settings WHERE key = ?1")?
+        .query_row([CURRENT_RUN], |r| r.get(0))
+        .optional()?)
+}
+
+/// `--run NAME` or the current run; `not_found` with a hint when there is neither.
+pub fn resolve(conn: &Connection, given: Option<&str>) -> Result<RunRow> {
+    if let Some(name) = given {
+        check_name("run", name)?;
+        return get(conn, name);
+    }
+    match current_name(conn)? {
+        Some(name) => get(conn, &name),
+        None => Err(Error::not_found("no run given and no current run")
+            .hint("start one with `git orch run init NAME --title T`, or pass --run NAME")),
+    }
+}
+
+fn set_current(conn: &Connection, name: &str) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO orch_settings (key, value) VALUES (?1, ?2)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    )?
+    .execute(params![CURRENT_RUN, name])?;
+    Ok(())
+}
+
+pub fn counts(conn: &Connection, run: &str) -> Result<Counts> {
+    let mut counts = Counts::default();
+    let mut stmt =
+        conn.prepare_cached("SELECT status, count(*) FROM tasks WHERE run = ?1 GROUP BY status")?;
+    let rows = stmt.query_map([run], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+    for row in rows {
+        let (status, n) = row?;
+        counts.add(&status, n);
+    }
+    Ok(counts)
+}
+
+pub fn to_json(row: &RunRow, counts: Counts) -> Run {
+    Run {
+        name: row.name.clone(),
+        title: row.title.clone(),
+        status: row.status.clone(),
+        base_ref: row.base_ref.clone(),
+        kind: row.kind.clone(),
+        created_at: rfc3339(row.created_at),
+        counts,
+    }
+}
+
+pub fn show(conn: &Connection, row: &RunRow) -> Result<Run> {
+    Ok(to_json(row, counts(conn, &row.name)?))
+}
+
+pub fn list(conn: &Connection) -> Result<Vec<Run>> {
+    let rows: Vec<RunRow> = conn
+        .prepare_cached(
+            "SELECT name, title, status, base_ref, kind, created_at FROM runs ORDER BY created_at, name",
+        )?
+        .query_map([], run_from_row)?
+        .collect::<rusqlite::Result<_>>()?;
+    rows.iter().map(|row| show(conn, row)).collect()
+}
+
+pub struct NewRun<'a> {
+    pub name: Option<&'a str>,
+    pub title: &'a str,
+    pub base_ref: Option<&'a str>,
+    pub kind: &'a str,
+}
+
+/// A name for a run started without one: `r1`, `r2`, … the first free.
+fn next_free_name(conn: &Connection) -> Result<String> {
+    let mut stmt = conn.prepare_cached("SELECT 1 FROM runs WHERE name = ?1")?;
+    let taken: i64 = conn.query_row("SELECT count(*) FROM runs", [], |r| r.get(0))?;
+    for n in (taken + 1).. {
+        let name = format!("r{n}");
+        if !stmt.exists([&name])? {
+            return Ok(name);
+        }
+    }
+    Err(Error::internal("no free run name"))
+}
+
+/// Creates a run and makes it the current one.
+pub fn create(
+    conn: &Connection,
+    cfg: &inbox::Config,
+    changes: &mut Changes,
+    new: &NewRun<'_>,
+) -> Result<Run> {
+    inbox::check_subject(new.title).map_err(|e| e.detail("field", "title"))?;
+    if let Some(base) = new.base_ref {
+        check_ref_text(base)?;
+    }
+    let name = match new.name {
+        Some(name) => {
+            check_name("run", name)?;
+            name.to_owned()
+        }
+        None => next_free_name(conn)?,
+    };
+    if find(conn, &name)?.is_some() {
+        return Err(
+            Error::new(Code::Exists, format!("run {name} already exists"))
+                .hint(format!(
+                    "pick another name, or make it current: git orch run use {name}"
+                ))
+                .detail("run", name),
+        );
+    }
+    let act = Act {
+        now: crate::time::now_ms(),
+        leader: &cfg.leader,
+    };
+    conn.prepare_cached(
+        "INSERT INTO runs (name, title, status, base_ref, kind, created_at, updated_at)
+         VALUES (?1, ?2, 'active', ?3, ?4, ?5, ?5)",
+    )?
+    .execute(params![name, new.title, new.base_ref, new.kind, act.now])?;
+    set_current(conn, &name)?;
+    changes.emit(
+        conn,
+        &act,
+        NewEvent {
+            kind: "run.status",
+            run: Some(&name),
+            to: Some("active"),
+            ..NewEvent::default()
+        },
+    )?;
+    show(conn, &get(conn, &name)?)
+}
+
+/// A revision as typed by the user: resolved when a worktree is made; here only refused
+/// when it could never be one (a leading `-` would read as an option to git).
+pub fn check_ref_text(text: &str) -> Result<()> {
+    if text.is_empty() || text.starts_with('-') || text.chars().any(char::is_control) {
+        return Err(
+            Error::new(Code::BadRef, format!("invalid revision {text:?}"))
+                .hint("give a branch, tag or commit, e.g. --base main"),
+        );
+    }
+    Ok(())
+}
+
+pub fn use_run(conn: &Connection, name: &str) -> Result<Run> {
+    check_name("run", name)?;
+    let row = get(conn, name)?;
+    set_current(conn, name)?;
+    show(conn, &row)
+}
+
+pub(crate) fn set_status(
+    conn: &Connection,
+    act: &Act<'_>,
+    changes: &mut Changes,
+    row: &RunRow,
+    to: &str,
+) -> Result<()> {
+    conn.prepare_cached("UPDATE runs SET status = ?2, updated_at = ?3 WHERE name = ?1")?
+        .execute(params![row.name, to, act.now])?;
+    changes.emit(
+        conn,
+        act,
+        NewEvent {
+            kind: "run.status",
+            run: Some(&row.name),
+            from: Some(&row.status),
+            to: Some(to),
+            ..NewEvent::default()
+        },
+    )
+}
+
+/// Closes a run; with `cancel`, first cancels its unfinished tasks and their threads.
+/// Without it, a run with attempts in flight is refused.
+pub fn close(
+    conn: &Connection,
+    cfg: &inbox::Config,
+    changes: &mut Changes,
+    row: &RunRow,
+    cancel: bool,
+) -> Result<Run> {
+    row.require_active()?;
+    let act = Act {
+        now: crate::time::now_ms(),
+        leader: &cfg.leader,
+    };
+    if cancel {
+        super::tasks::cancel_all(conn, cfg, &act, changes, &row.name, "run cancelled")?;
+        set_status(conn, &act, changes, row, "cancelled")?;
+    } else {
+        let live: i64 = conn
+            .prepare_cached(
+                "SELECT count(*) FROM tasks WHERE run = ?1 AND status IN ('dispatched', 'running', 'blocked')",
+            )?
+            .query_row([&row.name], |r| r.get(0))?;
+        if live > 0 {
+            return Err(invalid_transition(format!(
+                "run {} has {live} task(s) in flight",
+                row.name
+            ))
+            .hint("wait for them (`git orch wait --until done`), or cancel them with `git orch run close --cancel`")
+            .detail("run", row.name.clone())
+            .detail("in_flight", live));
+        }
+        set_status(conn, &act, changes, row, "closed")?;
+    }
+    show(conn, &get(conn, &row.name)?)
+}
