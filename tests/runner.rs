@@ -3,6 +3,7 @@
 
 mod common;
 
+mod council_commands;
 mod council_review;
 mod discovery;
 mod inbox_basics;

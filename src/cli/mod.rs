@@ -1,6 +1,7 @@
 //! The command-line edge: parse, build a context, call the library, print the result as
 //! JSON or for people, and map errors to exit statuses. Nothing below this module prints.
 
+pub mod council;
 pub mod inbox;
 pub mod orch;
 mod render;

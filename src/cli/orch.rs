@@ -69,6 +69,9 @@ pub enum OrchCommand {
     Cancel(CancelArgs),
     /// Block until a condition holds; print the events that made it hold
     Wait(WaitArgs),
+    /// Ask several reviewers the same question and tally what they recommend
+    #[command(subcommand)]
+    Council(super::council::CouncilCommand),
     /// Print the run's event log
     Log(LogArgs),
 }
@@ -519,6 +522,7 @@ pub fn run(ctx: &mut Ctx, out: &Out, command: OrchCommand) -> Result<()> {
             })
         }
         OrchCommand::Cancel(args) => cancel(ctx, out, args),
+        OrchCommand::Council(command) => super::council::run(ctx, out, command),
         OrchCommand::Wait(args) => {
             let until = Until::parse(&args.until)?;
             if let Some(task) = &args.task {

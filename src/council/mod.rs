@@ -1,13 +1,14 @@
 //! The council's pure core (SPEC §8): what a reviewer's result must look like, the
 //! deterministic tally that groups the recommendations of several reviewers, and the
-//! markdown report. Nothing here touches the database or git; the orch commands
-//! (`git orch council …`) feed it the reviewers' results and store what it returns.
+//! markdown report. Only [`run`] touches state: it makes a council an orch run of kind
+//! `council`, feeds the tally the reviewers' results and stores the report.
 //!
 //! Review threads are marked by a `council` key in the thread's `data` (the council's
 //! run name, set by dispatch); [`check_result`] refuses a `done` on such a thread whose
 //! result is not a valid review.
 
 mod report;
+pub mod run;
 mod similarity;
 mod tally;
 #[cfg(test)]

@@ -129,6 +129,22 @@ pub fn stage(state_dir: &Path, source: &Path) -> Result<StagedArtifact> {
     Ok(StagedArtifact { name, sha256, size })
 }
 
+/// Stores `bytes` made by the program itself (a report) under `name`.
+pub fn stage_bytes(state_dir: &Path, name: &str, bytes: &[u8]) -> Result<StagedArtifact> {
+    let dir = state_dir.join("artifacts");
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+    let mut temp = tempfile::NamedTempFile::new_in(&dir)
+        .map_err(|e| Error::io(format!("creating a temp file in {}", dir.display()), e))?;
+    temp.write_all(bytes)
+        .map_err(|e| Error::io("writing artifact", e))?;
+    let staged = stage(state_dir, temp.path())?;
+    Ok(StagedArtifact {
+        name: name.to_owned(),
+        ..staged
+    })
+}
+
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

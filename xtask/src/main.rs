@@ -3,12 +3,13 @@
 
 mod bench;
 mod demo;
+mod e2e;
 mod soak;
 mod util;
 
 use anyhow::{bail, Result};
 
-const USAGE: &str = "usage: cargo xtask demo [--dir DIR] [--release]\n       cargo xtask test\n       cargo xtask bench [inbox|hooks|orch|worktree|council|all]\n       cargo xtask soak [--workers N] [--threads M] [--seconds S] [--small] [--debug]";
+const USAGE: &str = "usage: cargo xtask demo [--dir DIR] [--release]\n       cargo xtask test\n       cargo xtask e2e [--release]\n       cargo xtask bench [inbox|hooks|orch|worktree|council|all]\n       cargo xtask soak [--workers N] [--threads M] [--seconds S] [--small] [--debug]";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -17,12 +18,13 @@ fn main() -> Result<()> {
         Some("soak") => soak::run(&args[1..]),
         Some("test") => test(),
         Some("demo") => demo::run(&args[1..]),
+        Some("e2e") => e2e::run(&args[1..]),
         _ => bail!("{USAGE}"),
     }
 }
 
-/// The one test command: the cargo test suite, then a small soak against the same debug
-/// binaries.
+/// The one test command: the cargo test suite, then the e2e scenarios and a small soak
+/// against the same debug binaries.
 fn test() -> Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = std::process::Command::new(&cargo)
@@ -33,7 +35,21 @@ fn test() -> Result<()> {
         bail!("cargo test failed");
     }
     let bins = util::build(false)?;
+    let (mut passed, mut failed) = e2e::run_all(&bins)?;
     let small = soak::SoakArgs::parse(&["--small".to_owned()])?;
-    println!("{}", soak::soak_run(&bins, &small)?);
+    match soak::soak_run(&bins, &small) {
+        Ok(figures) => {
+            println!("{figures}");
+            passed += 1;
+        }
+        Err(err) => {
+            println!("soak FAIL: {err:#}");
+            failed += 1;
+        }
+    }
+    println!("xtask test: {passed} passed, {failed} failed");
+    if failed > 0 {
+        bail!("{failed} scenarios failed");
+    }
     Ok(())
 }

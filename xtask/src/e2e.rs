@@ -1,0 +1,268 @@
+//! `cargo xtask e2e [--release]`: the demo's scenario with assertions, then
+//! crash-consistency runs, against the built binaries.
+
+use crate::demo::{scenario, Narrator};
+use crate::util::{Bins, Sandbox};
+use anyhow::{bail, ensure, Context, Result};
+use serde_json::Value;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+pub fn run(args: &[String]) -> Result<()> {
+    let release = args.iter().any(|a| a == "--release");
+    let bins = crate::util::build(release)?;
+    let (passed, failed) = run_all(&bins)?;
+    println!("e2e: {passed} passed, {failed} failed");
+    if failed > 0 {
+        bail!("{failed} e2e scenarios failed");
+    }
+    Ok(())
+}
+
+/// Runs every scenario, printing one line each; returns (passed, failed).
+pub fn run_all(bins: &Bins) -> Result<(usize, usize)> {
+    type Scenario = fn(&Bins) -> Result<String>;
+    let scenarios: [(&str, Scenario); 2] = [
+        ("demo plan and council", demo_scenario),
+        ("crash consistency of inbox writes", inbox_crashes),
+    ];
+    let (mut passed, mut failed) = (0, 0);
+    for (name, scenario) in scenarios {
+        let started = Instant::now();
+        match scenario(bins) {
+            Ok(summary) => {
+                passed += 1;
+                println!(
+                    "e2e ok   {name} ({:.1} s): {summary}",
+                    started.elapsed().as_secs_f64()
+                );
+            }
+            Err(err) => {
+                failed += 1;
+                println!(
+                    "e2e FAIL {name} ({:.1} s): {err:#}",
+                    started.elapsed().as_secs_f64()
+                );
+            }
+        }
+    }
+    Ok((passed, failed))
+}
+
+fn orch_json(sb: &Sandbox, bins: &Bins, args: &[&str]) -> Result<Value> {
+    let out = sb.command(&bins.orch).arg("--json").args(args).output()?;
+    let doc: Value =
+        serde_json::from_slice(&out.stdout).with_context(|| format!("git orch {args:?}"))?;
+    ensure!(
+        doc["ok"] == true,
+        "git orch {args:?} failed: {}",
+        doc["error"]
+    );
+    Ok(doc["data"].clone())
+}
+
+/// The demo, quietly, then checks of what it left in the database and the repository.
+fn demo_scenario(bins: &Bins) -> Result<String> {
+    let sb = Sandbox::new(bins)?;
+    let outcome = scenario(&sb, bins, &mut Narrator { quiet: true })?;
+    let tasks = outcome.status["tasks"].as_array().context("tasks")?;
+    ensure!(tasks.len() >= 6, "the plan has at least six tasks");
+    ensure!(
+        tasks.iter().all(|t| t["status"] == "done"),
+        "every task is done"
+    );
+    ensure!(outcome.answered >= 1, "a question was answered");
+    ensure!(outcome.retried >= 1, "a retryable failure was retried");
+    ensure!(
+        outcome.progress_events >= tasks.len(),
+        "hooks recorded every worker's commits"
+    );
+    for task in tasks {
+        let attempt = &task["current_attempt"];
+        ensure!(
+            attempt["commits"].as_i64().unwrap_or(0) >= 1,
+            "{} has commits recorded",
+            task["key"]
+        );
+        let branch = attempt["branch"].as_str().context("branch")?;
+        let tip = sb.git(&["rev-parse", &format!("refs/heads/{branch}")])?;
+        ensure!(
+            attempt["head_sha"].as_str() == Some(tip.trim()),
+            "{} head_sha is its branch tip",
+            task["key"]
+        );
+    }
+    // The parser depends on two code tasks: its base is a merge commit kept under a ref.
+    let merged = sb.git(&[
+        "rev-list",
+        "--parents",
+        "-n",
+        "1",
+        "refs/orch/bases/demo/parser-1",
+    ])?;
+    ensure!(
+        merged.split_whitespace().count() == 3,
+        "the parser's base merges two heads"
+    );
+    let groups = outcome.tally["groups"].as_array().context("groups")?;
+    ensure!(
+        groups.first().is_some_and(|g| g["level"] == "consensus"),
+        "the council agrees on something"
+    );
+    ensure!(
+        outcome.report.contains("## Consensus") && outcome.report.contains("## Minority"),
+        "report sections"
+    );
+    // Nothing is lost by cleanup, and git accepts everything left behind.
+    let cleaned = orch_json(&sb, bins, &["cleanup", "--run", "demo"])?;
+    let removed = cleaned["removed"].as_array().map_or(0, Vec::len);
+    ensure!(
+        removed >= tasks.len(),
+        "cleanup removed the ended attempts' worktrees ({removed})"
+    );
+    let worktrees = sb.git(&["worktree", "list", "--porcelain"])?;
+    ensure!(
+        worktrees.matches("worktree ").count() == 1,
+        "only the main worktree is left: {worktrees}"
+    );
+    ensure!(
+        sb.git(&["worktree", "prune", "--dry-run", "-v"])?
+            .trim()
+            .is_empty(),
+        "nothing to prune"
+    );
+    sb.git(&["fsck", "--no-dangling"])?;
+    for task in tasks {
+        let branch = task["current_attempt"]["branch"]
+            .as_str()
+            .context("branch")?;
+        sb.git(&["rev-parse", "--verify", &format!("refs/heads/{branch}")])?;
+    }
+    Ok(format!(
+        "{} tasks done, {} answered, {} retried, {} progress events, {} groups, {removed} worktrees cleaned",
+        tasks.len(),
+        outcome.answered,
+        outcome.retried,
+        outcome.progress_events,
+        groups.len()
+    ))
+}
+
+/// Kills inbox write commands at random points, many times, then checks that SQLite is
+/// consistent and that every thread, message and artifact that exists is whole.
+fn inbox_crashes(bins: &Bins) -> Result<String> {
+    let sb = Sandbox::new(bins)?;
+    sb.run(&bins.orch, &["init"])?;
+    let attachment = sb.repo.join("payload.bin");
+    std::fs::write(&attachment, vec![7u8; 512 * 1024])?;
+    let attachment = attachment.to_str().context("path")?.to_owned();
+    let mut seed = 0x2545_F491_4F6C_DD1Du64 ^ std::process::id() as u64;
+    let mut random = move |below: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % below
+    };
+    let (mut killed, mut completed) = (0, 0);
+    for round in 0..60 {
+        let subject = format!("crash {round}");
+        let id = (round / 6 + 1).to_string();
+        let command: Vec<&str> = match round % 6 {
+            0 => vec![
+                "--agent",
+                "leader",
+                "send",
+                "--to",
+                "@q",
+                "--subject",
+                &subject,
+                "--attach",
+                &attachment,
+            ],
+            1 => vec!["--agent", "w1", "claim", "--next", "--queue", "@q"],
+            2 => vec![
+                "--agent",
+                "w1",
+                "update",
+                &id,
+                "--body",
+                "progress",
+                "--attach",
+                &attachment,
+            ],
+            3 => vec!["--agent", "w1", "ask", &id, "--body", "a question"],
+            4 => vec!["--agent", "leader", "reply", &id, "--body", "an answer"],
+            _ => vec!["--agent", "w1", "done", &id, "--result", "{\"ok\": true}"],
+        };
+        let mut child = sb
+            .command(&bins.inbox)
+            .args(&command)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let kill_at = Instant::now() + Duration::from_micros(random(12_000));
+        let finished = loop {
+            if child.try_wait()?.is_some() {
+                break true;
+            }
+            if Instant::now() >= kill_at {
+                child.kill()?;
+                child.wait()?;
+                break false;
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        };
+        if finished {
+            completed += 1
+        } else {
+            killed += 1
+        }
+    }
+    ensure!(
+        crate::soak::integrity_check(&sb.repo.join(".git/orch/state.db"))?,
+        "integrity_check"
+    );
+    // Every thread that exists is whole: it starts with its send, and every artifact it
+    // lists can be read back with the size recorded.
+    let list = sb.run(&bins.inbox, &["--json", "list", "--limit", "1000"])?;
+    let list: Value = serde_json::from_str(&list)?;
+    let threads = list["data"]["threads"].as_array().context("threads")?;
+    let mut artifacts = 0;
+    for thread in threads {
+        let id = thread["id"].to_string();
+        let shown: Value = serde_json::from_str(&sb.run(&bins.inbox, &["--json", "show", &id])?)?;
+        let messages = shown["data"]["messages"].as_array().context("messages")?;
+        ensure!(
+            messages.first().is_some_and(|m| m["kind"] == "send"),
+            "thread {id} starts with its send"
+        );
+        for m in messages {
+            for a in m["artifacts"].as_array().context("artifacts")? {
+                let out = sb.repo.join("check.bin");
+                sb.run(
+                    &bins.inbox,
+                    &[
+                        "artifact",
+                        "get",
+                        &a["id"].to_string(),
+                        "-o",
+                        out.to_str().context("path")?,
+                    ],
+                )?;
+                ensure!(
+                    std::fs::metadata(&out)?.len() == a["size"].as_u64().unwrap_or(0),
+                    "artifact {} is whole",
+                    a["id"]
+                );
+                artifacts += 1;
+            }
+        }
+        if thread["status"] == "claimed" {
+            ensure!(
+                thread["claimed_by"] == "w1" && thread["lease_expires_at"].is_string(),
+                "thread {id} claim is whole"
+            );
+        }
+    }
+    Ok(format!("{killed} commands killed, {completed} completed, {} threads and {artifacts} artifacts checked", threads.len()))
+}
