@@ -1147,45 +1147,41 @@ pub fn cancel(
 }
 
 pub fn subscribe(conn: &Connection, cfg: &Config, actor: &str, queue: &str) -> Result<bool> {
-    let now = begin(conn, cfg)?;
-    let added = conn
-        .prepare_cached("INSERT OR IGNORE INTO subscriptions (agent, queue) VALUES (?1, ?2)")?
-        .execute(params![actor, queue])?
-        == 1;
-    if added {
-        events::append(
-            conn,
-            now,
-            &NewEvent {
-                kind: "subscription",
-                actor: Some(actor),
-                data: Some(json!({"queue": queue, "subscribed": true})),
-                ..NewEvent::default()
-            },
-        )?;
-    }
-    Ok(added)
+    set_subscription(conn, cfg, actor, queue, true)
 }
 
 pub fn unsubscribe(conn: &Connection, cfg: &Config, actor: &str, queue: &str) -> Result<bool> {
+    set_subscription(conn, cfg, actor, queue, false)
+}
+
+/// Joins or leaves a queue; returns whether membership changed (and only then logs it).
+fn set_subscription(
+    conn: &Connection,
+    cfg: &Config,
+    actor: &str,
+    queue: &str,
+    subscribed: bool,
+) -> Result<bool> {
     let now = begin(conn, cfg)?;
-    let removed = conn
-        .prepare_cached("DELETE FROM subscriptions WHERE agent = ?1 AND queue = ?2")?
-        .execute(params![actor, queue])?
-        == 1;
-    if removed {
+    let sql = if subscribed {
+        "INSERT OR IGNORE INTO subscriptions (agent, queue) VALUES (?1, ?2)"
+    } else {
+        "DELETE FROM subscriptions WHERE agent = ?1 AND queue = ?2"
+    };
+    let changed = conn.prepare_cached(sql)?.execute(params![actor, queue])? == 1;
+    if changed {
         events::append(
             conn,
             now,
             &NewEvent {
                 kind: "subscription",
                 actor: Some(actor),
-                data: Some(json!({"queue": queue, "subscribed": false})),
+                data: Some(json!({"queue": queue, "subscribed": subscribed})),
                 ..NewEvent::default()
             },
         )?;
     }
-    Ok(removed)
+    Ok(changed)
 }
 
 pub fn subscriptions(conn: &Connection, actor: &str) -> Result<Vec<String>> {
