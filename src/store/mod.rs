@@ -125,8 +125,10 @@ impl Store {
         // Every command is a short process: a checkpoint and WAL deletion at each close
         // would cost every next writer a WAL re-creation and several fsyncs. The WAL is
         // checkpointed by SQLite's automatic checkpoints instead, and kept.
-        self.conn
-            .set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
+        self.conn.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+            true,
+        )?;
         Ok(())
     }
 
