@@ -54,14 +54,17 @@ pub fn cleanup(orch: &mut Orch<'_>, opts: &Options<'_>) -> Result<Report> {
     orch.reconcile()?;
     let (run, attempts) = orch.read(|tx| {
         let run = runs::resolve(tx, opts.run)?;
+        // Cleaned before: only their branches are left to prune.
         let ids: Vec<i64> = tx
             .prepare_cached(&format!(
                 "SELECT id FROM attempts
                  WHERE run = ?1 AND status IN {ENDED_SQL} AND worktree IS NOT NULL
-                   AND json_extract(data, '$.worktree_removed_at') IS NULL
+                   AND (json_extract(data, '$.worktree_removed_at') IS NULL
+                        OR (?2 AND branch IS NOT NULL
+                            AND json_extract(data, '$.branch_deleted_at') IS NULL))
                  ORDER BY id"
             ))?
-            .query_map([&run.name], |r| r.get(0))?
+            .query_map(params![run.name, opts.prune_branches], |r| r.get(0))?
             .collect::<rusqlite::Result<_>>()?;
         let attempts = ids
             .into_iter()
@@ -129,7 +132,8 @@ fn clean_one(
         .map_err(|_| Error::internal(format!("attempt number {} is out of range", attempt.n)))?;
     let name = AttemptName::new(&attempt.run, &attempt.task, n)?;
     let mut done = Done::default();
-    if path.exists() {
+    let removed_before = attempt.worktree_removed_at.is_some();
+    if path.exists() && !removed_before {
         let dirty = crate::repo::worktree_dirty_paths(path, Untracked::Include)?;
         if !dirty.is_empty() {
             if !opts.force {
@@ -152,7 +156,7 @@ fn clean_one(
             }
         }
     }
-    if !opts.dry_run {
+    if !opts.dry_run && !removed_before {
         // Forced only once its changes are saved; git refuses anything else it finds.
         repo.remove_worktree(path, done.rescue_ref.is_some())?;
     }
@@ -165,6 +169,7 @@ fn clean_one(
                 };
                 let kept = merged
                     || done.rescue_ref.is_some()
+                    || attempt.rescue_ref.is_some()
                     || repo.unique_commits(&format!("refs/heads/{branch}"))? == 0;
                 if kept {
                     if !opts.dry_run {
@@ -186,8 +191,9 @@ fn record(orch: &mut Orch<'_>, attempt: &Attempt, done: &Done) -> Result<Attempt
             leader: &cfg.leader,
         };
         tx.prepare_cached(
-            "UPDATE attempts SET data = json_set(data, '$.worktree_removed_at', ?2,
-                    '$.rescue_ref', ?3,
+            "UPDATE attempts SET data = json_set(data,
+                    '$.worktree_removed_at', coalesce(json_extract(data, '$.worktree_removed_at'), ?2),
+                    '$.rescue_ref', coalesce(?3, json_extract(data, '$.rescue_ref')),
                     '$.branch_deleted_at', CASE WHEN ?4 THEN ?2 ELSE NULL END)
              WHERE id = ?1",
         )?

@@ -25,7 +25,7 @@ use crate::repo::Repo;
 use crate::store::events::{self, Event, NewEvent};
 use crate::store::Store;
 use crate::time::rfc3339;
-use rusqlite::{Connection, Row};
+use rusqlite::{Connection, OptionalExtension, Row};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -238,7 +238,9 @@ pub fn get_attempt(conn: &Connection, id: i64) -> Result<Attempt> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {ATTEMPT_COLUMNS} FROM attempts a WHERE a.id = ?1"
     ))?;
-    stmt.query_row([id], |r| attempt_from_row(r, 0))?
+    stmt.query_row([id], |r| attempt_from_row(r, 0))
+        .optional()?
+        .flatten()
         .ok_or_else(|| Error::not_found(format!("attempt {id} does not exist")))
 }
 
