@@ -1,9 +1,9 @@
 //! Benchmarks: each prints figures and ratios against a baseline measured in the same run,
 //! with the goal beside it, as rows of one markdown table.
 
-mod hooks;
 mod inbox;
 mod orch;
+mod worktree;
 
 use crate::util::{print_table, Row};
 use anyhow::{bail, Result};
@@ -14,12 +14,13 @@ pub fn run(args: &[String]) -> Result<()> {
     let mut rows: Vec<Row> = Vec::new();
     match which {
         "inbox" => rows.extend(inbox::run(&bins)?),
-        "hooks" => rows.extend(hooks::run(&bins)?),
+        "hooks" => rows.extend(worktree::run(&bins, worktree::Part::Commits)?),
         "orch" => rows.extend(orch::run(&bins)?),
+        "worktree" => rows.extend(worktree::run(&bins, worktree::Part::All)?),
         "all" => {
             rows.extend(inbox::run(&bins)?);
             rows.extend(orch::run(&bins)?);
-            rows.extend(hooks::run(&bins)?);
+            rows.extend(worktree::run(&bins, worktree::Part::All)?);
         }
         other => bail!("unknown benchmark {other:?}; {}", crate::USAGE),
     }
