@@ -803,6 +803,23 @@ fn a_worktree_deleted_by_hand_makes_its_attempt_lost() {
     // Cleanup forgets the folders git still had registered.
     let report = env.orch().arg("cleanup").ok();
     assert_eq!(report["removed"].as_array().unwrap().len(), 2);
+
+    // A worktree moved with `git worktree move` is followed, not lost.
+    add(&env, "b", &[]);
+    let moving = dispatch_one(&env, &["b"]);
+    let to = env.root().join("elsewhere-b");
+    env.git(&[
+        "worktree",
+        "move",
+        worktree_of(&moving).to_str().unwrap(),
+        to.to_str().unwrap(),
+    ]);
+    reconcile(&env);
+    let followed = current(&env, "b");
+    assert_eq!(followed["status"], "dispatched");
+    assert_eq!(followed["worktree"], to.to_str().unwrap());
+    let sha = commit_quietly(&env, &to, "b.txt", "b\n", "Work after the move");
+    assert_eq!(current(&env, "b")["head_sha"], sha.as_str());
     assert_healthy(&env);
 }
 

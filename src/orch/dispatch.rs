@@ -796,6 +796,8 @@ pub fn retry(
     if let Some(base) = base {
         runs::check_ref_text(base)?;
     }
+    // Also repairs a dispatch of this task that died half-way.
+    orch.reconcile()?;
     let run = orch.write(|tx, _, _| {
         let run = runs::resolve(tx, run_name)?;
         let task = tasks::get_row(tx, &run.name, key)?;
@@ -843,6 +845,8 @@ pub fn reassign(
     to: &Address,
     fresh: bool,
 ) -> Result<Attempt> {
+    // Also finishes a dispatch of this task that died after sending its thread.
+    orch.reconcile()?;
     let (run, old) = orch.write(|tx, cfg, changes| {
         let run = runs::resolve(tx, run_name)?;
         run.require_active()?;

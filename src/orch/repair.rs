@@ -54,6 +54,12 @@ enum Seen {
         id: i64,
         worktree: String,
     },
+    /// `git worktree move`d: the branch is checked out elsewhere.
+    Moved {
+        id: i64,
+        from: String,
+        to: String,
+    },
 }
 
 pub fn reconcile(
@@ -103,7 +109,11 @@ pub fn reconcile(
         clear_stale_locks(store)?;
     }
 
-    let seen: Vec<Seen> = live.iter().filter_map(|w| look(repo, w)).collect();
+    let mut linked = None;
+    let seen: Vec<Seen> = live
+        .iter()
+        .filter_map(|w| look(repo, w, &mut linked))
+        .collect();
     if seen.is_empty() && !threads_moved && events.is_empty() {
         return Ok(events);
     }
@@ -136,6 +146,14 @@ pub fn reconcile(
                 }
             }
         }
+        for s in &seen {
+            if let Seen::Moved { id, from, to } = s {
+                tx.prepare_cached(
+                    "UPDATE attempts SET worktree = ?3 WHERE id = ?1 AND worktree = ?2",
+                )?
+                .execute(params![id, from, to])?;
+            }
+        }
         reconcile::reconcile_tx(tx, cfg, &mut changes)?;
         // After the threads: a thread that is done wins over a worktree that is gone.
         for s in &seen {
@@ -150,13 +168,32 @@ pub fn reconcile(
 }
 
 /// Reads one live attempt's worktree and branch; `None` when nothing changed (or the
-/// repository cannot say: the next reconcile looks again).
-fn look(repo: &Repo, work: &LiveWork) -> Option<Seen> {
+/// repository cannot say: the next reconcile looks again). `linked` caches `git worktree
+/// list`, asked only when a worktree is missing.
+fn look(
+    repo: &Repo,
+    work: &LiveWork,
+    linked: &mut Option<Vec<crate::repo::LinkedWorktree>>,
+) -> Option<Seen> {
     if let Some(worktree) = &work.worktree {
         if !Path::new(worktree).exists() {
-            return Some(Seen::Lost {
-                id: work.id,
-                worktree: worktree.clone(),
+            if linked.is_none() {
+                *linked = Some(repo.linked_worktrees().ok()?);
+            }
+            let moved = linked
+                .as_ref()?
+                .iter()
+                .find(|w| w.branch.is_some() && w.branch == work.branch && w.path.exists());
+            return Some(match moved {
+                Some(w) => Seen::Moved {
+                    id: work.id,
+                    from: worktree.clone(),
+                    to: w.path.to_string_lossy().into_owned(),
+                },
+                None => Seen::Lost {
+                    id: work.id,
+                    worktree: worktree.clone(),
+                },
             });
         }
     }
