@@ -67,8 +67,12 @@ fn dispatch_sends_one_task_thread_per_attempt() {
     assert_eq!(a["n"], 1);
     assert_eq!(a["status"], "dispatched");
     assert_eq!(a["agent"], Value::Null);
-    assert_eq!(a["worktree"], Value::Null);
-    assert_eq!(a["branch"], Value::Null);
+    // A code task works in its own worktree on its own branch (tests/orch_worktrees.rs).
+    assert!(a["worktree"]
+        .as_str()
+        .unwrap()
+        .ends_with("repo.worktrees/r1/spec-1"));
+    assert_eq!(a["branch"], "orch/r1/spec-1");
     assert_eq!(a["ended_at"], Value::Null);
     assert_eq!(a["commits"], 0);
 

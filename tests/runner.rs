@@ -13,4 +13,5 @@ mod inbox_errors;
 mod orch_dispatch;
 mod orch_plan;
 mod orch_wait;
+mod orch_worktrees;
 mod repo_hooks;

@@ -100,6 +100,15 @@ impl Ctx {
         Ok(self.store.as_mut().expect("just set"))
     }
 
+    /// The repository and the store at once (orch reads the one while writing the other).
+    pub fn repo_and_store(&mut self) -> Result<(&Repo, &mut Store)> {
+        self.store()?;
+        match (&self.repo, &mut self.store) {
+            (Some(repo), Some(store)) => Ok((repo, store)),
+            _ => Err(Error::internal("the store is open without its repository")),
+        }
+    }
+
     /// Creates the state; reports whether anything changed.
     pub fn init_store(&mut self) -> Result<bool> {
         let durability = self.durability()?;

@@ -9,7 +9,10 @@ use crate::orch::dispatch::{self, Options};
 use crate::orch::runs::{self, NewRun};
 use crate::orch::tasks::{self, Plan, Select, TaskSpec};
 use crate::orch::waits::{self, Until, WaitFor};
-use crate::orch::{reconcile, Attempt, Counts, NoWorkspaces, Orch, Run, Task, TASK_STATUSES};
+use crate::orch::{
+    cleanup, reconcile, worktrees, Attempt, Counts, GitWorkspaces, Orch, Run, Step, Task,
+    TASK_STATUSES,
+};
 use crate::repo::{AttemptMarker, HooksReport, HOOK_NAMES};
 use crate::store::events::Event;
 use clap::{Parser, Subcommand};
@@ -67,6 +70,8 @@ pub enum OrchCommand {
     Reassign(ReassignArgs),
     /// Cancel a task (its attempt and thread too), or a whole run with --run
     Cancel(CancelArgs),
+    /// Remove the worktrees of ended attempts, never losing work
+    Cleanup(CleanupArgs),
     /// Block until a condition holds; print the events that made it hold
     Wait(WaitArgs),
     /// Ask several reviewers the same question and tally what they recommend
@@ -300,6 +305,22 @@ pub struct CancelArgs {
 }
 
 #[derive(clap::Args, Debug)]
+pub struct CleanupArgs {
+    /// Say what would be removed or skipped, and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Also remove worktrees with uncommitted changes, after committing them to
+    /// refs/orch/rescue/<run>/<task>-<n>
+    #[arg(long)]
+    pub force: bool,
+    /// Also delete attempt branches merged into the run's base or kept under another ref
+    #[arg(long)]
+    pub prune_branches: bool,
+    #[command(flatten)]
+    pub run: RunOpt,
+}
+
+#[derive(clap::Args, Debug)]
 pub struct WaitArgs {
     /// change, done, blocked or ready
     #[arg(long, default_value = "change", value_parser = ["change", "done", "blocked", "ready"])]
@@ -347,7 +368,52 @@ struct StatusData<'a> {
 
 fn orch(ctx: &mut Ctx) -> Result<Orch<'_>> {
     let cfg = ctx.inbox_config()?;
-    Ok(Orch::new(ctx.store()?, cfg))
+    let (repo, store) = ctx.repo_and_store()?;
+    Ok(Orch::with_repo(store, cfg, repo))
+}
+
+/// `ORCH_TEST_CRASH_AFTER=allocate|worktree|thread|marker|store`: for tests, dispatch
+/// aborts the process right after that step, as a SIGKILL would, so they can check
+/// what reconcile makes of it. Read here only: the library never sees the variable.
+fn crash_after() -> Result<Option<Step>> {
+    match std::env::var("ORCH_TEST_CRASH_AFTER") {
+        Ok(step) if !step.is_empty() => Step::parse(&step).map(Some),
+        _ => Ok(None),
+    }
+}
+
+/// A boolean git config value as git reads one.
+fn config_bool(ctx: &mut Ctx, key: &str) -> Result<bool> {
+    let Some(value) = ctx.config(key)? else {
+        return Ok(false);
+    };
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" | "yes" | "on" | "1" => Ok(true),
+        "false" | "no" | "off" | "0" | "" => Ok(false),
+        _ => Err(Error::invalid_input(format!("{key} is {value:?}"))
+            .hint(format!("set true or false: git config {key} true"))),
+    }
+}
+
+/// Runs `f` with the orch facade and the worktrees that dispatch makes (SPEC §7).
+fn with_workspaces<T>(
+    ctx: &mut Ctx,
+    f: impl FnOnce(&mut Orch<'_>, &GitWorkspaces<'_>) -> Result<T>,
+) -> Result<T> {
+    let cfg = ctx.inbox_config()?;
+    let strict_untracked = config_bool(ctx, "orch.strictUntracked")?;
+    let crash = crash_after()?;
+    let on_step = move |step: Step| {
+        if Some(step) == crash {
+            std::process::abort();
+        }
+    };
+    let (repo, store) = ctx.repo_and_store()?;
+    let workspaces = GitWorkspaces::new(repo)
+        .strict_untracked(strict_untracked)
+        .on_step(&on_step);
+    let mut orch = Orch::with_repo(store, cfg, repo);
+    f(&mut orch, &workspaces)
 }
 
 fn address(text: Option<&str>) -> Result<Option<Address>> {
@@ -391,22 +457,29 @@ pub fn run(ctx: &mut Ctx, out: &Out, command: OrchCommand) -> Result<()> {
                 base: args.base.as_deref(),
                 force: args.force,
             };
-            let attempts = dispatch::dispatch(
-                &mut orch(ctx)?,
-                &NoWorkspaces,
-                args.run.run.as_deref(),
-                &opts,
-            )?;
-            out.success(&json!({ "attempts": attempts }), || {
-                if attempts.is_empty() {
-                    "Nothing to dispatch: no task is ready.".into()
-                } else {
-                    render_dispatched("Dispatched", &attempts)
-                }
-            })
+            let done = with_workspaces(ctx, |orch, workspaces| {
+                dispatch::dispatch_tasks(orch, workspaces, args.run.run.as_deref(), &opts)
+            })?;
+            out.success(
+                &json!({ "attempts": done.attempts, "blocked": done.blocked }),
+                || {
+                    let mut lines = Vec::new();
+                    if !done.attempts.is_empty() {
+                        lines.push(render_dispatched("Dispatched", &done.attempts));
+                    }
+                    for task in &done.blocked {
+                        lines.push(render_conflict(task));
+                    }
+                    if lines.is_empty() {
+                        "Nothing to dispatch: no task is ready.".into()
+                    } else {
+                        lines.join("\n")
+                    }
+                },
+            )
         }
         OrchCommand::Reconcile => {
-            let changes = orch(ctx)?.reconcile()?;
+            let changes = orch(ctx)?.reconcile_thorough()?;
             out.success(&json!({ "changes": changes }), || {
                 if changes.is_empty() {
                     "No changes.".into()
@@ -493,14 +566,16 @@ pub fn run(ctx: &mut Ctx, out: &Out, command: OrchCommand) -> Result<()> {
         }
         OrchCommand::Retry(args) => {
             let to = address(args.to.as_deref())?;
-            let attempt = dispatch::retry(
-                &mut orch(ctx)?,
-                &NoWorkspaces,
-                args.run.run.as_deref(),
-                &args.key,
-                to.as_ref(),
-                args.base.as_deref(),
-            )?;
+            let attempt = with_workspaces(ctx, |orch, workspaces| {
+                dispatch::retry(
+                    orch,
+                    workspaces,
+                    args.run.run.as_deref(),
+                    &args.key,
+                    to.as_ref(),
+                    args.base.as_deref(),
+                )
+            })?;
             let attempts = vec![attempt];
             out.success(&json!({ "attempts": attempts }), || {
                 render_dispatched("Retried", &attempts)
@@ -508,14 +583,16 @@ pub fn run(ctx: &mut Ctx, out: &Out, command: OrchCommand) -> Result<()> {
         }
         OrchCommand::Reassign(args) => {
             let to = Address::parse(&args.to)?;
-            let attempt = dispatch::reassign(
-                &mut orch(ctx)?,
-                &NoWorkspaces,
-                args.run.run.as_deref(),
-                &args.key,
-                &to,
-                args.fresh,
-            )?;
+            let attempt = with_workspaces(ctx, |orch, workspaces| {
+                dispatch::reassign(
+                    orch,
+                    workspaces,
+                    args.run.run.as_deref(),
+                    &args.key,
+                    &to,
+                    args.fresh,
+                )
+            })?;
             let attempts = vec![attempt];
             out.success(&json!({ "attempts": attempts }), || {
                 render_dispatched("Reassigned", &attempts)
@@ -523,6 +600,16 @@ pub fn run(ctx: &mut Ctx, out: &Out, command: OrchCommand) -> Result<()> {
         }
         OrchCommand::Cancel(args) => cancel(ctx, out, args),
         OrchCommand::Council(command) => super::council::run(ctx, out, command),
+        OrchCommand::Cleanup(args) => {
+            let opts = cleanup::Options {
+                run: args.run.run.as_deref(),
+                dry_run: args.dry_run,
+                force: args.force,
+                prune_branches: args.prune_branches,
+            };
+            let report = cleanup::cleanup(&mut orch(ctx)?, &opts)?;
+            out.success(&report, || render_cleanup(&report))
+        }
         OrchCommand::Wait(args) => {
             let until = Until::parse(&args.until)?;
             if let Some(task) = &args.task {
@@ -931,21 +1018,40 @@ fn record_hook(ctx: &mut Ctx, name: &str, args: &[String]) -> Result<()> {
         Ok((agent, _)) => agent,
         Err(_) => ctx.leader()?,
     };
-    ctx.inbox()?.write(|conn, cfg| {
-        crate::inbox::progress(conn, cfg, &actor, marker.thread, &body, &data)
-    })?;
-    record_attempt_head(ctx, &marker, &head)
+    let cfg = ctx.inbox_config()?;
+    let (repo, store) = ctx.repo_and_store()?;
+    let head_update = attempt_head(repo, store, &marker, &head)?;
+    store.write(|tx| {
+        let posted = crate::inbox::progress(tx, &cfg, &actor, marker.thread, &body, &data)?;
+        if let Some((attempt, commits)) = &head_update {
+            // The progress message names who committed: the thread's holder.
+            let author = posted.message.author.clone();
+            worktrees::record_hook_head(tx, &author, attempt, &stats, *commits)?;
+        }
+        Ok(())
+    })
 }
 
-/// The seam where orch keeps an attempt's `head_sha` and `commits` current when a hook
-/// fires in its worktree (SPEC §7): look up the attempt (`marker.attempt`) and its
-/// `base_sha`, count with `Repo::count_commits(head_sha, base_sha)` outside any
-/// transaction, then store both and append an `attempt.progress` event in one write.
-/// The progress message is already recorded when this runs. Until orch owns an attempts
-/// table there is nothing to update, and reconcile finds the same numbers from the branch.
-fn record_attempt_head(ctx: &mut Ctx, marker: &AttemptMarker, head_sha: &str) -> Result<()> {
-    let _ = (ctx, marker, head_sha);
-    Ok(())
+/// The attempt a hook's commit belongs to (SPEC §7) and how many commits its branch has
+/// over its base, counted before the write so no git work happens inside it. `None`
+/// when the marker names no live attempt of its thread (then only the message is kept).
+fn attempt_head(
+    repo: &crate::repo::Repo,
+    store: &mut crate::store::Store,
+    marker: &AttemptMarker,
+    head: &str,
+) -> Result<Option<(worktrees::HookAttempt, u64)>> {
+    let Some(attempt) = store.read(|tx| worktrees::hook_attempt(tx, marker.attempt))? else {
+        return Ok(None);
+    };
+    if !attempt.live || attempt.thread != Some(marker.thread) {
+        return Ok(None);
+    }
+    let commits = match &attempt.base_sha {
+        Some(base) => repo.count_commits(head, base)?,
+        None => 0,
+    };
+    Ok(Some((attempt, commits)))
 }
 
 /// post-rewrite's stdin, `old new [extra]` per line, when a caller passed it on (the
@@ -1039,7 +1145,12 @@ fn render_blocked(tasks: &[Task]) -> String {
         return "No task is blocked.".into();
     }
     let mut table = Table::new(&["KEY", "THREAD", "BY", "QUESTION"]);
+    let mut conflicts = Vec::new();
     for task in tasks {
+        if task.blocked_reason.as_deref() == Some("base_conflict") {
+            conflicts.push(render_conflict(task));
+            continue;
+        }
         let detail = &task.blocked_detail;
         table.row(vec![
             task.key.clone(),
@@ -1050,9 +1161,78 @@ fn render_blocked(tasks: &[Task]) -> String {
             preview(detail["question"].as_str().unwrap_or(""), 70),
         ]);
     }
-    let mut text = table.render();
-    text.push_str("Answer with `git orch answer KEY --body …`.");
+    let mut text = String::new();
+    if conflicts.len() < tasks.len() {
+        text.push_str(&table.render());
+        text.push_str("Answer with `git orch answer KEY --body …`.");
+    }
+    for line in conflicts {
+        if !text.is_empty() {
+            text.push('\n');
+        }
+        text.push_str(&line);
+    }
     text
+}
+
+/// One task blocked by a base conflict, and how to unblock it.
+fn render_conflict(task: &Task) -> String {
+    let list = |v: &Value| -> String {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default()
+    };
+    let detail = &task.blocked_detail;
+    format!(
+        "{} is blocked: the results of {} conflict in {}.\n  Merge them by hand and dispatch it from the merge: git orch dispatch {} --base REV",
+        task.key,
+        list(&detail["deps"]),
+        list(&detail["paths"]),
+        task.key
+    )
+}
+
+fn render_cleanup(report: &cleanup::Report) -> String {
+    let verb = if report.dry_run {
+        "Would remove"
+    } else {
+        "Removed"
+    };
+    let mut lines = Vec::new();
+    for a in &report.removed {
+        let mut line = format!(
+            "{verb} the worktree of {} (attempt {}): {}",
+            a.task,
+            a.n,
+            or_dash(a.worktree.as_deref())
+        );
+        if let Some(rescue) = &a.rescue_ref {
+            line.push_str(&format!("; uncommitted work saved to {rescue}"));
+        }
+        if a.branch_deleted_at.is_some() {
+            line.push_str(&format!(
+                "; branch {} deleted",
+                or_dash(a.branch.as_deref())
+            ));
+        }
+        lines.push(line);
+    }
+    for s in &report.skipped {
+        lines.push(format!(
+            "Skipped {} (attempt {}): {}",
+            s.attempt.task, s.attempt.n, s.reason
+        ));
+    }
+    if lines.is_empty() {
+        "No worktrees of ended attempts to remove.".into()
+    } else {
+        lines.join("\n")
+    }
 }
 
 fn render_status(run: &Run, tasks: &[Task]) -> String {
@@ -1128,13 +1308,17 @@ fn render_task(task: &Task, attempts: &[Attempt]) -> String {
     if let Some(question) = task.blocked_detail["question"].as_str() {
         text.push_str(&format!("\n  question: {}", preview(question, 200)));
     }
+    if task.blocked_reason.as_deref() == Some("base_conflict") {
+        text.push_str("\n  ");
+        text.push_str(&render_conflict(task));
+    }
     if !task.body.is_empty() {
         text.push_str("\n\n");
         text.push_str(&task.body);
     }
     if !attempts.is_empty() {
         let mut table = Table::new(&[
-            "N", "STATUS", "AGENT", "THREAD", "STARTED", "ENDED", "FAILURE",
+            "N", "STATUS", "AGENT", "THREAD", "BRANCH", "COMMITS", "STARTED", "ENDED", "FAILURE",
         ]);
         for a in attempts {
             table.row(vec![
@@ -1142,6 +1326,8 @@ fn render_task(task: &Task, attempts: &[Attempt]) -> String {
                 a.status.clone(),
                 or_dash(a.agent.as_deref()),
                 a.thread.map_or("-".into(), |t| t.to_string()),
+                or_dash(a.branch.as_deref()),
+                a.commits.to_string(),
                 a.started_at.clone(),
                 or_dash(a.ended_at.as_deref()),
                 or_dash(a.failure.as_ref().map(|f| f.reason.as_str())),
@@ -1157,13 +1343,17 @@ fn render_dispatched(verb: &str, attempts: &[Attempt]) -> String {
     attempts
         .iter()
         .map(|a| {
-            format!(
+            let mut line = format!(
                 "{verb} {} (attempt {}) to {} as thread {}",
                 a.task,
                 a.n,
                 a.to,
                 a.thread.map_or("-".into(), |t| t.to_string())
-            )
+            );
+            if let (Some(branch), Some(worktree)) = (&a.branch, &a.worktree) {
+                line.push_str(&format!("\n  branch {branch} in {worktree}"));
+            }
+            line
         })
         .collect::<Vec<_>>()
         .join("\n")

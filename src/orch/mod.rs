@@ -10,22 +10,27 @@
 //! inside [`Store::write`]); the multi-step pipelines (dispatch, waits) drive the store
 //! themselves so that no transaction is held across git work or waiting.
 
+pub mod cleanup;
 pub mod dispatch;
 pub mod reconcile;
+pub mod repair;
 pub mod runs;
 pub mod tasks;
 pub mod waits;
+pub mod worktrees;
 
 use crate::error::{Code, Error, Result};
 use crate::inbox::{self, Failure};
+use crate::repo::Repo;
 use crate::store::events::{self, Event, NewEvent};
 use crate::store::Store;
 use crate::time::rfc3339;
-use rusqlite::{Connection, Row};
+use rusqlite::{Connection, OptionalExtension, Row};
 use serde::Serialize;
 use serde_json::Value;
 
-pub use dispatch::{NoWorkspaces, Workspace, Workspaces};
+pub use dispatch::{NoWorkspaces, Step, Workspace, Workspaces};
+pub use worktrees::GitWorkspaces;
 
 /// Task statuses in the order tables and counts show them.
 pub const TASK_STATUSES: [&str; 8] = [
@@ -162,13 +167,23 @@ pub struct Attempt {
     pub ended_at: Option<String>,
     /// Why its thread failed, when it did.
     pub failure: Option<Failure>,
+    /// `refs/orch/bases/<run>/<task>-<n>`: the merge of several dependencies it started from.
+    pub bases_ref: Option<String>,
+    /// Where `cleanup --force` saved uncommitted work before removing the worktree.
+    pub rescue_ref: Option<String>,
+    /// When `cleanup` removed its worktree (the path is kept for the record).
+    pub worktree_removed_at: Option<String>,
+    /// When `cleanup --prune-branches` deleted its branch.
+    pub branch_deleted_at: Option<String>,
 }
 
 /// Attempt columns in the order [`attempt_from_row`] reads them (the last two are the
 /// thread's `updated_at` as reconcile last saw it).
 pub(crate) const ATTEMPT_COLUMNS: &str = "a.id, a.run, a.task, a.n, a.agent, a.to_addr, a.status, a.thread_id, \
      a.worktree, a.branch, a.base_ref, a.base_sha, a.head_sha, a.commits, a.started_at, a.ended_at, \
-     a.fail_reason, a.fail_retryable, a.seen_updated_at, a.seen_updated_ms";
+     a.fail_reason, a.fail_retryable, a.seen_updated_at, a.seen_updated_ms, \
+     json_extract(a.data, '$.bases_ref'), json_extract(a.data, '$.rescue_ref'), \
+     json_extract(a.data, '$.worktree_removed_at'), json_extract(a.data, '$.branch_deleted_at')";
 
 /// Reads an attempt starting at column `at`; `None` when the (left-joined) id is null.
 /// Also returns when its thread last changed, as far as reconcile has seen.
@@ -209,6 +224,10 @@ pub(crate) fn attempt_and_activity(
             reason,
             retryable: retryable.unwrap_or(false),
         }),
+        bases_ref: row.get(at + 20)?,
+        rescue_ref: row.get(at + 21)?,
+        worktree_removed_at: row.get::<_, Option<i64>>(at + 22)?.map(rfc3339),
+        branch_deleted_at: row.get::<_, Option<i64>>(at + 23)?.map(rfc3339),
     };
     let seen: Option<String> = row.get(at + 18)?;
     let seen_ms: Option<i64> = row.get(at + 19)?;
@@ -219,7 +238,9 @@ pub fn get_attempt(conn: &Connection, id: i64) -> Result<Attempt> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {ATTEMPT_COLUMNS} FROM attempts a WHERE a.id = ?1"
     ))?;
-    stmt.query_row([id], |r| attempt_from_row(r, 0))?
+    stmt.query_row([id], |r| attempt_from_row(r, 0))
+        .optional()?
+        .flatten()
         .ok_or_else(|| Error::not_found(format!("attempt {id} does not exist")))
 }
 
@@ -267,15 +288,31 @@ impl Changes {
     }
 }
 
-/// The facade the CLI uses: the store and the settings, one short transaction per step.
+/// The facade the CLI uses: the store and the settings, one short transaction per step,
+/// and the repository when there is one (then reconcile also reads attempt branches and
+/// worktrees, and repairs dispatches that died half-way).
 pub struct Orch<'s> {
     pub store: &'s mut Store,
     pub cfg: inbox::Config,
+    pub repo: Option<&'s Repo>,
 }
 
 impl<'s> Orch<'s> {
     pub fn new(store: &'s mut Store, cfg: inbox::Config) -> Self {
-        Orch { store, cfg }
+        Orch {
+            store,
+            cfg,
+            repo: None,
+        }
+    }
+
+    /// The same, reading the repository too.
+    pub fn with_repo(store: &'s mut Store, cfg: inbox::Config, repo: &'s Repo) -> Self {
+        Orch {
+            store,
+            cfg,
+            repo: Some(repo),
+        }
     }
 
     /// Runs `f` in one write transaction after bringing attempts in line with their
@@ -297,9 +334,23 @@ impl<'s> Orch<'s> {
     }
 
     /// Cheap when nothing moved: a read finds no attempt whose thread changed, and no
-    /// write lock is taken. Returns the events of what changed.
+    /// write lock is taken. With a repository it also reads the live attempts' branch
+    /// tips and worktrees, and repairs abandoned dispatches. Returns the events of what
+    /// changed.
     pub fn reconcile(&mut self) -> Result<Vec<Event>> {
-        reconcile::reconcile(self.store, &self.cfg)
+        match self.repo {
+            Some(repo) => repair::reconcile(self.store, &self.cfg, repo, false),
+            None => reconcile::reconcile(self.store, &self.cfg),
+        }
+    }
+
+    /// `git orch reconcile`: [`Orch::reconcile`], and also attempt branches and
+    /// worktrees that no attempt owns.
+    pub fn reconcile_thorough(&mut self) -> Result<Vec<Event>> {
+        match self.repo {
+            Some(repo) => repair::reconcile(self.store, &self.cfg, repo, true),
+            None => reconcile::reconcile(self.store, &self.cfg),
+        }
     }
 }
 

@@ -36,18 +36,20 @@ pub(crate) struct AttemptRef {
     pub thread: Option<i64>,
 }
 
-struct Live {
+pub(crate) struct Live {
     attempt: AttemptRef,
     status: String,
     seen: (Option<String>, Option<bool>, Option<i64>, Option<String>),
 }
 
-/// Live attempts whose thread moved since reconcile last looked, with the thread.
-fn moved(conn: &Connection) -> Result<Vec<(Live, Thread)>> {
+/// Live attempts whose thread moved since reconcile last looked, with the thread. A
+/// `preparing` attempt belongs to its dispatcher until dispatch's last step.
+pub(crate) fn moved(conn: &Connection) -> Result<Vec<(Live, Thread)>> {
     let live: Vec<Live> = conn
         .prepare_cached(&format!(
             "SELECT id, run, task, thread_id, status, seen_status, seen_awaiting, seen_claims, seen_updated_at
-             FROM attempts WHERE status IN {LIVE_ATTEMPT_SQL} AND thread_id IS NOT NULL ORDER BY id"
+             FROM attempts WHERE status IN {LIVE_ATTEMPT_SQL} AND status <> 'preparing' AND thread_id IS NOT NULL
+             ORDER BY id"
         ))?
         .query_map([], |r| {
             Ok(Live {

@@ -136,12 +136,21 @@ pub struct TaskRow {
     pub max_attempts: i64,
     pub attempts: i64,
     pub current_attempt: Option<i64>,
+    pub blocked_reason: Option<String>,
+}
+
+impl TaskRow {
+    /// Blocked because its dependencies' heads conflict: dispatchable again.
+    pub fn is_base_conflict(&self) -> bool {
+        self.status == "blocked" && self.blocked_reason.as_deref() == Some("base_conflict")
+    }
 }
 
 pub fn find_row(conn: &Connection, run: &str, key: &str) -> Result<Option<TaskRow>> {
     Ok(conn
         .prepare_cached(
-            "SELECT run, key, title, body, kind, to_addr, base, status, max_attempts, attempts, current_attempt
+            "SELECT run, key, title, body, kind, to_addr, base, status, max_attempts, attempts, current_attempt,
+                    blocked_reason
              FROM tasks WHERE run = ?1 AND key = ?2",
         )?
         .query_row(params![run, key], |r| {
@@ -157,6 +166,7 @@ pub fn find_row(conn: &Connection, run: &str, key: &str) -> Result<Option<TaskRo
                 max_attempts: r.get(8)?,
                 attempts: r.get(9)?,
                 current_attempt: r.get(10)?,
+                blocked_reason: r.get(11)?,
             })
         })
         .optional()?)

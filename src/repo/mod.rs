@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 mod bases;
 pub mod git;
 pub mod hooks;
+mod refs;
 mod revs;
 mod status;
 #[cfg(test)]
@@ -16,6 +17,7 @@ mod worktree;
 
 pub use bases::MergedBase;
 pub use hooks::{HookOutcome, HooksReport, HOOK_NAMES};
+pub use refs::{AttemptBranch, LinkedWorktree};
 pub use revs::{BaseRef, CommitStats};
 pub use status::{worktree_dirty_paths, Untracked};
 pub use worktree::{

@@ -2,9 +2,9 @@
 //! with the goal beside it, as rows of one markdown table.
 
 mod council;
-mod hooks;
 mod inbox;
 mod orch;
+mod worktree;
 
 use crate::util::{print_table, Row};
 use anyhow::{bail, Result};
@@ -15,13 +15,14 @@ pub fn run(args: &[String]) -> Result<()> {
     let mut rows: Vec<Row> = Vec::new();
     match which {
         "inbox" => rows.extend(inbox::run(&bins)?),
-        "hooks" => rows.extend(hooks::run(&bins)?),
+        "hooks" => rows.extend(worktree::run(&bins, worktree::Part::Commits)?),
         "orch" => rows.extend(orch::run(&bins)?),
         "council" => rows.extend(council::run(&bins)?),
+        "worktree" => rows.extend(worktree::run(&bins, worktree::Part::All)?),
         "all" => {
             rows.extend(inbox::run(&bins)?);
             rows.extend(orch::run(&bins)?);
-            rows.extend(hooks::run(&bins)?);
+            rows.extend(worktree::run(&bins, worktree::Part::All)?);
             rows.extend(council::run(&bins)?);
         }
         other => bail!("unknown benchmark {other:?}; {}", crate::USAGE),

@@ -1,0 +1,356 @@
+//! Attempt worktrees for `code` tasks (SPEC §7): the [`Workspaces`] that resolves the
+//! base (strict mode, stacked bases), makes the branch and worktree, writes the attempt
+//! marker, and takes it all back without losing work; and the attempt's head as commits
+//! land (from the hooks, or from reconcile reading the branch).
+//!
+//! `review` and `chore` tasks stay worktree-less: their base is resolved when one is
+//! named, nothing is made.
+
+use super::dispatch::{BaseChoice, Prepared, Step, Workspace, Workspaces};
+use super::{get_attempt, Act, Changes};
+use crate::error::{Code, Error, Result};
+use crate::repo::{AttemptMarker, AttemptName, CommitStats, Repo, Untracked};
+use crate::store::events::NewEvent;
+use rusqlite::{params, Connection};
+use serde_json::json;
+use std::path::Path;
+
+/// At most this many dirty paths are listed in a `dirty_worktree` error.
+const MAX_LISTED_PATHS: usize = 200;
+
+/// Worktrees in the repository: what `git orch` dispatches with.
+pub struct GitWorkspaces<'a> {
+    repo: &'a Repo,
+    strict_untracked: bool,
+    on_step: Option<&'a dyn Fn(Step)>,
+}
+
+impl<'a> GitWorkspaces<'a> {
+    pub fn new(repo: &'a Repo) -> Self {
+        GitWorkspaces {
+            repo,
+            strict_untracked: false,
+            on_step: None,
+        }
+    }
+
+    /// `orch.strictUntracked`: untracked files make the main worktree dirty too.
+    pub fn strict_untracked(mut self, yes: bool) -> Self {
+        self.strict_untracked = yes;
+        self
+    }
+
+    /// Called after each dispatch step (the CLI's crash injection for tests).
+    pub fn on_step(mut self, f: &'a dyn Fn(Step)) -> Self {
+        self.on_step = Some(f);
+        self
+    }
+
+    fn name(attempt: &Prepared) -> Result<AttemptName> {
+        let n = u32::try_from(attempt.n).map_err(|_| {
+            Error::internal(format!("attempt number {} is out of range", attempt.n))
+        })?;
+        AttemptName::new(&attempt.run, &attempt.task, n)
+    }
+
+    /// The base as given and the commit it names, and the merge ref when one was written.
+    fn resolve_base(&self, attempt: &Prepared, name: &AttemptName) -> Result<ResolvedBase> {
+        match &attempt.base {
+            BaseChoice::Given(text) | BaseChoice::Run(text) => {
+                let base = self.repo.resolve_commit(text)?;
+                Ok(ResolvedBase {
+                    given: base.given,
+                    sha: base.sha,
+                    bases_ref: None,
+                })
+            }
+            BaseChoice::Deps(heads) => {
+                // A dependency's branch is its result; once pruned, the head it ended at.
+                let mut shas = Vec::with_capacity(heads.len());
+                for head in heads {
+                    let tip = match &head.branch {
+                        Some(branch) => self.repo.branch_tip(branch)?,
+                        None => None,
+                    };
+                    shas.push(tip.unwrap_or_else(|| head.sha.clone()));
+                }
+                let merged = self.repo.merge_bases(name, &shas)?;
+                let given = match &merged.ref_name {
+                    Some(ref_name) => ref_name.clone(),
+                    None => heads
+                        .iter()
+                        .zip(&shas)
+                        .find(|(_, sha)| **sha == merged.sha)
+                        .and_then(|(head, _)| head.branch.clone())
+                        .unwrap_or_else(|| merged.sha.clone()),
+                };
+                Ok(ResolvedBase {
+                    given,
+                    sha: merged.sha,
+                    bases_ref: merged.ref_name,
+                })
+            }
+            BaseChoice::Head => {
+                let main = self.repo.open_main_worktree()?;
+                let at = main.as_ref().unwrap_or(self.repo);
+                if main.is_some() {
+                    let untracked = if self.strict_untracked {
+                        Untracked::Include
+                    } else {
+                        Untracked::Ignore
+                    };
+                    let dirty = at.dirty_paths(untracked)?;
+                    if !dirty.is_empty() {
+                        return Err(dirty_worktree(at, &attempt.task, dirty));
+                    }
+                }
+                let base = at.resolve_commit("HEAD")?;
+                Ok(ResolvedBase {
+                    given: base.given,
+                    sha: base.sha,
+                    bases_ref: None,
+                })
+            }
+        }
+    }
+}
+
+struct ResolvedBase {
+    given: String,
+    sha: String,
+    bases_ref: Option<String>,
+}
+
+fn dirty_worktree(main: &Repo, task: &str, paths: Vec<String>) -> Error {
+    let count = paths.len();
+    let shown: Vec<String> = paths.into_iter().take(MAX_LISTED_PATHS).collect();
+    let preview = shown.iter().take(5).cloned().collect::<Vec<_>>().join(", ");
+    Error::new(
+        Code::DirtyWorktree,
+        format!(
+            "the main worktree has uncommitted changes ({count} path{}: {preview}{}); task {task} would start from HEAD without them",
+            if count == 1 { "" } else { "s" },
+            if count > 5 { ", …" } else { "" }
+        ),
+    )
+    .hint("commit or stash them first, or name the base explicitly: git orch dispatch KEY --base REV")
+    .detail("paths", shown)
+    .detail("count", count)
+    .detail(
+        "worktree",
+        main.workdir()
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+    )
+}
+
+impl Workspaces for GitWorkspaces<'_> {
+    fn prepare(&self, attempt: &Prepared) -> Result<Workspace> {
+        let name = Self::name(attempt)?;
+        if attempt.kind != "code" {
+            let base_sha = match &attempt.base {
+                BaseChoice::Given(text) | BaseChoice::Run(text) => {
+                    Some(self.repo.resolve_commit(text)?.sha)
+                }
+                BaseChoice::Deps(_) | BaseChoice::Head => None,
+            };
+            return Ok(Workspace {
+                base_ref: attempt.base_ref.clone(),
+                base_sha,
+                ..Workspace::default()
+            });
+        }
+        let base = self.resolve_base(attempt, &name)?;
+        let guard = match self.repo.create_attempt_worktree(&name, &base.sha) {
+            Ok(guard) => guard,
+            Err(err) => {
+                if let Some(bases) = &base.bases_ref {
+                    let _ = self.repo.delete_ref(bases, Some(&base.sha));
+                }
+                return Err(err);
+            }
+        };
+        let wt = guard.keep();
+        Ok(Workspace {
+            worktree: Some(wt.path),
+            branch: Some(wt.branch),
+            base_ref: Some(base.given),
+            base_sha: Some(base.sha),
+            git_dir: Some(wt.git_dir),
+            bases_ref: base.bases_ref,
+        })
+    }
+
+    fn attach(&self, attempt: &Prepared, workspace: &Workspace, thread: i64) -> Result<()> {
+        let Some(git_dir) = &workspace.git_dir else {
+            return Ok(());
+        };
+        crate::repo::write_attempt_marker(
+            git_dir,
+            &AttemptMarker {
+                run: attempt.run.clone(),
+                task: attempt.task.clone(),
+                attempt: attempt.attempt,
+                thread,
+                agent: attempt.agent().map(str::to_owned),
+            },
+        )
+    }
+
+    fn undo(&self, attempt: &Prepared, workspace: &Workspace) -> Result<()> {
+        if workspace.branch.is_none() && workspace.worktree.is_none() {
+            return Ok(());
+        }
+        let name = Self::name(attempt)?;
+        retire(
+            self.repo,
+            &name,
+            workspace.worktree.as_deref(),
+            workspace.branch.as_deref(),
+            workspace.base_sha.as_deref(),
+        )?;
+        if let Some(bases) = &workspace.bases_ref {
+            self.repo.delete_ref(bases, None)?;
+        }
+        Ok(())
+    }
+
+    fn reached(&self, step: Step) {
+        if let Some(f) = self.on_step {
+            f(step);
+        }
+    }
+}
+
+/// What taking an attempt's workspace back did.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct Retired {
+    pub removed_worktree: bool,
+    pub deleted_branch: bool,
+    /// Uncommitted work found in the worktree, saved first.
+    pub rescue_ref: Option<String>,
+    /// Commits of the branch that no other ref had, kept under this ref.
+    pub kept_ref: Option<String>,
+}
+
+/// Takes back a workspace nobody should be using (an undone or abandoned dispatch, an
+/// orphan branch): uncommitted work in the worktree is committed under
+/// `refs/orch/rescue/…` first, the worktree goes, and the branch goes too; when it holds
+/// commits no other ref reaches, they are kept under `refs/orch/orphans/…` first.
+pub(crate) fn retire(
+    repo: &Repo,
+    name: &AttemptName,
+    worktree: Option<&Path>,
+    branch: Option<&str>,
+    base_sha: Option<&str>,
+) -> Result<Retired> {
+    let mut done = Retired::default();
+    if let Some(path) = worktree {
+        if path.exists() {
+            let dirty = crate::repo::worktree_dirty_paths(path, Untracked::Include)?;
+            if !dirty.is_empty() {
+                done.rescue_ref = repo.rescue_worktree(path, name)?.map(|r| r.ref_name);
+            }
+            repo.remove_worktree(path, true)?;
+            done.removed_worktree = true;
+        } else if repo.registered_worktrees()?.iter().any(|p| p == path) {
+            repo.remove_worktree(path, true)?;
+            done.removed_worktree = true;
+        }
+    }
+    if let Some(branch) = branch {
+        if let Some(tip) = repo.branch_tip(branch)? {
+            let full = format!("refs/heads/{branch}");
+            if Some(tip.as_str()) != base_sha && repo.unique_commits(&full)? > 0 {
+                let prefix = format!("refs/orch/orphans/{}/{}", name.run(), name.slug());
+                done.kept_ref = Some(repo.keep_under_ref(
+                    &prefix,
+                    &tip,
+                    "git-orch: keep an abandoned attempt's commits",
+                )?);
+            }
+            done.deleted_branch = repo.delete_branch(branch, Some(&tip))?;
+        }
+    }
+    Ok(done)
+}
+
+/// An attempt's head moved to `head` (`commits` since its base): stores both and
+/// appends an `attempt.progress` event with the commit's numbers. Only a live attempt
+/// whose head is not `head` already changes (a finished attempt keeps its final head);
+/// returns whether it did. `act.leader` is the actor: the agent for a hook.
+pub(crate) fn record_head(
+    conn: &Connection,
+    act: &Act<'_>,
+    changes: &mut Changes,
+    attempt_id: i64,
+    stats: &CommitStats,
+    commits: u64,
+    source: &str,
+) -> Result<bool> {
+    let attempt = get_attempt(conn, attempt_id)?;
+    let current = attempt.head_sha.as_ref().or(attempt.base_sha.as_ref());
+    if !super::is_live_attempt(&attempt.status) || current == Some(&stats.sha) {
+        return Ok(false);
+    }
+    let commits = i64::try_from(commits).unwrap_or(i64::MAX);
+    conn.prepare_cached("UPDATE attempts SET head_sha = ?2, commits = ?3 WHERE id = ?1")?
+        .execute(params![attempt_id, stats.sha, commits])?;
+    changes.emit(
+        conn,
+        act,
+        NewEvent {
+            kind: "attempt.progress",
+            thread: attempt.thread,
+            run: Some(&attempt.run),
+            task: Some(&attempt.task),
+            attempt: Some(attempt_id),
+            data: Some(json!({
+                "sha": stats.sha, "subject": stats.subject, "files_changed": stats.files_changed,
+                "insertions": stats.insertions, "deletions": stats.deletions,
+                "commits": commits, "source": source,
+            })),
+            ..NewEvent::default()
+        },
+    )?;
+    Ok(true)
+}
+
+/// What the hook needs of an attempt before it counts commits: its base and thread.
+#[derive(Debug, Clone)]
+pub struct HookAttempt {
+    pub id: i64,
+    pub thread: Option<i64>,
+    pub base_sha: Option<String>,
+    pub live: bool,
+}
+
+pub fn hook_attempt(conn: &Connection, attempt_id: i64) -> Result<Option<HookAttempt>> {
+    match get_attempt(conn, attempt_id) {
+        Ok(a) => Ok(Some(HookAttempt {
+            id: a.id,
+            thread: a.thread,
+            live: super::is_live_attempt(&a.status),
+            base_sha: a.base_sha,
+        })),
+        Err(err) if err.code == Code::NotFound => Ok(None),
+        Err(err) => Err(err),
+    }
+}
+
+/// `git inbox hook`'s part in orch: the attempt's new head, in the transaction that
+/// records the progress message. `actor` is whoever committed (the thread's holder).
+pub fn record_hook_head(
+    conn: &Connection,
+    actor: &str,
+    attempt: &HookAttempt,
+    stats: &CommitStats,
+    commits: u64,
+) -> Result<bool> {
+    let act = Act {
+        now: crate::time::now_ms(),
+        leader: actor,
+    };
+    let mut changes = Changes::default();
+    record_head(conn, &act, &mut changes, attempt.id, stats, commits, "hook")
+}
