@@ -752,6 +752,7 @@ fn orphan_branches_and_worktrees_are_taken_back_keeping_their_commits() {
     let work = commit_quietly(&env, &stray, "ghost.txt", "boo\n", "Ghost work");
     env.git(&["branch", "orch/r1/empty-1"]);
     env.git(&["branch", "orch/elsewhere"]);
+    env.git(&["branch", "orch/not-a-run/x-1"]);
 
     let changes = reconcile(&env);
     let orphans: Vec<&Value> = changes
@@ -759,7 +760,7 @@ fn orphan_branches_and_worktrees_are_taken_back_keeping_their_commits() {
         .filter(|e| e["data"]["action"] == "orphan")
         .collect();
     assert_eq!(orphans.len(), 2, "{changes:?}");
-    assert_eq!(branches(&env), ["orch/elsewhere"]);
+    assert_eq!(branches(&env), ["orch/elsewhere", "orch/not-a-run/x-1"]);
     assert!(!stray.exists());
     assert_eq!(
         refs(&env, "refs/orch/orphans/"),

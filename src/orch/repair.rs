@@ -426,14 +426,19 @@ fn worktree_of(repo: &Repo, branch: &str, expected: Option<&Path>) -> Result<Opt
         .map(Path::to_owned))
 }
 
-/// Attempt branches (and their worktrees) of attempts that do not exist: taken back.
+/// Attempt branches (and their worktrees) of a run's attempts that do not exist: taken
+/// back.
 fn take_back_orphans(store: &mut Store, cfg: &inbox::Config, repo: &Repo) -> Result<Vec<Event>> {
     // Branches first, rows second: a dispatch writes its row before its branch.
     let branches = repo.attempt_branches()?;
     if branches.is_empty() {
         return Ok(Vec::new());
     }
-    let known: HashSet<(String, String, i64)> = store.read(|tx| {
+    let (runs, known): (HashSet<String>, HashSet<(String, String, i64)>) = store.read(|tx| {
+        let runs = tx
+            .prepare_cached("SELECT name FROM runs")?
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
         let rows = tx
             // A row owns its branch once it records it, or while it is being dispatched.
             .prepare_cached(
@@ -441,7 +446,7 @@ fn take_back_orphans(store: &mut Store, cfg: &inbox::Config, repo: &Repo) -> Res
             )?
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
             .collect::<rusqlite::Result<_>>()?;
-        Ok(rows)
+        Ok((runs, rows))
     })?;
     let mut events = Vec::new();
     for b in branches {
@@ -450,7 +455,8 @@ fn take_back_orphans(store: &mut Store, cfg: &inbox::Config, repo: &Repo) -> Res
             b.name.task().to_owned(),
             i64::from(b.name.n()),
         );
-        if known.contains(&key) {
+        // A branch of a run this repository never had is somebody else's naming.
+        if known.contains(&key) || !runs.contains(b.name.run()) {
             continue;
         }
         let worktree = worktree_of(repo, &b.branch, None)?;

@@ -146,7 +146,6 @@ fn dirty_worktree(main: &Repo, task: &str, paths: Vec<String>) -> Error {
 
 impl Workspaces for GitWorkspaces<'_> {
     fn prepare(&self, attempt: &Prepared) -> Result<Workspace> {
-        let name = Self::name(attempt)?;
         if attempt.kind != "code" {
             let base_sha = match &attempt.base {
                 BaseChoice::Given(text) | BaseChoice::Run(text) => {
@@ -160,6 +159,7 @@ impl Workspaces for GitWorkspaces<'_> {
                 ..Workspace::default()
             });
         }
+        let name = Self::name(attempt)?;
         let base = self.resolve_base(attempt, &name)?;
         let guard = match self.repo.create_attempt_worktree(&name, &base.sha) {
             Ok(guard) => guard,
