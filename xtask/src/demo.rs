@@ -52,7 +52,7 @@ pub fn run(args: &[String]) -> Result<()> {
     print!("{}", outcome.report);
     println!();
     println!(
-        "Demo finished in {:.1} s: {} tasks done, {} questions answered, {} retries, {} commits recorded by hooks.",
+        "Demo finished in {:.1} s: {} tasks done, {} question(s) answered, {} retried, {} commits recorded by hooks.",
         started.elapsed().as_secs_f64(),
         outcome.done,
         outcome.answered,
@@ -177,6 +177,50 @@ pub fn scenario(sb: &Sandbox, bins: &Bins, say: &mut Narrator) -> Result<Outcome
         if Instant::now() > deadline {
             bail!("the demo run did not finish in 120 s");
         }
+        // Print what happened since the last look, from the event log (reconciled first,
+        // so a finished task shows before the dispatches it unlocks).
+        orch(&["reconcile"])?;
+        let log = orch(&["log", "--run", "demo", "--since", &last_event.to_string()])?;
+        for event in log["events"].as_array().context("events")? {
+            last_event = event["id"].as_i64().unwrap_or(last_event);
+            let task = event["task"].as_str().unwrap_or("");
+            match event["kind"].as_str().unwrap_or("") {
+                "task.status" => {
+                    let to = event["to"].as_str().unwrap_or("");
+                    let line = match to {
+                        "blocked" => {
+                            format!("?? {task} is blocked: {}", question_of(sb, bins, task)?)
+                        }
+                        "failed" => format!("xx {task} failed"),
+                        "done" => format!("ok {task} is done"),
+                        _ if event["from"].is_null() => continue,
+                        _ => format!(
+                            "   {task}: {} -> {to}",
+                            event["from"].as_str().unwrap_or("")
+                        ),
+                    };
+                    say.say(line);
+                }
+                "attempt.status" if event["to"] == "failed" => {
+                    say.say(format!(
+                        "xx {task}: the attempt failed (retryable); the task goes back to ready"
+                    ));
+                }
+                "attempt.progress" => {
+                    progress_events += 1;
+                    let d = &event["data"];
+                    say.say(format!(
+                        "   {task}: commit {} \"{}\" ({} files, +{} -{})",
+                        short(&d["sha"]),
+                        d["subject"].as_str().unwrap_or(""),
+                        d["files_changed"],
+                        d["insertions"],
+                        d["deletions"]
+                    ));
+                }
+                _ => {}
+            }
+        }
         // Hand every ready task to the next scripted worker, in its own worktree.
         let dispatched = orch(&["dispatch", "--all-ready"])?;
         for attempt in dispatched["attempts"].as_array().context("attempts")? {
@@ -217,48 +261,6 @@ pub fn scenario(sb: &Sandbox, bins: &Bins, say: &mut Narrator) -> Result<Outcome
                 orch(&["answer", key, "--body", answer])?;
                 answered += 1;
                 say.say(format!("!! answered {key}: {answer}"));
-            }
-        }
-        // Print what happened since the last look, from the event log.
-        let log = orch(&["log", "--run", "demo", "--since", &last_event.to_string()])?;
-        for event in log["events"].as_array().context("events")? {
-            last_event = event["id"].as_i64().unwrap_or(last_event);
-            let task = event["task"].as_str().unwrap_or("");
-            match event["kind"].as_str().unwrap_or("") {
-                "task.status" => {
-                    let to = event["to"].as_str().unwrap_or("");
-                    let line = match to {
-                        "blocked" => {
-                            format!("?? {task} is blocked: {}", question_of(sb, bins, task)?)
-                        }
-                        "failed" => format!("xx {task} failed"),
-                        "done" => format!("ok {task} is done"),
-                        _ => format!(
-                            "   {task}: {} -> {to}",
-                            event["from"].as_str().unwrap_or("new")
-                        ),
-                    };
-                    say.say(line);
-                }
-                "attempt.status" if event["to"] == "failed" => {
-                    say.say(format!(
-                        "xx {task} attempt {} failed; the task goes back to ready for a retry",
-                        event["attempt"]
-                    ));
-                }
-                "attempt.progress" => {
-                    progress_events += 1;
-                    let d = &event["data"];
-                    say.say(format!(
-                        "   {task}: commit {} \"{}\" ({} files, +{} -{})",
-                        short(&d["sha"]),
-                        d["subject"].as_str().unwrap_or(""),
-                        d["files_changed"],
-                        d["insertions"],
-                        d["deletions"]
-                    ));
-                }
-                _ => {}
             }
         }
         let status = orch(&["status", "--run", "demo"])?;
