@@ -2,7 +2,7 @@
 //! (SPEC §8).
 
 use super::render::Table;
-use super::{parse_duration_arg, read_body, Ctx, Out};
+use super::{parse_duration_arg, Ctx, Out};
 use crate::council::run::{self as council, Council, StartSpec};
 use crate::council::{parse_threshold, Tally, DEFAULT_THRESHOLD};
 use crate::error::{Code, Error, Result};
@@ -31,11 +31,8 @@ pub struct StartArgs {
     #[arg(long)]
     pub topic: String,
     /// The brief
-    #[arg(long, value_name = "TEXT")]
-    pub body: Option<String>,
-    /// Read the brief from FILE (- for stdin)
-    #[arg(long, value_name = "FILE", conflicts_with = "body")]
-    pub body_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub body: super::BodyArgs,
     /// Reviewers, comma-separated (default orch.council.reviewers, else reviewer-1,reviewer-2,reviewer-3)
     #[arg(long, value_name = "A,B,C")]
     pub reviewers: Option<String>,
@@ -96,7 +93,7 @@ fn threshold(ctx: &mut Ctx, given: Option<&str>) -> Result<f64> {
 pub fn run(ctx: &mut Ctx, out: &Out, command: CouncilCommand) -> Result<()> {
     match command {
         CouncilCommand::Start(args) => {
-            let body = read_body(args.body, args.body_file.as_deref())?;
+            let body = args.body.read()?;
             let reviewers_text = match args.reviewers {
                 Some(text) => text,
                 None => ctx

@@ -1,7 +1,7 @@
 //! `git inbox`: the worker-facing bus (SPEC §5).
 
 use super::render::{or_dash, preview, Table};
-use super::{parse_duration_arg, read_body, read_json_arg, Ctx, GlobalArgs, IdentitySource, Out};
+use super::{parse_duration_arg, read_json_arg, BodyArgs, Ctx, GlobalArgs, IdentitySource, Out};
 use crate::error::{Code, Error, Result};
 use crate::inbox::{self, artifacts, EventFilter, ListFilter, Message, NextFilter, Note, Thread};
 use crate::names::{self, Address};
@@ -72,16 +72,6 @@ pub enum InboxCommand {
     /// Internal: called by the installed git hooks
     #[command(hide = true)]
     Hook(HookArgs),
-}
-
-#[derive(clap::Args, Debug)]
-pub struct BodyArgs {
-    /// The text
-    #[arg(long, value_name = "TEXT")]
-    pub body: Option<String>,
-    /// Read the text from FILE (- for stdin)
-    #[arg(long, value_name = "FILE", conflicts_with = "body")]
-    pub body_file: Option<PathBuf>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -339,7 +329,7 @@ pub fn run(ctx: &mut Ctx, out: &Out, command: InboxCommand) -> Result<()> {
         InboxCommand::Send(args) => {
             let actor = ctx.agent()?;
             let to = Address::parse(&args.to)?;
-            let body = read_body(args.body.body, args.body.body_file.as_deref())?;
+            let body = args.body.read()?;
             let data = read_json_arg("data", args.data.data, args.data.data_file.as_deref())?;
             inbox::check_subject(&args.subject)?;
             inbox::check_body(&body)?;
@@ -462,7 +452,7 @@ pub fn run(ctx: &mut Ctx, out: &Out, command: InboxCommand) -> Result<()> {
         InboxCommand::Update(args) => {
             let actor = ctx.agent()?;
             let id = ctx.thread_id(args.id)?;
-            let body = read_body(args.body.body, args.body.body_file.as_deref())?;
+            let body = args.body.read()?;
             let data = read_json_arg("data", args.data.data, args.data.data_file.as_deref())?;
             inbox::check_note(&Note {
                 body: &body,
@@ -485,7 +475,7 @@ pub fn run(ctx: &mut Ctx, out: &Out, command: InboxCommand) -> Result<()> {
         InboxCommand::Ask(args) => {
             let actor = ctx.agent()?;
             let id = ctx.thread_id(args.id)?;
-            let body = read_body(args.body.body, args.body.body_file.as_deref())?;
+            let body = args.body.read()?;
             let posted = ctx
                 .inbox()?
                 .write(|tx, cfg| inbox::ask(tx, cfg, &actor, id, &body))?;
@@ -497,7 +487,7 @@ pub fn run(ctx: &mut Ctx, out: &Out, command: InboxCommand) -> Result<()> {
         }
         InboxCommand::Reply(args) => {
             let actor = ctx.agent()?;
-            let body = read_body(args.body.body, args.body.body_file.as_deref())?;
+            let body = args.body.read()?;
             let data = read_json_arg("data", args.data.data, args.data.data_file.as_deref())?;
             inbox::check_reply(&Note {
                 body: &body,
@@ -535,7 +525,7 @@ pub fn run(ctx: &mut Ctx, out: &Out, command: InboxCommand) -> Result<()> {
         InboxCommand::Done(args) => {
             let actor = ctx.agent()?;
             let id = ctx.thread_id(args.id)?;
-            let body = read_body(args.body.body, args.body.body_file.as_deref())?;
+            let body = args.body.read()?;
             let result = read_json_arg("result", args.result, args.result_file.as_deref())?;
             inbox::check_body(&body)?;
             if let Some(result) = &result {

@@ -203,6 +203,24 @@ pub fn result_check(thread: &crate::inbox::Thread, result: &Value) -> Result<()>
     crate::council::check_result(&thread.data, result)
 }
 
+/// `--body TEXT` or `--body-file FILE`, as every command that posts text takes them.
+#[derive(clap::Args, Debug)]
+pub struct BodyArgs {
+    /// The text
+    #[arg(long, value_name = "TEXT")]
+    pub body: Option<String>,
+    /// Read the text from FILE (- for stdin)
+    #[arg(long, value_name = "FILE", conflicts_with = "body")]
+    pub body_file: Option<PathBuf>,
+}
+
+impl BodyArgs {
+    /// The text given, empty when neither flag was.
+    pub fn read(self) -> Result<String> {
+        read_body(self.body, self.body_file.as_deref())
+    }
+}
+
 /// `--body`, `--body-file F` or `--body-file -` (stdin); empty when none is given.
 pub fn read_body(body: Option<String>, file: Option<&Path>) -> Result<String> {
     match (body, file) {

@@ -1,7 +1,7 @@
 //! `git orch`: the leader's scheduler (SPEC §6).
 
 use super::render::{or_dash, preview, Table};
-use super::{parse_duration_arg, read_body, read_text_input, Ctx, GlobalArgs, Out};
+use super::{parse_duration_arg, read_text_input, BodyArgs, Ctx, GlobalArgs, Out};
 use crate::error::{Code, Error, Result};
 use crate::inbox::{self, Note};
 use crate::names::{check_name, Address};
@@ -145,16 +145,6 @@ pub enum TaskCommand {
     List(TaskListArgs),
     /// Show a task with all its attempts
     Show(TaskKeyArgs),
-}
-
-#[derive(clap::Args, Debug)]
-pub struct BodyArgs {
-    /// The text
-    #[arg(long, value_name = "TEXT")]
-    pub body: Option<String>,
-    /// Read the text from FILE (- for stdin)
-    #[arg(long, value_name = "FILE", conflicts_with = "body")]
-    pub body_file: Option<PathBuf>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -498,7 +488,7 @@ pub fn run(ctx: &mut Ctx, out: &Out, command: OrchCommand) -> Result<()> {
             out.success(&TasksData { tasks: &tasks }, || render_blocked(&tasks))
         }
         OrchCommand::Answer(args) => {
-            let body = read_body(args.body.body, args.body.body_file.as_deref())?;
+            let body = args.body.read()?;
             if body.trim().is_empty() {
                 return Err(Error::invalid_input("the answer is empty")
                     .hint("pass it with --body or --body-file"));
@@ -755,7 +745,7 @@ fn run_command(ctx: &mut Ctx, out: &Out, command: RunCommand) -> Result<()> {
 fn task_command(ctx: &mut Ctx, out: &Out, command: TaskCommand) -> Result<()> {
     match command {
         TaskCommand::Add(args) => {
-            let body = read_body(args.body.body, args.body.body_file.as_deref())?;
+            let body = args.body.read()?;
             let spec = TaskSpec {
                 key: args.key,
                 title: args.title,
