@@ -470,3 +470,51 @@ pub fn orch_main(args: Vec<OsString>) -> i32 {
         orch::run(ctx, out, parsed.command)
     })
 }
+
+#[cfg(test)]
+mod help_reference {
+    //! The whole `--help` tree of both binaries, snapshotted so that any change to the
+    //! command-line surface shows up in review. Regenerate with
+    //! `UPDATE_SNAPSHOTS=1 cargo test --lib help_reference`.
+
+    use clap::CommandFactory;
+
+    fn render(cmd: &mut clap::Command, path: &str, out: &mut String) {
+        let name = if path.is_empty() {
+            cmd.get_name().to_owned()
+        } else {
+            format!("{path} {}", cmd.get_name())
+        };
+        out.push_str(&format!(
+            "## {name}\n\n```\n{}\n```\n\n",
+            cmd.render_long_help().to_string().trim_end()
+        ));
+        let mut subs: Vec<clap::Command> = cmd
+            .get_subcommands()
+            .filter(|s| !s.is_hide_set() && s.get_name() != "help")
+            .cloned()
+            .collect();
+        for sub in &mut subs {
+            render(sub, &name, out);
+        }
+    }
+
+    #[test]
+    fn the_help_tree_matches_the_snapshot() {
+        let mut text = String::from("# Command-line reference (generated from --help)\n\n");
+        for mut cmd in [
+            super::inbox::InboxCli::command(),
+            super::orch::OrchCli::command(),
+        ] {
+            cmd.build();
+            render(&mut cmd.term_width(100), "", &mut text);
+        }
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/snapshots/cli-reference.md");
+        if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+            std::fs::write(&path, &text).unwrap();
+        }
+        let stored = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(stored == text, "the --help tree changed; review it and run UPDATE_SNAPSHOTS=1 cargo test --lib help_reference");
+    }
+}
