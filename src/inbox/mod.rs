@@ -321,6 +321,26 @@ struct Post<'a> {
     artifacts: &'a [StagedArtifact],
 }
 
+impl<'a> Post<'a> {
+    /// A message without attachments.
+    fn plain(
+        thread: &'a Thread,
+        author: &'a str,
+        kind: &'a str,
+        body: &'a str,
+        data: Option<&'a Value>,
+    ) -> Self {
+        Post {
+            thread,
+            author,
+            kind,
+            body,
+            data,
+            artifacts: &[],
+        }
+    }
+}
+
 fn insert_message(conn: &Connection, now: i64, post: Post<'_>) -> Result<i64> {
     let data = post.data.map(Value::to_string);
     conn.prepare_cached(
@@ -355,6 +375,13 @@ fn insert_message(conn: &Connection, now: i64, post: Post<'_>) -> Result<i64> {
         },
     )?;
     Ok(id)
+}
+
+/// Records how `agent`'s hold on a thread ended (`lease_lost` tells expiry apart).
+fn end_hold(conn: &Connection, thread: i64, agent: &str, how: &str) -> Result<()> {
+    conn.prepare_cached("UPDATE holders SET ended_by = ?3 WHERE thread_id = ?1 AND agent = ?2")?
+        .execute(params![thread, agent, how])?;
+    Ok(())
 }
 
 fn status_event(conn: &Connection, now: i64, thread: &Thread, to: &str, actor: &str) -> Result<()> {
@@ -422,20 +449,10 @@ pub fn expire_due(conn: &Connection, cfg: &Config, now: i64) -> Result<usize> {
         let message = insert_message(
             conn,
             now,
-            Post {
-                thread: &thread,
-                author: &holder,
-                kind: "expire",
-                body: "",
-                data: Some(&data),
-                artifacts: &[],
-            },
+            Post::plain(&thread, &holder, "expire", "", Some(&data)),
         )?;
         let _ = message;
-        conn.prepare_cached(
-            "UPDATE holders SET ended_by = 'expire' WHERE thread_id = ?1 AND agent = ?2",
-        )?
-        .execute(params![id, holder])?;
+        end_hold(conn, id, &holder, "expire")?;
         if too_often {
             let reason = "lease_expired_too_often";
             conn.prepare_cached(
@@ -448,14 +465,7 @@ pub fn expire_due(conn: &Connection, cfg: &Config, now: i64) -> Result<usize> {
             insert_message(
                 conn,
                 now,
-                Post {
-                    thread: &thread,
-                    author: &holder,
-                    kind: "fail",
-                    body: reason,
-                    data: Some(&fail_data),
-                    artifacts: &[],
-                },
+                Post::plain(&thread, &holder, "fail", reason, Some(&fail_data)),
             )?;
             status_event(conn, now, &thread, "failed", &holder)?;
         } else {
@@ -692,14 +702,7 @@ fn take(
     let message = insert_message(
         conn,
         now,
-        Post {
-            thread,
-            author: actor,
-            kind: "claim",
-            body: "",
-            data: Some(&data),
-            artifacts: &[],
-        },
+        Post::plain(thread, actor, "claim", "", Some(&data)),
     )?;
     posted(conn, thread.id, message)
 }
@@ -764,14 +767,7 @@ fn renew_claimed(
     let message = insert_message(
         conn,
         now,
-        Post {
-            thread,
-            author: actor,
-            kind: "renew",
-            body: "",
-            data: Some(&data),
-            artifacts: &[],
-        },
+        Post::plain(thread, actor, "renew", "", Some(&data)),
     )?;
     posted(conn, thread.id, message)
 }
@@ -799,23 +795,9 @@ pub fn release(conn: &Connection, cfg: &Config, actor: &str, id: i64) -> Result<
                 asked_by = NULL, updated_at = ?2 WHERE id = ?1",
     )?
     .execute(params![id, now])?;
-    conn.prepare_cached(
-        "UPDATE holders SET ended_by = 'release' WHERE thread_id = ?1 AND agent = ?2",
-    )?
-    .execute(params![id, actor])?;
+    end_hold(conn, id, actor, "release")?;
     status_event(conn, now, &thread, "open", actor)?;
-    let message = insert_message(
-        conn,
-        now,
-        Post {
-            thread: &thread,
-            author: actor,
-            kind: "release",
-            body: "",
-            data: None,
-            artifacts: &[],
-        },
-    )?;
+    let message = insert_message(conn, now, Post::plain(&thread, actor, "release", "", None))?;
     posted(conn, id, message)
 }
 
@@ -1029,10 +1011,7 @@ pub fn done(
                 result = ?2, updated_at = ?3 WHERE id = ?1",
     )?
     .execute(params![id, result.map(Value::to_string), now])?;
-    conn.prepare_cached(
-        "UPDATE holders SET ended_by = 'done' WHERE thread_id = ?1 AND agent = ?2",
-    )?
-    .execute(params![id, actor])?;
+    end_hold(conn, id, actor, "done")?;
     status_event(conn, now, &thread, "done", actor)?;
     let message = insert_message(
         conn,
@@ -1069,23 +1048,13 @@ pub fn fail(
                 fail_reason = ?2, fail_retryable = ?3, updated_at = ?4 WHERE id = ?1",
     )?
     .execute(params![id, reason, retryable, now])?;
-    conn.prepare_cached(
-        "UPDATE holders SET ended_by = 'fail' WHERE thread_id = ?1 AND agent = ?2",
-    )?
-    .execute(params![id, actor])?;
+    end_hold(conn, id, actor, "fail")?;
     status_event(conn, now, &thread, "failed", actor)?;
     let data = json!({"reason": reason, "retryable": retryable});
     let message = insert_message(
         conn,
         now,
-        Post {
-            thread: &thread,
-            author: actor,
-            kind: "fail",
-            body: reason,
-            data: Some(&data),
-            artifacts: &[],
-        },
+        Post::plain(&thread, actor, "fail", reason, Some(&data)),
     )?;
     posted(conn, id, message)
 }
@@ -1125,23 +1094,13 @@ pub fn cancel(
         .as_deref()
         .filter(|_| thread.status == "claimed")
     {
-        conn.prepare_cached(
-            "UPDATE holders SET ended_by = 'cancel' WHERE thread_id = ?1 AND agent = ?2",
-        )?
-        .execute(params![id, holder])?;
+        end_hold(conn, id, holder, "cancel")?;
     }
     status_event(conn, now, &thread, "cancelled", actor)?;
     let message = insert_message(
         conn,
         now,
-        Post {
-            thread: &thread,
-            author: actor,
-            kind: "cancel",
-            body: reason,
-            data: None,
-            artifacts: &[],
-        },
+        Post::plain(&thread, actor, "cancel", reason, None),
     )?;
     posted(conn, id, message)
 }
