@@ -881,14 +881,7 @@ pub fn progress(
     let message = insert_message(
         conn,
         now,
-        Post {
-            thread: &thread,
-            author: &author,
-            kind: "progress",
-            body,
-            data: Some(data),
-            artifacts: &[],
-        },
+        Post::plain(&thread, &author, "progress", body, Some(data)),
     )?;
     posted(conn, id, message)
 }
@@ -906,18 +899,7 @@ pub fn ask(conn: &Connection, cfg: &Config, actor: &str, id: i64, body: &str) ->
     extend_lease(conn, now, id, None)?;
     conn.prepare_cached("UPDATE threads SET awaiting_reply = 1, asked_by = ?2 WHERE id = ?1")?
         .execute(params![id, actor])?;
-    let message = insert_message(
-        conn,
-        now,
-        Post {
-            thread: &thread,
-            author: actor,
-            kind: "ask",
-            body,
-            data: None,
-            artifacts: &[],
-        },
-    )?;
+    let message = insert_message(conn, now, Post::plain(&thread, actor, "ask", body, None))?;
     posted(conn, id, message)
 }
 
