@@ -272,23 +272,29 @@ pub fn scenario(sb: &Sandbox, bins: &Bins, say: &mut Narrator) -> Result<Outcome
         if counts["failed"].as_i64().unwrap_or(0) > 0 {
             bail!("a task failed for good: {}", status);
         }
-        // Block until something changes (a worker's claim, commit, question, finish).
+        // Block until something happens after the last event we printed (a worker's
+        // claim, commit, question, finish). Waiting from that id rather than from "now"
+        // cannot miss a change that landed while we were dispatching or answering.
+        let since = last_event.to_string();
         let out = sb
             .command(&bins.orch)
             .args([
                 "--json",
-                "wait",
+                "log",
                 "--run",
                 "demo",
-                "--until",
-                "change",
+                "--since",
+                &since,
+                "--follow",
+                "--count",
+                "1",
                 "--timeout",
                 "20s",
             ])
             .output()?;
         if !out.status.success() && out.status.code() != Some(5) {
             bail!(
-                "git orch wait failed: {}",
+                "git orch log --follow failed: {}",
                 String::from_utf8_lossy(&out.stdout)
             );
         }

@@ -22,9 +22,10 @@ pub fn run(args: &[String]) -> Result<()> {
 /// Runs every scenario, printing one line each; returns (passed, failed).
 pub fn run_all(bins: &Bins) -> Result<(usize, usize)> {
     type Scenario = fn(&Bins) -> Result<String>;
-    let scenarios: [(&str, Scenario); 2] = [
+    let scenarios: [(&str, Scenario); 3] = [
         ("demo plan and council", demo_scenario),
         ("crash consistency of inbox writes", inbox_crashes),
+        ("crash consistency of dispatch", dispatch_crashes),
     ];
     let (mut passed, mut failed) = (0, 0);
     for (name, scenario) in scenarios {
@@ -265,4 +266,128 @@ fn inbox_crashes(bins: &Bins) -> Result<String> {
         }
     }
     Ok(format!("{killed} commands killed, {completed} completed, {} threads and {artifacts} artifacts checked", threads.len()))
+}
+
+/// SIGKILLs `git orch dispatch` of code tasks at random points (mid-worktree, mid-thread,
+/// …), then lets reconcile repair: every task ends dispatched exactly once, every branch
+/// and worktree under orch's names belongs to an attempt, and git and SQLite are clean.
+fn dispatch_crashes(bins: &Bins) -> Result<String> {
+    const TASKS: usize = 12;
+    let sb = Sandbox::new(bins)?;
+    sb.run(&bins.orch, &["init"])?;
+    sb.run(
+        &bins.orch,
+        &["run", "init", "r", "--title", "crashes", "--base", "main"],
+    )?;
+    let plan = serde_json::json!({"tasks": (0..TASKS).map(|i| serde_json::json!({"key": format!("t{i}"), "title": format!("task {i}")})).collect::<Vec<_>>()});
+    let plan_path = sb.repo.join("../plan.json");
+    std::fs::write(&plan_path, plan.to_string())?;
+    sb.run(
+        &bins.orch,
+        &["task", "import", plan_path.to_str().context("path")?],
+    )?;
+    let mut seed = 0x9E37_79B9_7F4A_7C15u64 ^ std::process::id() as u64;
+    let mut random = move |below: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % below
+    };
+    let mut killed = 0;
+    for i in 0..TASKS {
+        let key = format!("t{i}");
+        let mut child = sb
+            .command(&bins.orch)
+            .args(["dispatch", &key])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let kill_at = Instant::now() + Duration::from_micros(random(120_000));
+        loop {
+            if child.try_wait()?.is_some() {
+                break;
+            }
+            if Instant::now() >= kill_at {
+                child.kill()?;
+                child.wait()?;
+                killed += 1;
+                break;
+            }
+            std::thread::sleep(Duration::from_micros(500));
+        }
+    }
+    let repaired = orch_json(&sb, bins, &["reconcile"])?;
+    let repairs = repaired["changes"].as_array().map_or(0, Vec::len);
+    // Whatever a crash undid is ready again; dispatch it now.
+    orch_json(&sb, bins, &["dispatch", "--all-ready"])?;
+    let listed = orch_json(&sb, bins, &["task", "list"])?;
+    let tasks = listed["tasks"].as_array().context("tasks")?;
+    ensure!(tasks.len() == TASKS, "every task is still there");
+    let mut owned_branches = std::collections::BTreeSet::new();
+    let mut live_worktrees = std::collections::BTreeSet::new();
+    for task in tasks {
+        let key = task["key"].as_str().context("key")?;
+        ensure!(
+            task["status"] == "dispatched",
+            "{key} is dispatched once repaired, not {}",
+            task["status"]
+        );
+        let shown = orch_json(&sb, bins, &["task", "show", key])?;
+        let mut live = 0;
+        for attempt in shown["attempts"].as_array().context("attempts")? {
+            ensure!(
+                attempt["status"] != "preparing",
+                "{key}: no attempt is left preparing"
+            );
+            if let Some(branch) = attempt["branch"].as_str() {
+                owned_branches.insert(branch.to_owned());
+            }
+            if attempt["status"] == "dispatched" {
+                live += 1;
+                let worktree = attempt["worktree"]
+                    .as_str()
+                    .context("a live code attempt has a worktree")?;
+                ensure!(
+                    std::path::Path::new(worktree).join(".git").exists(),
+                    "{key}: its worktree exists"
+                );
+                live_worktrees.insert(std::fs::canonicalize(worktree)?);
+            }
+        }
+        ensure!(live == 1, "{key} has exactly one live attempt, not {live}");
+    }
+    let branches = sb.git(&[
+        "for-each-ref",
+        "--format=%(refname:short)",
+        "refs/heads/orch/",
+    ])?;
+    for branch in branches.lines() {
+        ensure!(
+            owned_branches.contains(branch),
+            "branch {branch} belongs to an attempt"
+        );
+    }
+    let listed_worktrees = sb.git(&["worktree", "list", "--porcelain"])?;
+    for line in listed_worktrees
+        .lines()
+        .filter_map(|l| l.strip_prefix("worktree "))
+    {
+        let path = std::fs::canonicalize(line)?;
+        ensure!(
+            path == std::fs::canonicalize(&sb.repo)? || live_worktrees.contains(&path),
+            "worktree {line} belongs to a live attempt"
+        );
+    }
+    ensure!(
+        sb.git(&["worktree", "prune", "--dry-run", "-v"])?
+            .trim()
+            .is_empty(),
+        "nothing to prune"
+    );
+    sb.git(&["fsck", "--no-dangling"])?;
+    ensure!(
+        crate::soak::integrity_check(&sb.repo.join(".git/orch/state.db"))?,
+        "integrity_check"
+    );
+    Ok(format!("{killed} of {TASKS} dispatches killed, {repairs} repair events, {TASKS} tasks dispatched once, git and SQLite clean"))
 }
