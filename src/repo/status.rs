@@ -50,14 +50,23 @@ impl Repo {
                 .untracked_files(gix::status::UntrackedFiles::Collapsed)
                 .dirwalk_options(|opts| opts.emit_ignored(None).empty_patterns_match_prefix(false)),
         };
-        let iter = platform
+        let mut iter = platform
             .into_iter(Vec::<gix::bstr::BString>::new())
             .map_err(status_failed)?;
         let mut paths = Vec::new();
-        for item in iter {
+        for item in iter.by_ref() {
             let item = item.map_err(status_failed)?;
             if let Some(path) = dirty_item_path(&item) {
                 paths.push(path);
+            }
+        }
+        // Like `git status`, store the refreshed file stats in the index, so the next
+        // check need not hash every racily clean file again (a dispatch right after a
+        // large checkout or commit otherwise re-reads them all, every time). Only stat
+        // data changes; a failure (another git holds index.lock) just skips the saving.
+        if let Some(outcome) = iter.outcome_mut() {
+            if outcome.has_changes() {
+                let _ = outcome.write_changes();
             }
         }
         paths.sort_unstable();
