@@ -168,6 +168,10 @@ pub fn scenario(sb: &Sandbox, bins: &Bins, say: &mut Narrator) -> Result<Outcome
 
     let mut workers: Vec<(String, Child)> = Vec::new();
     let mut answered_threads: BTreeSet<i64> = BTreeSet::new();
+    // What the leader did, told when the event log reaches it.
+    let mut dispatch_lines: BTreeMap<String, String> = BTreeMap::new();
+    let mut questions: BTreeMap<String, String> = BTreeMap::new();
+    let mut answers: BTreeMap<String, String> = BTreeMap::new();
     let mut dispatched_once: BTreeSet<String> = BTreeSet::new();
     let (mut answered, mut retried, mut progress_events) = (0, 0, 0);
     let mut last_event = 0_i64;
@@ -177,9 +181,57 @@ pub fn scenario(sb: &Sandbox, bins: &Bins, say: &mut Narrator) -> Result<Outcome
         if Instant::now() > deadline {
             bail!("the demo run did not finish in 120 s");
         }
-        // Print what happened since the last look, from the event log (reconciled first,
-        // so a finished task shows before the dispatches it unlocks).
-        orch(&["reconcile"])?;
+        // Act first: hand ready tasks to workers and answer questions. What happened is
+        // printed afterwards in the event log's order, so cause comes before effect.
+        // Hand every ready task to the next scripted worker, in its own worktree.
+        let dispatched = orch(&["dispatch", "--all-ready"])?;
+        for attempt in dispatched["attempts"].as_array().context("attempts")? {
+            let task = attempt["task"].as_str().unwrap_or("?").to_owned();
+            let n = attempt["n"].as_i64().unwrap_or(0);
+            let worktree = PathBuf::from(
+                attempt["worktree"]
+                    .as_str()
+                    .context("a code attempt has a worktree")?,
+            );
+            let agent = format!("worker-{}", next_worker % 3 + 1);
+            next_worker += 1;
+            if !dispatched_once.insert(task.clone()) {
+                retried += 1;
+            }
+            dispatch_lines.insert(
+                task.clone(),
+                format!(
+                    "-> dispatched {task} (attempt {n}) to {agent}: branch {}, base {} {}",
+                    attempt["branch"].as_str().unwrap_or("-"),
+                    attempt["base_ref"].as_str().unwrap_or("HEAD"),
+                    short(&attempt["base_sha"]),
+                ),
+            );
+            let child = start_agent(
+                sb,
+                "worker.sh",
+                &agent,
+                &worktree,
+                &format!("demo-{task}-{n}"),
+            )?;
+            workers.push((format!("{task}-{n}"), child));
+        }
+        // Answer every open question once.
+        let blocked = orch(&["blocked"])?;
+        for task in blocked["tasks"].as_array().context("tasks")? {
+            let key = task["key"].as_str().unwrap_or("?");
+            let thread = task["current_attempt"]["thread"].as_i64().unwrap_or(0);
+            if task["blocked_reason"] == "question" && answered_threads.insert(thread) {
+                let answer = "Yes: an empty input gives an empty list, not an error.";
+                if let Some(question) = task["blocked_detail"]["question"].as_str() {
+                    questions.insert(key.to_owned(), question.to_owned());
+                }
+                orch(&["answer", key, "--body", answer])?;
+                answered += 1;
+                answers.insert(key.to_owned(), answer.to_owned());
+            }
+        }
+        // Then print what happened since the last look, from the event log.
         let log = orch(&["log", "--run", "demo", "--since", &last_event.to_string()])?;
         for event in log["events"].as_array().context("events")? {
             last_event = event["id"].as_i64().unwrap_or(last_event);
@@ -188,8 +240,20 @@ pub fn scenario(sb: &Sandbox, bins: &Bins, say: &mut Narrator) -> Result<Outcome
                 "task.status" => {
                     let to = event["to"].as_str().unwrap_or("");
                     let line = match to {
-                        "blocked" => {
-                            format!("?? {task} is blocked: {}", question_of(sb, bins, task)?)
+                        "blocked" => match questions.get(task) {
+                            Some(question) => format!("?? {task} asks: \"{question}\""),
+                            None => {
+                                format!("?? {task} is blocked: {}", question_of(sb, bins, task)?)
+                            }
+                        },
+                        "dispatched" if dispatch_lines.contains_key(task) => {
+                            dispatch_lines.remove(task).unwrap_or_default()
+                        }
+                        "running" if event["from"] == "blocked" && answers.contains_key(task) => {
+                            format!(
+                                "!! answered {task}: {}",
+                                answers.remove(task).unwrap_or_default()
+                            )
                         }
                         "failed" => format!("xx {task} failed"),
                         "done" => format!("ok {task} is done"),
@@ -219,48 +283,6 @@ pub fn scenario(sb: &Sandbox, bins: &Bins, say: &mut Narrator) -> Result<Outcome
                     ));
                 }
                 _ => {}
-            }
-        }
-        // Hand every ready task to the next scripted worker, in its own worktree.
-        let dispatched = orch(&["dispatch", "--all-ready"])?;
-        for attempt in dispatched["attempts"].as_array().context("attempts")? {
-            let task = attempt["task"].as_str().unwrap_or("?").to_owned();
-            let n = attempt["n"].as_i64().unwrap_or(0);
-            let worktree = PathBuf::from(
-                attempt["worktree"]
-                    .as_str()
-                    .context("a code attempt has a worktree")?,
-            );
-            let agent = format!("worker-{}", next_worker % 3 + 1);
-            next_worker += 1;
-            if !dispatched_once.insert(task.clone()) {
-                retried += 1;
-            }
-            say.say(format!(
-                "-> dispatched {task} (attempt {n}) to {agent}: branch {}, base {} {}",
-                attempt["branch"].as_str().unwrap_or("-"),
-                attempt["base_ref"].as_str().unwrap_or("HEAD"),
-                short(&attempt["base_sha"]),
-            ));
-            let child = start_agent(
-                sb,
-                "worker.sh",
-                &agent,
-                &worktree,
-                &format!("demo-{task}-{n}"),
-            )?;
-            workers.push((format!("{task}-{n}"), child));
-        }
-        // Answer every open question once.
-        let blocked = orch(&["blocked"])?;
-        for task in blocked["tasks"].as_array().context("tasks")? {
-            let key = task["key"].as_str().unwrap_or("?");
-            let thread = task["current_attempt"]["thread"].as_i64().unwrap_or(0);
-            if task["blocked_reason"] == "question" && answered_threads.insert(thread) {
-                let answer = "Yes: an empty input gives an empty list, not an error.";
-                orch(&["answer", key, "--body", answer])?;
-                answered += 1;
-                say.say(format!("!! answered {key}: {answer}"));
             }
         }
         let status = orch(&["status", "--run", "demo"])?;
