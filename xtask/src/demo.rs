@@ -181,6 +181,14 @@ pub fn scenario(sb: &Sandbox, bins: &Bins, say: &mut Narrator) -> Result<Outcome
         if Instant::now() > deadline {
             bail!("the demo run did not finish in 120 s");
         }
+        // Note where the log stands before looking at the state: the wait below starts
+        // from here, so anything that happens while we act wakes us again.
+        let seen = orch(&["log", "--run", "demo", "--since", &last_event.to_string()])?;
+        let mut events: Vec<Value> = seen["events"].as_array().cloned().unwrap_or_default();
+        let mark = events
+            .last()
+            .and_then(|e| e["id"].as_i64())
+            .unwrap_or(last_event);
         // Act first: hand ready tasks to workers and answer questions. What happened is
         // printed afterwards in the event log's order, so cause comes before effect.
         // Hand every ready task to the next scripted worker, in its own worktree.
@@ -232,8 +240,9 @@ pub fn scenario(sb: &Sandbox, bins: &Bins, say: &mut Narrator) -> Result<Outcome
             }
         }
         // Then print what happened since the last look, from the event log.
-        let log = orch(&["log", "--run", "demo", "--since", &last_event.to_string()])?;
-        for event in log["events"].as_array().context("events")? {
+        let log = orch(&["log", "--run", "demo", "--since", &mark.to_string()])?;
+        events.extend(log["events"].as_array().cloned().unwrap_or_default());
+        for event in &events {
             last_event = event["id"].as_i64().unwrap_or(last_event);
             let task = event["task"].as_str().unwrap_or("");
             match event["kind"].as_str().unwrap_or("") {
@@ -294,10 +303,10 @@ pub fn scenario(sb: &Sandbox, bins: &Bins, say: &mut Narrator) -> Result<Outcome
         if counts["failed"].as_i64().unwrap_or(0) > 0 {
             bail!("a task failed for good: {}", status);
         }
-        // Block until something happens after the last event we printed (a worker's
-        // claim, commit, question, finish). Waiting from that id rather than from "now"
-        // cannot miss a change that landed while we were dispatching or answering.
-        let since = last_event.to_string();
+        // Block until something happens after the mark (a worker's claim, commit,
+        // question, finish). Waiting from that id rather than from "now" cannot miss a
+        // change that landed while we were looking, dispatching or answering.
+        let since = mark.to_string();
         let out = sb
             .command(&bins.orch)
             .args([

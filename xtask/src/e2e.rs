@@ -65,7 +65,15 @@ fn orch_json(sb: &Sandbox, bins: &Bins, args: &[&str]) -> Result<Value> {
 /// The demo, quietly, then checks of what it left in the database and the repository.
 fn demo_scenario(bins: &Bins) -> Result<String> {
     let sb = Sandbox::new(bins)?;
+    let started = Instant::now();
     let outcome = scenario(&sb, bins, &mut Narrator { quiet: true })?;
+    // It takes a second or two; a leader loop that sleeps through a change shows up as a
+    // wait running out (20 s).
+    ensure!(
+        started.elapsed() < Duration::from_secs(15),
+        "the demo took {:.1} s: the leader missed a change",
+        started.elapsed().as_secs_f64()
+    );
     let tasks = outcome.status["tasks"].as_array().context("tasks")?;
     ensure!(tasks.len() >= 6, "the plan has at least six tasks");
     ensure!(
