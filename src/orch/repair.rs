@@ -389,8 +389,17 @@ fn undo(
     if let Ok(n) = u32::try_from(attempt.n) {
         if let Ok(name) = AttemptName::new(&attempt.run, &attempt.task, n) {
             let wanted = name.branch();
-            let worktree = worktree_of(repo, &wanted, Some(&repo.attempt_worktree_path(&name)?))?;
+            let path = repo.attempt_worktree_path(&name)?;
+            // A `git worktree add` that outlived its killed dispatcher is still at work:
+            // leave the attempt to a later reconcile rather than race it.
+            if repo.worktree_lock_reason(&path)?.as_deref() == Some("initializing")
+                && recently_locked(repo, &path)
+            {
+                return Ok(Vec::new());
+            }
+            let worktree = worktree_of(repo, &wanted, Some(&path))?;
             retired = worktrees::retire(repo, &name, worktree.as_deref(), Some(&wanted), None)?;
+            retired.moved_aside = move_aside_unregistered(store, repo, &name)?;
             repo.delete_ref(&name.bases_ref(), None)?;
             branch = Some(wanted);
         }
@@ -413,6 +422,50 @@ fn undo(
         }
         Ok(changes.events)
     })
+}
+
+/// Whether git's `initializing` lock on the worktree at `path` is younger than a minute
+/// (a live `git worktree add`), rather than left by one that died too.
+fn recently_locked(repo: &Repo, path: &Path) -> bool {
+    let Some(id) = path.file_name() else {
+        return false;
+    };
+    let lock = repo.common_dir().join("worktrees").join(id).join("locked");
+    std::fs::metadata(lock)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .is_some_and(|age| age < std::time::Duration::from_secs(60))
+}
+
+/// A dispatch killed inside `git worktree add` can leave the attempt's folder without
+/// git knowing it; the next dispatch of the same attempt number would then find its path
+/// taken. The folder is moved under `<common>/orch/lost+found/` (never deleted: it may
+/// hold something) and the move is reported.
+fn move_aside_unregistered(
+    store: &Store,
+    repo: &Repo,
+    name: &AttemptName,
+) -> Result<Option<PathBuf>> {
+    let path = repo.attempt_worktree_path(name)?;
+    let registered = repo.registered_worktrees()?.iter().any(|p| p == &path);
+    if !path.exists() || (registered && Repo::open_worktree(&path).is_ok()) {
+        return Ok(None);
+    }
+    let dest = store
+        .state_dir()
+        .join("lost+found")
+        .join(name.run())
+        .join(format!("{}-{}", name.slug(), crate::time::now_ms()));
+    let parent = dest.parent().expect("lost+found path has a parent");
+    std::fs::create_dir_all(parent)
+        .map_err(|e| crate::error::Error::io(format!("creating {}", parent.display()), e))?;
+    std::fs::rename(&path, &dest)
+        .map_err(|e| crate::error::Error::io(format!("moving {} aside", path.display()), e))?;
+    if registered {
+        repo.forget_worktree(&path)?;
+    }
+    Ok(Some(dest))
 }
 
 /// Where git has `branch` checked out, else `expected` if git has a worktree there.

@@ -231,6 +231,9 @@ pub struct Retired {
     pub rescue_ref: Option<String>,
     /// Commits of the branch that no other ref had, kept under this ref.
     pub kept_ref: Option<String>,
+    /// A folder at the worktree's path that git never registered (a `git worktree add`
+    /// killed half-way), moved here rather than deleted.
+    pub moved_aside: Option<std::path::PathBuf>,
 }
 
 /// Takes back a workspace nobody should be using (an undone or abandoned dispatch, an
@@ -247,12 +250,19 @@ pub(crate) fn retire(
     let mut done = Retired::default();
     if let Some(path) = worktree {
         if path.exists() {
-            let dirty = crate::repo::worktree_dirty_paths(path, Untracked::Include)?;
-            if !dirty.is_empty() {
-                done.rescue_ref = repo.rescue_worktree(path, name)?.map(|r| r.ref_name);
+            match crate::repo::worktree_dirty_paths(path, Untracked::Include) {
+                Ok(dirty) => {
+                    if !dirty.is_empty() {
+                        done.rescue_ref = repo.rescue_worktree(path, name)?.map(|r| r.ref_name);
+                    }
+                    repo.remove_worktree(path, true)?;
+                    done.removed_worktree = true;
+                }
+                // A worktree `git worktree add` never finished (its dispatch was killed):
+                // git cannot open or remove it; the caller moves the folder aside.
+                Err(err) if err.code == crate::error::Code::NotFound => {}
+                Err(err) => return Err(err),
             }
-            repo.remove_worktree(path, true)?;
-            done.removed_worktree = true;
         } else if repo.registered_worktrees()?.iter().any(|p| p == path) {
             repo.remove_worktree(path, true)?;
             done.removed_worktree = true;

@@ -287,6 +287,37 @@ impl Repo {
             .collect())
     }
 
+    /// Why git has the worktree at `path` locked (`initializing` while `git worktree add`
+    /// is still at work), if it is registered and locked.
+    pub fn worktree_lock_reason(&self, path: &Path) -> Result<Option<String>> {
+        let out = git(self.run_dir())
+            .args(["worktree", "list", "--porcelain", "-z"])
+            .run()?;
+        let mut current: Option<PathBuf> = None;
+        for field in out.stdout.split(|b| *b == 0) {
+            if let Some(p) = field.strip_prefix(b"worktree ") {
+                current = Some(PathBuf::from(String::from_utf8_lossy(p).into_owned()));
+            } else if (field == b"locked" || field.starts_with(b"locked "))
+                && current.as_deref() == Some(path)
+            {
+                let reason = field.strip_prefix(b"locked ").unwrap_or_default();
+                return Ok(Some(String::from_utf8_lossy(reason).into_owned()));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Forgets worktrees whose folders are gone (`git worktree prune`), locked ones
+    /// included once unlocked here; for an `add` that died half-way.
+    pub fn forget_worktree(&self, path: &Path) -> Result<()> {
+        let _ = git(self.run_dir())
+            .args(["worktree", "unlock", "--"])
+            .arg(path)
+            .run();
+        git(self.run_dir()).args(["worktree", "prune"]).run()?;
+        Ok(())
+    }
+
     /// Removes a linked worktree and forgets it (`git worktree remove`, then `prune`).
     /// Without `force` git refuses a worktree with changes or untracked files
     /// (`git_failed`); check with [`super::worktree_dirty_paths`] and [`Repo::rescue_worktree`]

@@ -5,6 +5,7 @@ use crate::demo::{scenario, Narrator};
 use crate::util::{Bins, Sandbox};
 use anyhow::{bail, ensure, Context, Result};
 use serde_json::Value;
+use std::os::unix::process::CommandExt;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -304,13 +305,15 @@ fn dispatch_crashes(bins: &Bins) -> Result<String> {
     let mut killed = 0;
     for i in 0..TASKS {
         let key = format!("t{i}");
+        // Its own process group, so that the git it started can be waited for.
         let mut child = sb
             .command(&bins.orch)
             .args(["dispatch", &key])
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()?;
-        let kill_at = Instant::now() + Duration::from_micros(random(120_000));
+        let kill_at = Instant::now() + Duration::from_micros(5_000 + random(30_000));
         loop {
             if child.try_wait()?.is_some() {
                 break;
@@ -319,13 +322,38 @@ fn dispatch_crashes(bins: &Bins) -> Result<String> {
                 child.kill()?;
                 child.wait()?;
                 killed += 1;
+                // A git child may outlive it for a moment; let it finish, as it would
+                // before anyone looked (reconcile also leaves a worktree git is still
+                // initializing alone, but racing it is not what this scenario tests).
+                wait_for_group_exit(child.id())?;
                 break;
             }
             std::thread::sleep(Duration::from_micros(500));
         }
     }
-    let repaired = orch_json(&sb, bins, &["reconcile"])?;
-    let repairs = repaired["changes"].as_array().map_or(0, Vec::len);
+    // A `git worktree add` can outlive its killed dispatcher for a moment; reconcile
+    // leaves such an attempt alone until it is over, so repair is eventual: poll.
+    let mut repairs = 0;
+    let settle_by = Instant::now() + Duration::from_secs(20);
+    loop {
+        let repaired = orch_json(&sb, bins, &["reconcile"])?;
+        repairs += repaired["changes"].as_array().map_or(0, Vec::len);
+        let listed = orch_json(&sb, bins, &["task", "list"])?;
+        let mut preparing = 0;
+        for task in listed["tasks"].as_array().context("tasks")? {
+            if task["current_attempt"]["status"] == "preparing" {
+                preparing += 1;
+            }
+        }
+        if preparing == 0 {
+            break;
+        }
+        ensure!(
+            Instant::now() < settle_by,
+            "{preparing} attempts still preparing after 20 s of reconciles"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     // Whatever a crash undid is ready again; dispatch it now.
     orch_json(&sb, bins, &["dispatch", "--all-ready"])?;
     let listed = orch_json(&sb, bins, &["task", "list"])?;
@@ -398,4 +426,36 @@ fn dispatch_crashes(bins: &Bins) -> Result<String> {
         "integrity_check"
     );
     Ok(format!("{killed} of {TASKS} dispatches killed, {repairs} repair events, {TASKS} tasks dispatched once, git and SQLite clean"))
+}
+
+/// Waits until no live process is left in process group `pgid` (zombies waiting for
+/// the container's init to reap them do not count), reading `/proc`.
+fn wait_for_group_exit(pgid: u32) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while group_alive(pgid)? {
+        ensure!(
+            Instant::now() < deadline,
+            "process group {pgid} still running after 20 s"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    Ok(())
+}
+
+fn group_alive(pgid: u32) -> Result<bool> {
+    for entry in std::fs::read_dir("/proc")? {
+        let Ok(entry) = entry else { continue };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // Fields after the parenthesised name: state, ppid, pgrp, …
+        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        if fields.len() > 2 && fields[2] == pgid.to_string() && fields[0] != "Z" {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
