@@ -218,3 +218,34 @@ fn log_lists_and_follows_events() {
     let last_line: Value = serde_json::from_str(out.stdout.lines().last().unwrap()).unwrap();
     assert_eq!(last_line["error"]["code"], "timeout");
 }
+
+#[test]
+fn wait_since_an_event_id_returns_a_change_that_landed_before_it_started() {
+    let env = with_run();
+    let log = env.orch().args(["log"]).ok();
+    let seen = log["events"].as_array().unwrap().last().unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    // A change lands after the leader looked but before it waits.
+    add(&env, "late", &[]);
+    let waited = env
+        .orch()
+        .args([
+            "wait",
+            "--until",
+            "change",
+            "--since",
+            &seen.to_string(),
+            "--timeout",
+            "5s",
+        ])
+        .ok();
+    assert!(
+        has(&waited["events"], "task.status", "late", "ready"),
+        "{waited}"
+    );
+    // From "now" (no --since) the same change is already in the past.
+    env.orch()
+        .args(["wait", "--until", "change", "--timeout", "200ms"])
+        .fails("timeout", 5);
+}

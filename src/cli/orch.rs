@@ -321,6 +321,9 @@ pub struct WaitArgs {
     /// Give up after D (exit 5)
     #[arg(long, value_name = "D")]
     pub timeout: Option<String>,
+    /// Count changes after this event id, not from now (a loop passes the last id it saw)
+    #[arg(long, value_name = "EVENT_ID")]
+    pub since: Option<i64>,
     #[command(flatten)]
     pub run: RunOpt,
 }
@@ -610,6 +613,7 @@ pub fn run(ctx: &mut Ctx, out: &Out, command: OrchCommand) -> Result<()> {
                 until,
                 task: args.task.as_deref(),
                 deadline: deadline(args.timeout.as_deref())?,
+                since: args.since,
             };
             let events = waits::wait(&mut orch(ctx)?, &spec)?.ok_or_else(|| {
                 Error::new(

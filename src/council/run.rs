@@ -177,6 +177,7 @@ pub fn wait(
             until: Until::Done,
             task: None,
             deadline,
+            since: None,
         },
     )?;
     match waited {

@@ -50,6 +50,9 @@ pub struct WaitFor<'a> {
     pub until: Until,
     pub task: Option<&'a str>,
     pub deadline: Option<Instant>,
+    /// Count changes after this event id rather than from the moment the wait starts,
+    /// so a leader that looked at event N cannot sleep through N+1.
+    pub since: Option<i64>,
 }
 
 /// Blocks until the condition holds; returns the events that made it hold, or `None`
@@ -60,7 +63,11 @@ pub fn wait(orch: &mut Orch<'_>, spec: &WaitFor<'_>) -> Result<Option<Vec<Event>
         if let Some(task) = spec.task {
             tasks::get_row(tx, &run.name, task)?;
         }
-        Ok((run.name, events::last_id(tx)?))
+        let start = match spec.since {
+            Some(since) => since,
+            None => events::last_id(tx)?,
+        };
+        Ok((run.name, start))
     })?;
     wait_loop(orch, spec.deadline, |tx| holds(tx, &run, spec, start))
 }

@@ -311,21 +311,20 @@ pub fn scenario(sb: &Sandbox, bins: &Bins, say: &mut Narrator) -> Result<Outcome
             .command(&bins.orch)
             .args([
                 "--json",
-                "log",
+                "wait",
                 "--run",
                 "demo",
+                "--until",
+                "change",
                 "--since",
                 &since,
-                "--follow",
-                "--count",
-                "1",
                 "--timeout",
                 "20s",
             ])
             .output()?;
         if !out.status.success() && out.status.code() != Some(5) {
             bail!(
-                "git orch log --follow failed: {}",
+                "git orch wait failed: {}",
                 String::from_utf8_lossy(&out.stdout)
             );
         }
