@@ -13,7 +13,7 @@ use crate::orch::{
     cleanup, reconcile, worktrees, Attempt, Counts, GitWorkspaces, Orch, Run, Step, Task,
     TASK_STATUSES,
 };
-use crate::repo::{AttemptMarker, HooksReport, HOOK_NAMES};
+use crate::repo::HooksReport;
 use crate::store::events::Event;
 use clap::{Parser, Subcommand};
 use serde::Serialize;
@@ -977,10 +977,7 @@ pub fn hook(ctx: &mut Ctx, _out: &Out, name: &str, args: &[String]) -> Result<()
 }
 
 fn record_hook(ctx: &mut Ctx, name: &str, args: &[String]) -> Result<()> {
-    if !HOOK_NAMES.contains(&name) {
-        return Err(Error::new(Code::Usage, format!("unknown hook {name:?}"))
-            .hint(format!("git-orch handles {}", HOOK_NAMES.join(", "))));
-    }
+    worktrees::check_hook_name(name)?;
     let Some(marker) = ctx.marker()? else {
         return Ok(());
     };
@@ -989,63 +986,18 @@ fn record_hook(ctx: &mut Ctx, name: &str, args: &[String]) -> Result<()> {
     } else {
         Vec::new()
     };
-    let repo = ctx.repo()?;
-    let Some(head) = repo.head_sha()? else {
-        return Ok(());
-    };
-    let stats = repo.commit_stats(&head)?;
-    let body = format!(
-        "{} {}",
-        &stats.sha[..12.min(stats.sha.len())],
-        stats.subject
-    );
-    let mut data = serde_json::to_value(&stats)?;
-    data["hook"] = json!(name);
-    if let Some(kind) = args.first() {
-        // post-rewrite: amend|rebase; post-merge: 1 for a squash merge.
-        data["hook_arg"] = json!(kind);
-    }
-    if !rewritten.is_empty() {
-        data["rewritten"] = Value::Array(rewritten);
-    }
     let actor = match ctx.identity() {
         Ok((agent, _)) => agent,
         Err(_) => ctx.leader()?,
     };
     let cfg = ctx.inbox_config()?;
     let (repo, store) = ctx.repo_and_store()?;
-    let head_update = attempt_head(repo, store, &marker, &head)?;
-    store.write(|tx| {
-        let posted = crate::inbox::progress(tx, &cfg, &actor, marker.thread, &body, &data)?;
-        if let Some((attempt, commits)) = &head_update {
-            // The progress message names who committed: the thread's holder.
-            let author = posted.message.author.clone();
-            worktrees::record_hook_head(tx, &author, attempt, &stats, *commits)?;
-        }
-        Ok(())
-    })
-}
-
-/// The attempt a hook's commit belongs to (SPEC §7) and how many commits its branch has
-/// over its base, counted before the write so no git work happens inside it. `None`
-/// when the marker names no live attempt of its thread (then only the message is kept).
-fn attempt_head(
-    repo: &crate::repo::Repo,
-    store: &mut crate::store::Store,
-    marker: &AttemptMarker,
-    head: &str,
-) -> Result<Option<(worktrees::HookAttempt, u64)>> {
-    let Some(attempt) = store.read(|tx| worktrees::hook_attempt(tx, marker.attempt))? else {
-        return Ok(None);
+    let call = worktrees::HookCall {
+        name,
+        arg: args.first().map(String::as_str),
+        rewritten,
     };
-    if !attempt.live || attempt.thread != Some(marker.thread) {
-        return Ok(None);
-    }
-    let commits = match &attempt.base_sha {
-        Some(base) => repo.count_commits(head, base)?,
-        None => 0,
-    };
-    Ok(Some((attempt, commits)))
+    worktrees::record_hook(repo, store, &cfg, &actor, &marker, &call)
 }
 
 /// post-rewrite's stdin, `old new [extra]` per line, when a caller passed it on (the

@@ -9,8 +9,10 @@
 use super::dispatch::{BaseChoice, Prepared, Step, Workspace, Workspaces};
 use super::{get_attempt, Act, Changes};
 use crate::error::{Code, Error, Result};
+use crate::inbox;
 use crate::repo::{AttemptMarker, AttemptName, CommitStats, Repo, Untracked};
 use crate::store::events::NewEvent;
+use crate::store::Store;
 use rusqlite::{params, Connection};
 use serde_json::json;
 use std::path::Path;
@@ -326,41 +328,85 @@ pub(crate) fn record_head(
     Ok(true)
 }
 
-/// What the hook needs of an attempt before it counts commits: its base and thread.
-#[derive(Debug, Clone)]
-pub struct HookAttempt {
-    pub id: i64,
-    pub thread: Option<i64>,
-    pub base_sha: Option<String>,
-    pub live: bool,
+/// What a hook saw: its name, its first argument, and (post-rewrite) the rewritten pairs.
+pub struct HookCall<'a> {
+    pub name: &'a str,
+    pub arg: Option<&'a str>,
+    pub rewritten: Vec<serde_json::Value>,
 }
 
-pub fn hook_attempt(conn: &Connection, attempt_id: i64) -> Result<Option<HookAttempt>> {
-    match get_attempt(conn, attempt_id) {
-        Ok(a) => Ok(Some(HookAttempt {
-            id: a.id,
-            thread: a.thread,
-            live: super::is_live_attempt(&a.status),
-            base_sha: a.base_sha,
-        })),
+/// Refuses a hook name git-orch installs no block for.
+pub fn check_hook_name(name: &str) -> Result<()> {
+    if crate::repo::HOOK_NAMES.contains(&name) {
+        return Ok(());
+    }
+    Err(
+        Error::new(Code::Usage, format!("unknown hook {name:?}")).hint(format!(
+            "git-orch handles {}",
+            crate::repo::HOOK_NAMES.join(", ")
+        )),
+    )
+}
+
+/// `git inbox hook NAME` in an attempt worktree (SPEC §7): records HEAD as a `progress`
+/// message on the attempt's thread and, when the marker names a live attempt of that
+/// thread, the attempt's new head and commit count, in one transaction. Commits are
+/// counted before it, so no git work happens inside the write.
+pub fn record_hook(
+    repo: &Repo,
+    store: &mut Store,
+    cfg: &inbox::Config,
+    actor: &str,
+    marker: &AttemptMarker,
+    call: &HookCall<'_>,
+) -> Result<()> {
+    check_hook_name(call.name)?;
+    let Some(head) = repo.head_sha()? else {
+        return Ok(());
+    };
+    let stats = repo.commit_stats(&head)?;
+    let body = format!(
+        "{} {}",
+        &stats.sha[..12.min(stats.sha.len())],
+        stats.subject
+    );
+    let mut data = serde_json::to_value(&stats)?;
+    data["hook"] = json!(call.name);
+    if let Some(arg) = call.arg {
+        // post-rewrite: amend|rebase; post-merge: 1 for a squash merge.
+        data["hook_arg"] = json!(arg);
+    }
+    if !call.rewritten.is_empty() {
+        data["rewritten"] = serde_json::Value::Array(call.rewritten.clone());
+    }
+    let attempt = store.read(|tx| match get_attempt(tx, marker.attempt) {
+        Ok(a) => Ok(Some(a)),
         Err(err) if err.code == Code::NotFound => Ok(None),
         Err(err) => Err(err),
-    }
-}
-
-/// `git inbox hook`'s part in orch: the attempt's new head, in the transaction that
-/// records the progress message. `actor` is whoever committed (the thread's holder).
-pub fn record_hook_head(
-    conn: &Connection,
-    actor: &str,
-    attempt: &HookAttempt,
-    stats: &CommitStats,
-    commits: u64,
-) -> Result<bool> {
-    let act = Act {
-        now: crate::time::now_ms(),
-        leader: actor,
+    })?;
+    // Only a live attempt of the marker's own thread takes the head; else only the
+    // message is kept.
+    let head_update = match attempt {
+        Some(a) if super::is_live_attempt(&a.status) && a.thread == Some(marker.thread) => {
+            let commits = match &a.base_sha {
+                Some(base) => repo.count_commits(&head, base)?,
+                None => 0,
+            };
+            Some((a.id, commits))
+        }
+        _ => None,
     };
-    let mut changes = Changes::default();
-    record_head(conn, &act, &mut changes, attempt.id, stats, commits, "hook")
+    store.write(|tx| {
+        let posted = inbox::progress(tx, cfg, actor, marker.thread, &body, &data)?;
+        if let Some((attempt, commits)) = head_update {
+            // The progress message names who committed: the thread's holder.
+            let act = Act {
+                now: crate::time::now_ms(),
+                leader: &posted.message.author,
+            };
+            let mut changes = Changes::default();
+            record_head(tx, &act, &mut changes, attempt, &stats, commits, "hook")?;
+        }
+        Ok(())
+    })
 }
