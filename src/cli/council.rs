@@ -2,16 +2,14 @@
 //! (SPEC §8).
 
 use super::render::Table;
-use super::{parse_duration_arg, Ctx, Out};
+use super::{Ctx, Out};
 use crate::council::run::{self as council, Council, StartSpec};
 use crate::council::{parse_threshold, Tally, DEFAULT_THRESHOLD};
 use crate::error::{Code, Error, Result};
 use crate::inbox::artifacts;
-use crate::orch::Orch;
 use clap::Subcommand;
 use serde_json::json;
 use std::path::PathBuf;
-use std::time::Instant;
 
 #[derive(Subcommand, Debug)]
 pub enum CouncilCommand {
@@ -74,11 +72,6 @@ pub struct ReportArgs {
     pub threshold: Option<String>,
 }
 
-fn orch(ctx: &mut Ctx) -> Result<Orch<'_>> {
-    let cfg = ctx.inbox_config()?;
-    Ok(Orch::new(ctx.store()?, cfg))
-}
-
 fn threshold(ctx: &mut Ctx, given: Option<&str>) -> Result<f64> {
     match given {
         Some(text) => parse_threshold(text),
@@ -111,7 +104,7 @@ pub fn run(ctx: &mut Ctx, out: &Out, command: CouncilCommand) -> Result<()> {
                 base_ref: &base.given,
                 base_sha: &base.sha,
             };
-            let started = council::start(&mut orch(ctx)?, &spec)?;
+            let started = council::start(&mut super::orch::orch(ctx)?, &spec)?;
             out.success(&started, || {
                 format!(
                     "Council {} started on {} ({}): {} reviewers asked ({})\nWait for them with `git orch council wait {}`",
@@ -125,13 +118,9 @@ pub fn run(ctx: &mut Ctx, out: &Out, command: CouncilCommand) -> Result<()> {
             })
         }
         CouncilCommand::Wait(args) => {
-            let until = args
-                .timeout
-                .as_deref()
-                .map(|t| Ok::<_, Error>(Instant::now() + parse_duration_arg(t)?))
-                .transpose()?;
-            let done =
-                council::wait(&mut orch(ctx)?, args.name.as_deref(), until)?.ok_or_else(|| {
+            let until = super::deadline(args.timeout.as_deref())?;
+            let done = council::wait(&mut super::orch::orch(ctx)?, args.name.as_deref(), until)?
+                .ok_or_else(|| {
                     Error::new(Code::Timeout, "timed out waiting for the reviewers")
                         .hint("see who is missing with `git orch status --run NAME`")
                 })?;
@@ -139,21 +128,32 @@ pub fn run(ctx: &mut Ctx, out: &Out, command: CouncilCommand) -> Result<()> {
         }
         CouncilCommand::Tally(args) => {
             let threshold = threshold(ctx, args.threshold.as_deref())?;
-            let tally = council::tally_council(&mut orch(ctx)?, args.name.as_deref(), threshold)?;
+            let tally = council::tally_council(
+                &mut super::orch::orch(ctx)?,
+                args.name.as_deref(),
+                threshold,
+            )?;
             out.success(&tally, || render_tally(&tally))
         }
         CouncilCommand::Report(args) => {
             let threshold = threshold(ctx, args.threshold.as_deref())?;
-            let (tally, text) =
-                council::report_council(&mut orch(ctx)?, args.name.as_deref(), threshold)?;
+            let (tally, text) = council::report_council(
+                &mut super::orch::orch(ctx)?,
+                args.name.as_deref(),
+                threshold,
+            )?;
             let state_dir = ctx.store()?.state_dir().to_path_buf();
             let staged = artifacts::stage_bytes(
                 &state_dir,
                 &format!("council-{}.md", tally.council),
                 text.as_bytes(),
             )?;
-            let (thread, artifact) =
-                council::store_report(&mut orch(ctx)?, &tally.council, &tally.topic, &staged)?;
+            let (thread, artifact) = council::store_report(
+                &mut super::orch::orch(ctx)?,
+                &tally.council,
+                &tally.topic,
+                &staged,
+            )?;
             if let Some(path) = &args.output {
                 std::fs::write(path, &text)
                     .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;

@@ -296,10 +296,7 @@ pub struct HookArgs {
 
 /// `--wait`/`--timeout` text to a deadline; an empty `--wait` waits forever.
 fn deadline(text: Option<&str>) -> Result<Option<Instant>> {
-    match text {
-        None | Some("") => Ok(None),
-        Some(text) => Ok(Some(Instant::now() + parse_duration_arg(text)?)),
-    }
+    super::deadline(text.filter(|t| !t.is_empty()))
 }
 
 fn lease(text: Option<&str>) -> Result<Option<std::time::Duration>> {

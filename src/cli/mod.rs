@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use std::ffi::OsString;
 use std::io::{self, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub use render::Table;
 
@@ -289,6 +289,13 @@ pub fn read_json_arg(
 
 pub fn parse_duration_arg(text: &str) -> Result<Duration> {
     crate::time::parse_duration(text)
+}
+
+/// `--timeout D` as a deadline from now; none without the flag.
+pub fn deadline(timeout: Option<&str>) -> Result<Option<Instant>> {
+    timeout
+        .map(|t| Ok(Instant::now() + parse_duration_arg(t)?))
+        .transpose()
 }
 
 /// Where output goes: one JSON document, or text for people.

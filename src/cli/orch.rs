@@ -1,7 +1,7 @@
 //! `git orch`: the leader's scheduler (SPEC §6).
 
 use super::render::{or_dash, preview, Table};
-use super::{parse_duration_arg, read_text_input, BodyArgs, Ctx, GlobalArgs, Out};
+use super::{read_text_input, BodyArgs, Ctx, GlobalArgs, Out};
 use crate::error::{Code, Error, Result};
 use crate::inbox::{self, Note};
 use crate::names::{check_name, Address};
@@ -20,7 +20,6 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
-use std::time::Instant;
 
 /// The leader's scheduler: runs, a task DAG, dispatch into worktrees, reconcile, council
 #[derive(Parser, Debug)]
@@ -359,7 +358,8 @@ struct StatusData<'a> {
     tasks: &'a [Task],
 }
 
-fn orch(ctx: &mut Ctx) -> Result<Orch<'_>> {
+/// The orch facade with the repository, for every orch and council command.
+pub(super) fn orch(ctx: &mut Ctx) -> Result<Orch<'_>> {
     let cfg = ctx.inbox_config()?;
     let (repo, store) = ctx.repo_and_store()?;
     Ok(Orch::with_repo(store, cfg, repo))
@@ -375,26 +375,16 @@ fn crash_after() -> Result<Option<Step>> {
     }
 }
 
-/// A boolean git config value as git reads one.
-fn config_bool(ctx: &mut Ctx, key: &str) -> Result<bool> {
-    let Some(value) = ctx.config(key)? else {
-        return Ok(false);
-    };
-    match value.trim().to_ascii_lowercase().as_str() {
-        "true" | "yes" | "on" | "1" => Ok(true),
-        "false" | "no" | "off" | "0" | "" => Ok(false),
-        _ => Err(Error::invalid_input(format!("{key} is {value:?}"))
-            .hint(format!("set true or false: git config {key} true"))),
-    }
-}
-
 /// Runs `f` with the orch facade and the worktrees that dispatch makes (SPEC §7).
 fn with_workspaces<T>(
     ctx: &mut Ctx,
     f: impl FnOnce(&mut Orch<'_>, &GitWorkspaces<'_>) -> Result<T>,
 ) -> Result<T> {
     let cfg = ctx.inbox_config()?;
-    let strict_untracked = config_bool(ctx, "orch.strictUntracked")?;
+    let strict_untracked = ctx
+        .repo()?
+        .config_bool("orch.strictUntracked")?
+        .unwrap_or(false);
     let crash = crash_after()?;
     let on_step = move |step: Step| {
         if Some(step) == crash {
@@ -411,11 +401,6 @@ fn with_workspaces<T>(
 
 fn address(text: Option<&str>) -> Result<Option<Address>> {
     text.map(Address::parse).transpose()
-}
-
-fn deadline(text: Option<&str>) -> Result<Option<Instant>> {
-    text.map(|t| Ok(Instant::now() + parse_duration_arg(t)?))
-        .transpose()
 }
 
 pub fn run(ctx: &mut Ctx, out: &Out, command: OrchCommand) -> Result<()> {
@@ -612,7 +597,7 @@ pub fn run(ctx: &mut Ctx, out: &Out, command: OrchCommand) -> Result<()> {
                 run: args.run.run.as_deref(),
                 until,
                 task: args.task.as_deref(),
-                deadline: deadline(args.timeout.as_deref())?,
+                deadline: super::deadline(args.timeout.as_deref())?,
                 since: args.since,
             };
             let events = waits::wait(&mut orch(ctx)?, &spec)?.ok_or_else(|| {
@@ -642,7 +627,7 @@ pub fn run(ctx: &mut Ctx, out: &Out, command: OrchCommand) -> Result<()> {
                     }
                 });
             }
-            let until = deadline(args.timeout.as_deref())?;
+            let until = super::deadline(args.timeout.as_deref())?;
             let mut seen: u64 = 0;
             let stopped = waits::follow(
                 &mut orch,

@@ -137,6 +137,15 @@ impl Repo {
     }
 
     /// A config value as git would resolve it (all scopes, last one wins).
+    /// A boolean config value as git reads one (`true`/`yes`/`on`/`1`, a bare key, …);
+    /// `invalid_input` for a value git would refuse too.
+    pub fn config_bool(&self, key: &str) -> Result<Option<bool>> {
+        self.repo.config_snapshot().try_boolean(key).map_err(|err| {
+            Error::invalid_input(format!("{key} is not a boolean: {err}"))
+                .hint(format!("set true or false: git config {key} true"))
+        })
+    }
+
     pub fn config_string(&self, key: &str) -> Option<String> {
         self.repo
             .config_snapshot()
