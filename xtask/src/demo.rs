@@ -92,19 +92,6 @@ pub struct Outcome {
     pub status: Value,
 }
 
-fn json(sb: &Sandbox, bins: &Bins, program: &Path, args: &[&str]) -> Result<Value> {
-    let mut full = vec!["--json"];
-    full.extend_from_slice(args);
-    let out = sb.command(program).args(&full).output()?;
-    let doc: Value = serde_json::from_slice(&out.stdout)
-        .with_context(|| format!("{args:?} printed {}", String::from_utf8_lossy(&out.stdout)))?;
-    if doc["ok"] != true {
-        bail!("{} {args:?} failed: {}", program.display(), doc["error"]);
-    }
-    let _ = bins;
-    Ok(doc["data"].clone())
-}
-
 fn short(sha: &Value) -> String {
     sha.as_str()
         .map(|s| s.chars().take(7).collect())
@@ -136,7 +123,7 @@ fn start_agent(
 }
 
 pub fn scenario(sb: &Sandbox, bins: &Bins, say: &mut Narrator) -> Result<Outcome> {
-    let orch = |args: &[&str]| json(sb, bins, &bins.orch, args);
+    let orch = |args: &[&str]| sb.data(&bins.orch, args);
     say.say(format!("== git-orch demo in {}", sb.repo.display()));
     sample_project(sb)?;
     orch(&["init"])?;
@@ -408,7 +395,7 @@ pub fn scenario(sb: &Sandbox, bins: &Bins, say: &mut Narrator) -> Result<Outcome
 
 /// The open question of a blocked task, for the leader's view.
 fn question_of(sb: &Sandbox, bins: &Bins, task: &str) -> Result<String> {
-    let blocked = json(sb, bins, &bins.orch, &["blocked", "--run", "demo"])?;
+    let blocked = sb.data(&bins.orch, &["blocked", "--run", "demo"])?;
     let found = blocked["tasks"]
         .as_array()
         .and_then(|tasks| tasks.iter().find(|t| t["key"] == task))

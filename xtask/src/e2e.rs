@@ -51,18 +51,6 @@ pub fn run_all(bins: &Bins) -> Result<(usize, usize)> {
     Ok((passed, failed))
 }
 
-fn orch_json(sb: &Sandbox, bins: &Bins, args: &[&str]) -> Result<Value> {
-    let out = sb.command(&bins.orch).arg("--json").args(args).output()?;
-    let doc: Value =
-        serde_json::from_slice(&out.stdout).with_context(|| format!("git orch {args:?}"))?;
-    ensure!(
-        doc["ok"] == true,
-        "git orch {args:?} failed: {}",
-        doc["error"]
-    );
-    Ok(doc["data"].clone())
-}
-
 /// The demo, quietly, then checks of what it left in the database and the repository.
 fn demo_scenario(bins: &Bins) -> Result<String> {
     let sb = Sandbox::new(bins)?;
@@ -124,7 +112,7 @@ fn demo_scenario(bins: &Bins) -> Result<String> {
         "report sections"
     );
     // Nothing is lost by cleanup, and git accepts everything left behind.
-    let cleaned = orch_json(&sb, bins, &["cleanup", "--run", "demo"])?;
+    let cleaned = sb.data(&bins.orch, &["cleanup", "--run", "demo"])?;
     let removed = cleaned["removed"].as_array().map_or(0, Vec::len);
     ensure!(
         removed >= tasks.len(),
@@ -336,9 +324,9 @@ fn dispatch_crashes(bins: &Bins) -> Result<String> {
     let mut repairs = 0;
     let settle_by = Instant::now() + Duration::from_secs(20);
     loop {
-        let repaired = orch_json(&sb, bins, &["reconcile"])?;
+        let repaired = sb.data(&bins.orch, &["reconcile"])?;
         repairs += repaired["changes"].as_array().map_or(0, Vec::len);
-        let listed = orch_json(&sb, bins, &["task", "list"])?;
+        let listed = sb.data(&bins.orch, &["task", "list"])?;
         let mut preparing = 0;
         for task in listed["tasks"].as_array().context("tasks")? {
             if task["current_attempt"]["status"] == "preparing" {
@@ -355,8 +343,8 @@ fn dispatch_crashes(bins: &Bins) -> Result<String> {
         std::thread::sleep(Duration::from_millis(50));
     }
     // Whatever a crash undid is ready again; dispatch it now.
-    orch_json(&sb, bins, &["dispatch", "--all-ready"])?;
-    let listed = orch_json(&sb, bins, &["task", "list"])?;
+    sb.data(&bins.orch, &["dispatch", "--all-ready"])?;
+    let listed = sb.data(&bins.orch, &["task", "list"])?;
     let tasks = listed["tasks"].as_array().context("tasks")?;
     ensure!(tasks.len() == TASKS, "every task is still there");
     let mut owned_branches = std::collections::BTreeSet::new();
@@ -368,7 +356,7 @@ fn dispatch_crashes(bins: &Bins) -> Result<String> {
             "{key} is dispatched once repaired, not {}",
             task["status"]
         );
-        let shown = orch_json(&sb, bins, &["task", "show", key])?;
+        let shown = sb.data(&bins.orch, &["task", "show", key])?;
         let mut live = 0;
         for attempt in shown["attempts"].as_array().context("attempts")? {
             ensure!(

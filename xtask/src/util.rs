@@ -128,11 +128,28 @@ impl Sandbox {
         check(&out, &format!("git {args:?}"))
     }
 
+    /// Runs `program --json args…` and returns its `data`, or fails with its error.
+    pub fn data(&self, program: &Path, args: &[&str]) -> Result<serde_json::Value> {
+        let out = self.command(program).arg("--json").args(args).output()?;
+        data_of(&String::from_utf8_lossy(&out.stdout))
+            .with_context(|| format!("{} {args:?}", program.display()))
+    }
+
     /// Runs `program args…`, failing on a non-zero exit; returns stdout.
     pub fn run(&self, program: &Path, args: &[&str]) -> Result<String> {
         let out = self.command(program).args(args).output()?;
         check(&out, &format!("{} {args:?}", program.display()))
     }
+}
+
+/// `data` of a `--json` document, or the error it reports.
+pub fn data_of(stdout: &str) -> Result<serde_json::Value> {
+    let doc: serde_json::Value = serde_json::from_str(stdout)
+        .with_context(|| format!("not a --json document: {stdout:?}"))?;
+    if doc["ok"] != true {
+        bail!("command failed: {}", doc["error"]);
+    }
+    Ok(doc["data"].clone())
 }
 
 pub fn check(out: &Output, what: &str) -> Result<String> {

@@ -1,6 +1,6 @@
 //! `cargo xtask bench inbox`: start-up cost, wake-up latency, idle cost, claim throughput.
 
-use crate::util::{median, median_time, ms, Bins, Row, Sandbox};
+use crate::util::{data_of, median, median_time, ms, Bins, Row, Sandbox};
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 use std::process::Stdio;
@@ -52,14 +52,6 @@ fn startup(sb: &Sandbox, bins: &Bins) -> Result<Row> {
         goal: "≤ 3x".into(),
         met: Some(ratio <= 3.0),
     })
-}
-
-fn data_of(stdout: &str) -> Result<Value> {
-    let doc: Value = serde_json::from_str(stdout).context("parsing --json output")?;
-    if doc["ok"] != true {
-        bail!("command failed: {doc}");
-    }
-    Ok(doc["data"].clone())
 }
 
 /// A worker asks and blocks in `wait-reply`; the leader replies. The latency is from the

@@ -3,7 +3,7 @@
 //! `git orch --json status` with some attempts in flight (so reconcile has threads to
 //! look at), against a trivial `git orch --json run show` as the baseline.
 
-use crate::util::{median_time, ms, Bins, Row, Sandbox};
+use crate::util::{data_of, median_time, ms, Bins, Row, Sandbox};
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
@@ -55,14 +55,6 @@ pub fn plan() -> (Value, usize) {
         })
         .collect();
     (json!({ "tasks": tasks }), deps)
-}
-
-fn data_of(stdout: &str) -> Result<Value> {
-    let doc: Value = serde_json::from_str(stdout).context("parsing --json output")?;
-    if doc["ok"] != true {
-        bail!("command failed: {doc}");
-    }
-    Ok(doc["data"].clone())
 }
 
 pub fn run(bins: &Bins) -> Result<Vec<Row>> {

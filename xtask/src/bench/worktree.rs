@@ -11,7 +11,7 @@
 //!
 //! Runs are interleaved (ours, then the baseline) so drift hits both alike.
 
-use crate::util::{check, median, ms, Bins, Row, Sandbox};
+use crate::util::{check, data_of, median, ms, Bins, Row, Sandbox};
 use anyhow::{Context, Result};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -51,12 +51,6 @@ fn time(f: impl FnOnce() -> Result<()>) -> Result<Duration> {
     let start = Instant::now();
     f()?;
     Ok(start.elapsed())
-}
-
-fn data_of(stdout: &str) -> Result<Value> {
-    let doc: Value = serde_json::from_str(stdout).context("parsing --json output")?;
-    anyhow::ensure!(doc["ok"] == true, "command failed: {doc}");
-    Ok(doc["data"].clone())
 }
 
 /// One commit of a one-line change in `dir`; with `hooks` false the hooks are off.
