@@ -491,7 +491,7 @@ fn any_due(conn: &Connection, now: i64) -> Result<bool> {
 }
 
 /// The earliest lease end in the future, so that waits can wake when a thread reopens.
-pub fn next_lease_end(conn: &Connection) -> Result<Option<i64>> {
+fn next_lease_end(conn: &Connection) -> Result<Option<i64>> {
     Ok(conn.query_row(
         "SELECT min(lease_expires_at) FROM threads WHERE status = 'claimed'",
         [],
@@ -1255,6 +1255,26 @@ pub fn events_after(
 // ---------------------------------------------------------------------------------------
 // The facade the CLI uses: one short transaction per step, blocking waits without one.
 
+/// The sleep of every blocking wait (inbox and orch alike): until another process
+/// commits after `version`, the next lease runs out (so an expiry is seen without anyone
+/// writing), or `deadline` passes. Returns false once the deadline has passed; the
+/// caller probes again otherwise. The deadline is checked first, so a stream of
+/// commits the caller does not care about cannot carry a wait past it.
+pub fn sleep_until_change(store: &Store, version: i64, deadline: Option<Instant>) -> Result<bool> {
+    let passed = |d: Instant| Instant::now() >= d;
+    if deadline.is_some_and(passed) {
+        return Ok(false);
+    }
+    let wake = next_lease_end(store.conn())?
+        .map(|end| Instant::now() + Duration::from_millis((end - now_ms()).max(0) as u64 + 1));
+    let until = match (deadline, wake) {
+        (Some(d), Some(w)) => Some(d.min(w)),
+        (d, w) => d.or(w),
+    };
+    let committed = store.wait_for_commit(version, until)?;
+    Ok(committed || !deadline.is_some_and(passed))
+}
+
 pub struct Inbox<'s> {
     pub store: &'s mut Store,
     pub cfg: Config,
@@ -1297,21 +1317,7 @@ impl<'s> Inbox<'s> {
             if let Some(found) = probe(self)? {
                 return Ok(Some(found));
             }
-            // Checked here, not only when no commit came: commits the probe does not
-            // want must not carry a wait past its deadline.
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                return Ok(None);
-            }
-            let lease_end = next_lease_end(self.store.conn())?;
-            let wake = lease_end.map(|end| {
-                Instant::now() + Duration::from_millis((end - now_ms()).max(0) as u64 + 1)
-            });
-            let until = match (deadline, wake) {
-                (Some(d), Some(w)) => Some(d.min(w)),
-                (d, w) => d.or(w),
-            };
-            let committed = self.store.wait_for_commit(version, until)?;
-            if !committed && deadline.is_some_and(|d| Instant::now() >= d) {
+            if !sleep_until_change(self.store, version, deadline)? {
                 return Ok(None);
             }
         }

@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::inbox::{self, EventFilter};
 use crate::store::events::{self, Event};
 use rusqlite::Connection;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// What `git orch wait --until` waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,16 +85,7 @@ fn wait_loop<T>(
         if let Some(found) = orch.read(&mut probe)? {
             return Ok(Some(found));
         }
-        let lease_end = orch.read(inbox::next_lease_end)?;
-        let wake = lease_end.map(|end| {
-            Instant::now() + Duration::from_millis((end - crate::time::now_ms()).max(0) as u64 + 1)
-        });
-        let until = match (deadline, wake) {
-            (Some(d), Some(w)) => Some(d.min(w)),
-            (d, w) => d.or(w),
-        };
-        let committed = orch.store.wait_for_commit(version, until)?;
-        if !committed && deadline.is_some_and(|d| Instant::now() >= d) {
+        if !inbox::sleep_until_change(orch.store, version, deadline)? {
             return Ok(None);
         }
     }
