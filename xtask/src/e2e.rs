@@ -2,7 +2,7 @@
 //! crash-consistency runs, against the built binaries.
 
 use crate::demo::{scenario, Narrator};
-use crate::util::{Bins, Sandbox};
+use crate::util::{finish_or_kill, Bins, Rng, Sandbox};
 use anyhow::{bail, ensure, Context, Result};
 use serde_json::Value;
 use std::os::unix::process::CommandExt;
@@ -154,13 +154,7 @@ fn inbox_crashes(bins: &Bins) -> Result<String> {
     let attachment = sb.repo.join("payload.bin");
     std::fs::write(&attachment, vec![7u8; 512 * 1024])?;
     let attachment = attachment.to_str().context("path")?.to_owned();
-    let mut seed = 0x2545_F491_4F6C_DD1Du64 ^ std::process::id() as u64;
-    let mut random = move |below: u64| {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed % below
-    };
+    let mut rng = Rng::new(std::process::id() as u64);
     let (mut killed, mut completed) = (0, 0);
     for round in 0..60 {
         let subject = format!("crash {round}");
@@ -198,18 +192,7 @@ fn inbox_crashes(bins: &Bins) -> Result<String> {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()?;
-        let kill_at = Instant::now() + Duration::from_micros(random(12_000));
-        let finished = loop {
-            if child.try_wait()?.is_some() {
-                break true;
-            }
-            if Instant::now() >= kill_at {
-                child.kill()?;
-                child.wait()?;
-                break false;
-            }
-            std::thread::sleep(Duration::from_micros(200));
-        };
+        let finished = finish_or_kill(&mut child, Duration::from_micros(rng.below(12_000)))?;
         if finished {
             completed += 1
         } else {
@@ -222,14 +205,13 @@ fn inbox_crashes(bins: &Bins) -> Result<String> {
     );
     // Every thread that exists is whole: it starts with its send, and every artifact it
     // lists can be read back with the size recorded.
-    let list = sb.run(&bins.inbox, &["--json", "list", "--limit", "1000"])?;
-    let list: Value = serde_json::from_str(&list)?;
-    let threads = list["data"]["threads"].as_array().context("threads")?;
+    let list = sb.data(&bins.inbox, &["list", "--limit", "1000"])?;
+    let threads = list["threads"].as_array().context("threads")?;
     let mut artifacts = 0;
     for thread in threads {
         let id = thread["id"].to_string();
-        let shown: Value = serde_json::from_str(&sb.run(&bins.inbox, &["--json", "show", &id])?)?;
-        let messages = shown["data"]["messages"].as_array().context("messages")?;
+        let shown = sb.data(&bins.inbox, &["show", &id])?;
+        let messages = shown["messages"].as_array().context("messages")?;
         ensure!(
             messages.first().is_some_and(|m| m["kind"] == "send"),
             "thread {id} starts with its send"
@@ -283,13 +265,7 @@ fn dispatch_crashes(bins: &Bins) -> Result<String> {
         &bins.orch,
         &["task", "import", plan_path.to_str().context("path")?],
     )?;
-    let mut seed = 0x9E37_79B9_7F4A_7C15u64 ^ std::process::id() as u64;
-    let mut random = move |below: u64| {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed % below
-    };
+    let mut rng = Rng::new(std::process::id() as u64);
     let mut killed = 0;
     for i in 0..TASKS {
         let key = format!("t{i}");
@@ -301,22 +277,12 @@ fn dispatch_crashes(bins: &Bins) -> Result<String> {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()?;
-        let kill_at = Instant::now() + Duration::from_micros(5_000 + random(30_000));
-        loop {
-            if child.try_wait()?.is_some() {
-                break;
-            }
-            if Instant::now() >= kill_at {
-                child.kill()?;
-                child.wait()?;
-                killed += 1;
-                // A git child may outlive it for a moment; let it finish, as it would
-                // before anyone looked (reconcile also leaves a worktree git is still
-                // initializing alone, but racing it is not what this scenario tests).
-                wait_for_group_exit(child.id())?;
-                break;
-            }
-            std::thread::sleep(Duration::from_micros(500));
+        if !finish_or_kill(&mut child, Duration::from_micros(5_000 + rng.below(30_000)))? {
+            killed += 1;
+            // A git child may outlive it for a moment; let it finish, as it would
+            // before anyone looked (reconcile also leaves a worktree git is still
+            // initializing alone, but racing it is not what this scenario tests).
+            wait_for_group_exit(child.id())?;
         }
     }
     // A `git worktree add` can outlive its killed dispatcher for a moment; reconcile

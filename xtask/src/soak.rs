@@ -4,7 +4,7 @@
 //! thread ended done exactly once, that no two live claims overlapped, that no command
 //! failed with `busy`, and that SQLite's integrity check passes.
 
-use crate::util::{Bins, Sandbox};
+use crate::util::{finish_or_kill, Bins, Rng, Sandbox};
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -47,24 +47,6 @@ impl SoakArgs {
             bail!("--workers and --threads must be at least 1");
         }
         Ok(soak)
-    }
-}
-
-/// A small xorshift generator: the soak needs variety, not cryptography.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.next() % 100 < percent
     }
 }
 
@@ -208,17 +190,8 @@ fn inbox(
         .stderr(Stdio::null());
     let mut child = cmd.spawn()?;
     if let Some(after) = kill_after {
-        let until = Instant::now() + after;
-        loop {
-            if child.try_wait()?.is_some() {
-                break;
-            }
-            if Instant::now() >= until {
-                child.kill()?;
-                child.wait()?;
-                return Ok(Outcome::Killed);
-            }
-            std::thread::sleep(Duration::from_micros(300));
+        if !finish_or_kill(&mut child, after)? {
+            return Ok(Outcome::Killed);
         }
     }
     let out = child.wait_with_output()?;

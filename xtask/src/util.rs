@@ -210,3 +210,45 @@ pub fn print_table(rows: &[Row]) {
         );
     }
 }
+
+/// A small xorshift generator: scenarios need variety, not cryptography.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// A number in `0..n`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    pub fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+}
+
+/// Lets `child` run for at most `after`, then SIGKILLs it; returns whether it finished
+/// on its own.
+pub fn finish_or_kill(child: &mut std::process::Child, after: Duration) -> Result<bool> {
+    let until = Instant::now() + after;
+    loop {
+        if child.try_wait()?.is_some() {
+            return Ok(true);
+        }
+        if Instant::now() >= until {
+            child.kill()?;
+            child.wait()?;
+            return Ok(false);
+        }
+        std::thread::sleep(Duration::from_micros(300));
+    }
+}
