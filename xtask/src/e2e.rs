@@ -4,7 +4,6 @@
 use crate::demo::{scenario, Narrator};
 use crate::util::{finish_or_kill, Bins, Rng, Sandbox};
 use anyhow::{bail, ensure, Context, Result};
-use serde_json::Value;
 use std::os::unix::process::CommandExt;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
