@@ -250,22 +250,18 @@ pub fn store_report(
     topic: &str,
     staged: &inbox::artifacts::StagedArtifact,
 ) -> Result<(i64, Value)> {
-    let leader = orch.cfg.leader.clone();
-    let to = Address::Agent(leader.clone());
+    let to = Address::Agent(orch.cfg.leader.clone());
     let subject: String = format!("Council report: {topic}")
         .chars()
         .take(200)
         .collect();
     let data = json!({"council_report": council});
-    let posted = orch.store.write(|tx| {
-        let cfg = inbox::Config {
-            leader: leader.clone(),
-            ..inbox::Config::default()
-        };
+    // The orch settings, not defaults: the send applies due lease expiries with them.
+    let posted = orch.write(|tx, cfg, _| {
         inbox::send(
             tx,
-            &cfg,
-            &leader,
+            cfg,
+            &cfg.leader,
             inbox::NewThread {
                 to: &to,
                 subject: &subject,
