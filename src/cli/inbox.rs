@@ -787,7 +787,7 @@ fn render_threads(threads: &[Thread]) -> String {
         let status = if t.awaiting_reply {
             format!("{} (asking)", t.status)
         } else {
-            t.status.clone()
+            t.status.to_string()
         };
         table.row(vec![
             t.id.to_string(),
