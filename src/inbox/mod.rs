@@ -23,6 +23,9 @@ mod thread;
 mod validate;
 mod wait;
 
+#[cfg(test)]
+mod tests;
+
 pub use delivery::{advance_cursor, subscribe, unread, unsubscribe};
 pub use lease::{claim, claim_next, expire_due, release, renew, NextFilter};
 pub use model::{Failure, Message, NewThread, Note, Posted, Thread};
