@@ -20,6 +20,7 @@ pub(super) fn tags(data: &Value) -> (Option<&str>, Option<&str>, Option<i64>) {
     )
 }
 
+/// One message to write: who says what, of which kind, on which thread.
 pub(super) struct Post<'a> {
     pub(super) thread: &'a Thread,
     pub(super) author: &'a str,
