@@ -82,8 +82,20 @@ impl Code {
     }
 }
 
+/// How an error ends the command. Nearly every error is a failure, reported with its code;
+/// a closed stdout (`git orch log | head`) is the reader leaving, not the command failing,
+/// so the command stops there, quietly and with status 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Failure,
+    BrokenPipe,
+}
+
 #[derive(Debug, Clone)]
 pub struct Error {
+    // Private so that only `broken_pipe` makes the quiet kind: a failure can never be
+    // swallowed by a stray field.
+    kind: Kind,
     pub code: Code,
     pub message: String,
     pub hint: Option<String>,
@@ -95,11 +107,33 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     pub fn new(code: Code, message: impl Into<String>) -> Self {
         Error {
+            kind: Kind::Failure,
             code,
             message: message.into(),
             hint: None,
             details: Map::new(),
         }
+    }
+
+    /// Stdout is gone; never on the wire (see [`Kind::BrokenPipe`]).
+    pub fn broken_pipe() -> Self {
+        Error {
+            kind: Kind::BrokenPipe,
+            ..Error::new(Code::Io, "broken pipe")
+        }
+    }
+
+    /// A failed write of the command's output: a broken pipe is its own kind.
+    pub fn output(err: std::io::Error) -> Self {
+        if err.kind() == std::io::ErrorKind::BrokenPipe {
+            Error::broken_pipe()
+        } else {
+            Error::io("writing output", err)
+        }
+    }
+
+    pub fn kind(&self) -> Kind {
+        self.kind
     }
 
     pub fn hint(mut self, hint: impl Into<String>) -> Self {
@@ -157,5 +191,22 @@ impl From<rusqlite::Error> for Error {
 impl From<serde_json::Error> for Error {
     fn from(err: serde_json::Error) -> Self {
         Error::internal(format!("JSON error: {err}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io;
+
+    #[test]
+    fn only_a_closed_stdout_is_the_quiet_kind() {
+        let gone = Error::output(io::Error::from(io::ErrorKind::BrokenPipe));
+        assert_eq!(gone.kind(), Kind::BrokenPipe);
+        assert!(gone.details.is_empty(), "nothing of it reaches the wire");
+        let full = Error::output(io::Error::from(io::ErrorKind::StorageFull));
+        assert_eq!(full.kind(), Kind::Failure);
+        assert_eq!(full.code, Code::Io);
+        assert_eq!(Error::new(Code::Io, "x").kind(), Kind::Failure);
     }
 }

@@ -1070,6 +1070,21 @@ fn artifacts_round_trip_byte_exact_and_share_blobs() {
         .args(["artifact", "get", &arts[0]["id"].to_string()])
         .raw();
     assert_eq!(raw.stdout, bytes);
+    // `git inbox artifact get ID | head -c0`: a reader that is gone before the first byte
+    // ends the command quietly with 0, like the text commands.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let mut cmd = env
+        .inbox()
+        .args(["artifact", "get", &arts[0]["id"].to_string()])
+        .cmd;
+    let out = cmd
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(out.stderr.is_empty(), "{out:?}");
     // show lists artifacts on their messages.
     let shown = env.show(t);
     assert_eq!(

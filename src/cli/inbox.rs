@@ -676,18 +676,7 @@ pub fn run(ctx: &mut Ctx, out: &Out, command: InboxCommand) -> Result<()> {
                 None => {
                     let bytes = std::fs::read(&path)
                         .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
-                    use std::io::Write;
-                    let mut stdout = std::io::stdout().lock();
-                    stdout
-                        .write_all(&bytes)
-                        .and_then(|()| stdout.flush())
-                        .map_err(|e| {
-                            if e.kind() == std::io::ErrorKind::BrokenPipe {
-                                super::broken_pipe()
-                            } else {
-                                Error::io("writing output", e)
-                            }
-                        })
+                    super::write_stdout_bytes(&bytes)
                 }
             }
         }

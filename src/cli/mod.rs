@@ -6,7 +6,7 @@ pub mod inbox;
 pub mod orch;
 mod render;
 
-use crate::error::{Code, Error, Result};
+use crate::error::{Code, Error, Kind, Result};
 use crate::repo::{AttemptMarker, Repo};
 use crate::store::{Durability, Store};
 use serde::Serialize;
@@ -334,23 +334,17 @@ impl Out {
     }
 }
 
-/// Raised when stdout is gone (`git orch log | head`): the command ends quietly.
-pub fn broken_pipe() -> Error {
-    Error::new(Code::Io, "broken pipe").detail("broken_pipe", true)
+fn write_stdout(text: &str) -> Result<()> {
+    write_stdout_bytes(text.as_bytes())
 }
 
-fn write_stdout(text: &str) -> Result<()> {
+/// Writes raw bytes (an artifact) to stdout; a reader that left is [`Kind::BrokenPipe`].
+pub fn write_stdout_bytes(bytes: &[u8]) -> Result<()> {
     let mut stdout = io::stdout().lock();
     stdout
-        .write_all(text.as_bytes())
+        .write_all(bytes)
         .and_then(|()| stdout.flush())
-        .map_err(|e| {
-            if e.kind() == io::ErrorKind::BrokenPipe {
-                broken_pipe()
-            } else {
-                Error::io("writing output", e)
-            }
-        })
+        .map_err(Error::output)
 }
 
 pub fn print_line(line: &str) -> Result<()> {
@@ -371,7 +365,7 @@ pub fn print_text(text: &str) -> Result<()> {
 /// Prints `err` (JSON on stdout under `--json`, text on stderr otherwise) and returns
 /// the exit status.
 pub fn report_error(err: &Error, json_mode: bool) -> i32 {
-    if err.details.get("broken_pipe").is_some() {
+    if err.kind() == Kind::BrokenPipe {
         return 0;
     }
     if json_mode {

@@ -1,0 +1,103 @@
+//! What commands read besides their flags: text and JSON from flags, files or stdin, and
+//! durations.
+
+use crate::error::{Code, Error, Result};
+use serde_json::Value;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// `--body TEXT` or `--body-file FILE`, as every command that posts text takes them.
+#[derive(clap::Args, Debug)]
+pub struct BodyArgs {
+    /// The text
+    #[arg(long, value_name = "TEXT")]
+    pub body: Option<String>,
+    /// Read the text from FILE (- for stdin)
+    #[arg(long, value_name = "FILE", conflicts_with = "body")]
+    pub body_file: Option<PathBuf>,
+}
+
+impl BodyArgs {
+    /// The text given, empty when neither flag was.
+    pub fn read(self) -> Result<String> {
+        read_body(self.body, self.body_file.as_deref())
+    }
+}
+
+/// `--body`, `--body-file F` or `--body-file -` (stdin); empty when none is given.
+pub fn read_body(body: Option<String>, file: Option<&Path>) -> Result<String> {
+    match (body, file) {
+        (Some(_), Some(_)) => Err(Error::new(
+            Code::Usage,
+            "give --body or --body-file, not both",
+        )),
+        (Some(body), None) => Ok(body),
+        (None, Some(path)) => read_text_input(path, "body"),
+        (None, None) => Ok(String::new()),
+    }
+}
+
+/// Reads a file (or stdin for `-`) as UTF-8 text, refusing more than `limit` bytes early.
+pub fn read_text_input(path: &Path, what: &str) -> Result<String> {
+    const LIMIT: u64 = 4 * 1024 * 1024;
+    let mut bytes = Vec::new();
+    let outcome = if path == Path::new("-") {
+        io::stdin().lock().take(LIMIT + 1).read_to_end(&mut bytes)
+    } else {
+        std::fs::File::open(path)
+            .map_err(|e| {
+                Error::new(
+                    Code::NotFound,
+                    format!("cannot read {what} file {}: {e}", path.display()),
+                )
+            })?
+            .take(LIMIT + 1)
+            .read_to_end(&mut bytes)
+    };
+    outcome.map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+    if bytes.len() as u64 > LIMIT {
+        return Err(Error::new(
+            Code::TooLarge,
+            format!("the {what} is larger than the limit"),
+        ));
+    }
+    String::from_utf8(bytes).map_err(|_| {
+        Error::invalid_input(format!(
+            "the {what} in {} is not UTF-8 text",
+            path.display()
+        ))
+        .hint("attach binary files with --attach instead")
+    })
+}
+
+/// `--data JSON` or `--data-file F`.
+pub fn read_json_arg(
+    what: &str,
+    text: Option<String>,
+    file: Option<&Path>,
+) -> Result<Option<Value>> {
+    let text = match (text, file) {
+        (Some(_), Some(_)) => {
+            return Err(Error::new(
+                Code::Usage,
+                format!("give --{what} or --{what}-file, not both"),
+            ))
+        }
+        (Some(text), None) => text,
+        (None, Some(path)) => read_text_input(path, what)?,
+        (None, None) => return Ok(None),
+    };
+    crate::inbox::parse_json(what, &text).map(Some)
+}
+
+pub fn parse_duration_arg(text: &str) -> Result<Duration> {
+    crate::time::parse_duration(text)
+}
+
+/// `--timeout D` as a deadline from now; none without the flag.
+pub fn deadline(timeout: Option<&str>) -> Result<Option<Instant>> {
+    timeout
+        .map(|t| Ok(Instant::now() + parse_duration_arg(t)?))
+        .transpose()
+}
