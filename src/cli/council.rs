@@ -104,7 +104,7 @@ pub fn run(ctx: &mut Ctx, out: &Out, command: CouncilCommand) -> Result<()> {
                 base_ref: &base.given,
                 base_sha: &base.sha,
             };
-            let started = council::start(&mut super::orch::orch(ctx)?, &spec)?;
+            let started = council::start(&mut ctx.orch()?, &spec)?;
             out.success(&started, || {
                 format!(
                     "Council {} started on {} ({}): {} reviewers asked ({})\nWait for them with `git orch council wait {}`",
@@ -119,8 +119,8 @@ pub fn run(ctx: &mut Ctx, out: &Out, command: CouncilCommand) -> Result<()> {
         }
         CouncilCommand::Wait(args) => {
             let until = super::deadline(args.timeout.as_deref())?;
-            let done = council::wait(&mut super::orch::orch(ctx)?, args.name.as_deref(), until)?
-                .ok_or_else(|| {
+            let done =
+                council::wait(&mut ctx.orch()?, args.name.as_deref(), until)?.ok_or_else(|| {
                     Error::new(Code::Timeout, "timed out waiting for the reviewers")
                         .hint("see who is missing with `git orch status --run NAME`")
                 })?;
@@ -128,32 +128,21 @@ pub fn run(ctx: &mut Ctx, out: &Out, command: CouncilCommand) -> Result<()> {
         }
         CouncilCommand::Tally(args) => {
             let threshold = threshold(ctx, args.threshold.as_deref())?;
-            let tally = council::tally_council(
-                &mut super::orch::orch(ctx)?,
-                args.name.as_deref(),
-                threshold,
-            )?;
+            let tally = council::tally_council(&mut ctx.orch()?, args.name.as_deref(), threshold)?;
             out.success(&tally, || render_tally(&tally))
         }
         CouncilCommand::Report(args) => {
             let threshold = threshold(ctx, args.threshold.as_deref())?;
-            let (tally, text) = council::report_council(
-                &mut super::orch::orch(ctx)?,
-                args.name.as_deref(),
-                threshold,
-            )?;
+            let (tally, text) =
+                council::report_council(&mut ctx.orch()?, args.name.as_deref(), threshold)?;
             let state_dir = ctx.store()?.state_dir().to_path_buf();
             let staged = artifacts::stage_bytes(
                 &state_dir,
                 &format!("council-{}.md", tally.council),
                 text.as_bytes(),
             )?;
-            let (thread, artifact) = council::store_report(
-                &mut super::orch::orch(ctx)?,
-                &tally.council,
-                &tally.topic,
-                &staged,
-            )?;
+            let (thread, artifact) =
+                council::store_report(&mut ctx.orch()?, &tally.council, &tally.topic, &staged)?;
             if let Some(path) = &args.output {
                 std::fs::write(path, &text)
                     .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;

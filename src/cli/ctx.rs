@@ -212,7 +212,12 @@ impl Ctx {
             .repo()?
             .config_bool("orch.strictUntracked")?
             .unwrap_or(false);
-        let crash = self.env.crash_after.as_deref().map(Step::parse).transpose()?;
+        let crash = self
+            .env
+            .crash_after
+            .as_deref()
+            .map(Step::parse)
+            .transpose()?;
         let on_step = move |step: Step| {
             if Some(step) == crash {
                 std::process::abort();

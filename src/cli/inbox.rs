@@ -1,11 +1,10 @@
 //! `git inbox`: the worker-facing bus (SPEC §5).
 
-use super::render::{or_dash, preview, Table};
+use super::render::{or_dash, preview, render_event, render_messages, Table};
 use super::{parse_duration_arg, read_json_arg, BodyArgs, Ctx, GlobalArgs, IdentitySource, Out};
 use crate::error::{Code, Error, Result};
 use crate::inbox::{self, artifacts, EventFilter, ListFilter, Message, NextFilter, Note, Thread};
 use crate::names::{self, Address};
-use crate::store::events::Event;
 use clap::{Parser, Subcommand};
 use serde_json::json;
 use std::path::PathBuf;
@@ -71,7 +70,7 @@ pub enum InboxCommand {
     Whoami,
     /// Internal: called by the installed git hooks
     #[command(hide = true)]
-    Hook(HookArgs),
+    Hook(super::hook::HookArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -287,13 +286,6 @@ pub enum ArtifactCommand {
     },
 }
 
-#[derive(clap::Args, Debug)]
-pub struct HookArgs {
-    pub name: String,
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    pub args: Vec<String>,
-}
-
 /// `--wait`/`--timeout` text to a deadline; an empty `--wait` waits forever.
 fn deadline(text: Option<&str>) -> Result<Option<Instant>> {
     super::deadline(text.filter(|t| !t.is_empty()))
@@ -322,7 +314,7 @@ fn stage_attachments(ctx: &mut Ctx, paths: &[PathBuf]) -> Result<Vec<artifacts::
 
 pub fn run(ctx: &mut Ctx, out: &Out, command: InboxCommand) -> Result<()> {
     match command {
-        InboxCommand::Init => super::orch::init(ctx, out, false),
+        InboxCommand::Init => super::setup::init(ctx, out, false),
         InboxCommand::Send(args) => {
             let actor = ctx.agent()?;
             let to = Address::parse(&args.to)?;
@@ -534,7 +526,7 @@ pub fn run(ctx: &mut Ctx, out: &Out, command: InboxCommand) -> Result<()> {
                 data: None,
                 artifacts: &staged,
             };
-            let check = super::result_check;
+            let check = result_check;
             let posted = ctx.inbox()?.write(|tx, cfg| {
                 inbox::done(tx, cfg, &actor, id, note, result.as_ref(), Some(&check))
             })?;
@@ -709,8 +701,15 @@ pub fn run(ctx: &mut Ctx, out: &Out, command: InboxCommand) -> Result<()> {
                 text
             })
         }
-        InboxCommand::Hook(args) => super::orch::hook(ctx, out, &args.name, &args.args),
+        InboxCommand::Hook(args) => super::hook::run(ctx, out, args),
     }
+}
+
+/// Checks a thread's result at `done` against what the layer that made the thread
+/// expects; threads without such expectations accept any object. Council review threads
+/// (a `council` key in their data) must carry a valid review.
+fn result_check(thread: &Thread, result: &serde_json::Value) -> Result<()> {
+    crate::council::check_result(&thread.data, result)
 }
 
 fn copy_atomically(from: &std::path::Path, to: &std::path::Path) -> Result<()> {
@@ -725,33 +724,6 @@ fn copy_atomically(from: &std::path::Path, to: &std::path::Path) -> Result<()> {
     temp.persist(to)
         .map_err(|e| Error::io(format!("writing {}", to.display()), e.error))?;
     Ok(())
-}
-
-fn render_messages(messages: &[Message]) -> String {
-    if messages.is_empty() {
-        return "No unread messages.".into();
-    }
-    let mut text = String::new();
-    for m in messages {
-        text.push_str(&format!(
-            "#{} thread {} {} {}:",
-            m.id, m.thread, m.author, m.kind
-        ));
-        if !m.body.is_empty() {
-            for line in m.body.lines() {
-                text.push_str("\n    ");
-                text.push_str(line);
-            }
-        }
-        for a in &m.artifacts {
-            text.push_str(&format!(
-                "\n    [artifact {}: {}, {} bytes]",
-                a.id, a.name, a.size
-            ));
-        }
-        text.push('\n');
-    }
-    text
 }
 
 fn render_threads(threads: &[Thread]) -> String {
@@ -818,28 +790,5 @@ fn render_show(thread: &Thread, messages: &[Message]) -> String {
     }
     text.push_str("\n\n");
     text.push_str(&render_messages(messages));
-    text
-}
-
-pub fn render_event(event: &Event) -> String {
-    let mut text = format!("{} #{} {}", event.at, event.id, event.kind);
-    if let Some(thread) = event.thread {
-        text.push_str(&format!(" thread {thread}"));
-    }
-    if let (Some(run), Some(task)) = (&event.run, &event.task) {
-        text.push_str(&format!(" {run}/{task}"));
-    }
-    if let Some(to) = &event.to {
-        text.push_str(&format!(
-            " {} -> {to}",
-            event.from.as_deref().unwrap_or("(new)")
-        ));
-    }
-    if let Some(actor) = &event.actor {
-        text.push_str(&format!(" by {actor}"));
-    }
-    if event.data.as_object().is_some_and(|d| !d.is_empty()) && event.to.is_none() {
-        text.push_str(&format!(" {}", event.data));
-    }
     text
 }

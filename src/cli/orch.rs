@@ -1,6 +1,6 @@
 //! `git orch`: the leader's scheduler (SPEC §6).
 
-use super::render::{or_dash, preview, Table};
+use super::render::{or_dash, preview, render_event, render_events, Table};
 use super::{read_text_input, BodyArgs, Ctx, GlobalArgs, Out};
 use crate::error::{Code, Error, Result};
 use crate::inbox::{self, Note};
@@ -9,16 +9,10 @@ use crate::orch::dispatch::{self, Options};
 use crate::orch::runs::{self, NewRun};
 use crate::orch::tasks::{self, Plan, Select, TaskSpec};
 use crate::orch::waits::{self, Until, WaitFor};
-use crate::orch::{
-    cleanup, reconcile, worktrees, Attempt, Counts, GitWorkspaces, Orch, Run, Step, Task,
-    TASK_STATUSES,
-};
-use crate::repo::HooksReport;
-use crate::store::events::Event;
+use crate::orch::{cleanup, reconcile, Attempt, Counts, Run, Task, TASK_STATUSES};
 use clap::{Parser, Subcommand};
 use serde::Serialize;
 use serde_json::{json, Value};
-use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
 
 /// The leader's scheduler: runs, a task DAG, dispatch into worktrees, reconcile, council
@@ -358,60 +352,19 @@ struct StatusData<'a> {
     tasks: &'a [Task],
 }
 
-/// The orch facade with the repository, for every orch and council command.
-pub(super) fn orch(ctx: &mut Ctx) -> Result<Orch<'_>> {
-    let cfg = ctx.inbox_config()?;
-    let (repo, store) = ctx.repo_and_store()?;
-    Ok(Orch::with_repo(store, cfg, repo))
-}
-
-/// `ORCH_TEST_CRASH_AFTER=allocate|worktree|thread|marker|store`: for tests, dispatch
-/// aborts the process right after that step, as a SIGKILL would, so they can check
-/// what reconcile makes of it. Read here only: the library never sees the variable.
-fn crash_after() -> Result<Option<Step>> {
-    match std::env::var("ORCH_TEST_CRASH_AFTER") {
-        Ok(step) if !step.is_empty() => Step::parse(&step).map(Some),
-        _ => Ok(None),
-    }
-}
-
-/// Runs `f` with the orch facade and the worktrees that dispatch makes (SPEC §7).
-fn with_workspaces<T>(
-    ctx: &mut Ctx,
-    f: impl FnOnce(&mut Orch<'_>, &GitWorkspaces<'_>) -> Result<T>,
-) -> Result<T> {
-    let cfg = ctx.inbox_config()?;
-    let strict_untracked = ctx
-        .repo()?
-        .config_bool("orch.strictUntracked")?
-        .unwrap_or(false);
-    let crash = crash_after()?;
-    let on_step = move |step: Step| {
-        if Some(step) == crash {
-            std::process::abort();
-        }
-    };
-    let (repo, store) = ctx.repo_and_store()?;
-    let workspaces = GitWorkspaces::new(repo)
-        .strict_untracked(strict_untracked)
-        .on_step(&on_step);
-    let mut orch = Orch::with_repo(store, cfg, repo);
-    f(&mut orch, &workspaces)
-}
-
 fn address(text: Option<&str>) -> Result<Option<Address>> {
     text.map(Address::parse).transpose()
 }
 
 pub fn run(ctx: &mut Ctx, out: &Out, command: OrchCommand) -> Result<()> {
     match command {
-        OrchCommand::Init => init(ctx, out, true),
-        OrchCommand::UninstallHooks => uninstall_hooks(ctx, out),
+        OrchCommand::Init => super::setup::init(ctx, out, true),
+        OrchCommand::UninstallHooks => super::setup::uninstall_hooks(ctx, out),
         OrchCommand::Run(command) => run_command(ctx, out, command),
         OrchCommand::Task(command) => task_command(ctx, out, command),
         OrchCommand::Dep(command) => dep_command(ctx, out, command),
         OrchCommand::Ready(args) => {
-            let mut orch = orch(ctx)?;
+            let mut orch = ctx.orch()?;
             orch.reconcile()?;
             let tasks = orch.read(|tx| {
                 let run = runs::resolve(tx, args.run.as_deref())?;
@@ -435,7 +388,7 @@ pub fn run(ctx: &mut Ctx, out: &Out, command: OrchCommand) -> Result<()> {
                 base: args.base.as_deref(),
                 force: args.force,
             };
-            let done = with_workspaces(ctx, |orch, workspaces| {
+            let done = ctx.dispatching(|orch, workspaces| {
                 dispatch::dispatch_tasks(orch, workspaces, args.run.run.as_deref(), &opts)
             })?;
             out.success(
@@ -457,7 +410,7 @@ pub fn run(ctx: &mut Ctx, out: &Out, command: OrchCommand) -> Result<()> {
             )
         }
         OrchCommand::Reconcile => {
-            let changes = orch(ctx)?.reconcile_thorough()?;
+            let changes = ctx.orch()?.reconcile_thorough()?;
             out.success(&json!({ "changes": changes }), || {
                 if changes.is_empty() {
                     "No changes.".into()
@@ -467,7 +420,7 @@ pub fn run(ctx: &mut Ctx, out: &Out, command: OrchCommand) -> Result<()> {
             })
         }
         OrchCommand::Blocked(args) => {
-            let mut orch = orch(ctx)?;
+            let mut orch = ctx.orch()?;
             orch.reconcile()?;
             let tasks = orch.read(|tx| {
                 let run = runs::resolve(tx, args.run.as_deref())?;
@@ -483,7 +436,7 @@ pub fn run(ctx: &mut Ctx, out: &Out, command: OrchCommand) -> Result<()> {
             }
             inbox::check_body(&body)?;
             let key = args.key;
-            let posted = orch(ctx)?.write(|tx, cfg, changes| {
+            let posted = ctx.orch()?.write(|tx, cfg, changes| {
                 let run = runs::resolve(tx, args.run.run.as_deref())?;
                 let task = tasks::get_row(tx, &run.name, &key)?;
                 let thread = task
@@ -524,7 +477,7 @@ pub fn run(ctx: &mut Ctx, out: &Out, command: OrchCommand) -> Result<()> {
             })
         }
         OrchCommand::Status(args) => {
-            let mut orch = orch(ctx)?;
+            let mut orch = ctx.orch()?;
             orch.reconcile()?;
             let (run, tasks) = orch.read(|tx| {
                 let row = runs::resolve(tx, args.run.as_deref())?;
@@ -544,7 +497,7 @@ pub fn run(ctx: &mut Ctx, out: &Out, command: OrchCommand) -> Result<()> {
         }
         OrchCommand::Retry(args) => {
             let to = address(args.to.as_deref())?;
-            let attempt = with_workspaces(ctx, |orch, workspaces| {
+            let attempt = ctx.dispatching(|orch, workspaces| {
                 dispatch::retry(
                     orch,
                     workspaces,
@@ -561,7 +514,7 @@ pub fn run(ctx: &mut Ctx, out: &Out, command: OrchCommand) -> Result<()> {
         }
         OrchCommand::Reassign(args) => {
             let to = Address::parse(&args.to)?;
-            let attempt = with_workspaces(ctx, |orch, workspaces| {
+            let attempt = ctx.dispatching(|orch, workspaces| {
                 dispatch::reassign(
                     orch,
                     workspaces,
@@ -585,7 +538,7 @@ pub fn run(ctx: &mut Ctx, out: &Out, command: OrchCommand) -> Result<()> {
                 force: args.force,
                 prune_branches: args.prune_branches,
             };
-            let report = cleanup::cleanup(&mut orch(ctx)?, &opts)?;
+            let report = cleanup::cleanup(&mut ctx.orch()?, &opts)?;
             out.success(&report, || render_cleanup(&report))
         }
         OrchCommand::Wait(args) => {
@@ -600,7 +553,7 @@ pub fn run(ctx: &mut Ctx, out: &Out, command: OrchCommand) -> Result<()> {
                 deadline: super::deadline(args.timeout.as_deref())?,
                 since: args.since,
             };
-            let events = waits::wait(&mut orch(ctx)?, &spec)?.ok_or_else(|| {
+            let events = waits::wait(&mut ctx.orch()?, &spec)?.ok_or_else(|| {
                 Error::new(
                     Code::Timeout,
                     format!("timed out waiting for --until {}", args.until),
@@ -616,7 +569,7 @@ pub fn run(ctx: &mut Ctx, out: &Out, command: OrchCommand) -> Result<()> {
             })
         }
         OrchCommand::Log(args) => {
-            let mut orch = orch(ctx)?;
+            let mut orch = ctx.orch()?;
             if !args.follow {
                 let events = waits::log(&mut orch, args.run.run.as_deref(), args.since)?;
                 return out.success(&json!({ "events": events }), || {
@@ -635,7 +588,7 @@ pub fn run(ctx: &mut Ctx, out: &Out, command: OrchCommand) -> Result<()> {
                 args.since,
                 until,
                 |event| {
-                    out.stream_item(event, || super::inbox::render_event(event))?;
+                    out.stream_item(event, || render_event(event))?;
                     seen += 1;
                     Ok(args.count.is_none_or(|count| seen < count))
                 },
@@ -654,7 +607,7 @@ pub fn run(ctx: &mut Ctx, out: &Out, command: OrchCommand) -> Result<()> {
 fn run_command(ctx: &mut Ctx, out: &Out, command: RunCommand) -> Result<()> {
     match command {
         RunCommand::Init(args) => {
-            let run = orch(ctx)?.write(|tx, cfg, changes| {
+            let run = ctx.orch()?.write(|tx, cfg, changes| {
                 runs::create(
                     tx,
                     cfg,
@@ -675,7 +628,7 @@ fn run_command(ctx: &mut Ctx, out: &Out, command: RunCommand) -> Result<()> {
             })
         }
         RunCommand::List => {
-            let mut orch = orch(ctx)?;
+            let mut orch = ctx.orch()?;
             orch.reconcile()?;
             let (runs, current) = orch.read(|tx| Ok((runs::list(tx)?, runs::current_name(tx)?)))?;
             out.success(&json!({ "runs": runs }), || {
@@ -705,7 +658,7 @@ fn run_command(ctx: &mut Ctx, out: &Out, command: RunCommand) -> Result<()> {
             })
         }
         RunCommand::Show(args) => {
-            let mut orch = orch(ctx)?;
+            let mut orch = ctx.orch()?;
             orch.reconcile()?;
             let run = orch.read(|tx| {
                 let row = runs::resolve(tx, args.name.as_deref())?;
@@ -714,13 +667,15 @@ fn run_command(ctx: &mut Ctx, out: &Out, command: RunCommand) -> Result<()> {
             out.success(&json!({ "run": run }), || render_run(&run))
         }
         RunCommand::Use(args) => {
-            let run = orch(ctx)?.write(|tx, _, _| runs::use_run(tx, &args.name))?;
+            let run = ctx
+                .orch()?
+                .write(|tx, _, _| runs::use_run(tx, &args.name))?;
             out.success(&json!({ "run": run }), || {
                 format!("{} is now the current run.", run.name)
             })
         }
         RunCommand::Close(args) => {
-            let run = orch(ctx)?.write(|tx, cfg, changes| {
+            let run = ctx.orch()?.write(|tx, cfg, changes| {
                 let row = runs::resolve(tx, args.name.as_deref())?;
                 runs::close(tx, cfg, changes, &row, args.cancel)
             })?;
@@ -746,7 +701,7 @@ fn task_command(ctx: &mut Ctx, out: &Out, command: TaskCommand) -> Result<()> {
                 max_attempts: Some(args.max_attempts),
                 base: args.base,
             };
-            let task = orch(ctx)?.write(|tx, cfg, changes| {
+            let task = ctx.orch()?.write(|tx, cfg, changes| {
                 let run = runs::resolve(tx, args.run.run.as_deref())?;
                 tasks::add(tx, cfg, changes, &run, &spec)
             })?;
@@ -760,7 +715,7 @@ fn task_command(ctx: &mut Ctx, out: &Out, command: TaskCommand) -> Result<()> {
         TaskCommand::Import(args) => {
             let text = read_text_input(&args.file, "plan")?;
             let plan = Plan::parse(&text)?;
-            let tasks = orch(ctx)?.write(|tx, cfg, changes| {
+            let tasks = ctx.orch()?.write(|tx, cfg, changes| {
                 let run = runs::resolve(tx, args.run.run.as_deref())?;
                 tasks::import(tx, cfg, changes, &run, &plan)
             })?;
@@ -774,7 +729,7 @@ fn task_command(ctx: &mut Ctx, out: &Out, command: TaskCommand) -> Result<()> {
             })
         }
         TaskCommand::List(args) => {
-            let mut orch = orch(ctx)?;
+            let mut orch = ctx.orch()?;
             orch.reconcile()?;
             let tasks = orch.read(|tx| {
                 let run = runs::resolve(tx, args.run.run.as_deref())?;
@@ -792,7 +747,7 @@ fn task_command(ctx: &mut Ctx, out: &Out, command: TaskCommand) -> Result<()> {
             })
         }
         TaskCommand::Show(args) => {
-            let mut orch = orch(ctx)?;
+            let mut orch = ctx.orch()?;
             orch.reconcile()?;
             let (task, attempts) = orch.read(|tx| {
                 let run = runs::resolve(tx, args.run.run.as_deref())?;
@@ -810,7 +765,7 @@ fn task_command(ctx: &mut Ctx, out: &Out, command: TaskCommand) -> Result<()> {
 fn dep_command(ctx: &mut Ctx, out: &Out, command: DepCommand) -> Result<()> {
     match command {
         DepCommand::Add(args) => {
-            let (task, changed) = orch(ctx)?.write(|tx, cfg, changes| {
+            let (task, changed) = ctx.orch()?.write(|tx, cfg, changes| {
                 let run = runs::resolve(tx, args.run.run.as_deref())?;
                 tasks::dep_add(tx, cfg, changes, &run, &args.key, &args.depends_on)
             })?;
@@ -826,7 +781,7 @@ fn dep_command(ctx: &mut Ctx, out: &Out, command: DepCommand) -> Result<()> {
             })
         }
         DepCommand::Rm(args) => {
-            let task = orch(ctx)?.write(|tx, cfg, changes| {
+            let task = ctx.orch()?.write(|tx, cfg, changes| {
                 let run = runs::resolve(tx, args.run.run.as_deref())?;
                 tasks::dep_rm(tx, cfg, changes, &run, &args.key, &args.depends_on)
             })?;
@@ -848,7 +803,7 @@ fn cancel(ctx: &mut Ctx, out: &Out, args: CancelArgs) -> Result<()> {
     inbox::check_body(&reason)?;
     match args.key {
         Some(key) => {
-            let (task, changed) = orch(ctx)?.write(|tx, cfg, changes| {
+            let (task, changed) = ctx.orch()?.write(|tx, cfg, changes| {
                 let run = runs::resolve(tx, run_name)?;
                 let row = tasks::get_row(tx, &run.name, &key)?;
                 let act_changed = crate::orch::cancel_task(tx, cfg, changes, &row, &reason)?;
@@ -863,7 +818,7 @@ fn cancel(ctx: &mut Ctx, out: &Out, args: CancelArgs) -> Result<()> {
             })
         }
         None if args.run.is_some() => {
-            let run = orch(ctx)?.write(|tx, cfg, changes| {
+            let run = ctx.orch()?.write(|tx, cfg, changes| {
                 let row = runs::resolve(tx, run_name)?;
                 runs::close(tx, cfg, changes, &row, true)
             })?;
@@ -879,137 +834,6 @@ fn cancel(ctx: &mut Ctx, out: &Out, args: CancelArgs) -> Result<()> {
                 .hint("git orch cancel KEY, or git orch cancel --run [NAME] for a whole run"),
         ),
     }
-}
-
-/// `git orch init` and `git inbox init`: the state, and for orch the hooks.
-pub fn init(ctx: &mut Ctx, out: &Out, with_hooks: bool) -> Result<()> {
-    let created = ctx.init_store()?;
-    let state_dir = ctx.repo()?.state_dir();
-    let hooks = if with_hooks {
-        Some(ctx.repo()?.install_hooks()?)
-    } else {
-        None
-    };
-    let mut data = json!({"state_dir": state_dir, "created": created, "schema_version": crate::store::SCHEMA_VERSION});
-    if let Some(hooks) = &hooks {
-        data["hooks"] = serde_json::to_value(hooks)?;
-    }
-    out.success(&data, || {
-        let mut text = if created {
-            format!("Initialized git-orch state in {}", state_dir.display())
-        } else {
-            format!("git-orch state in {} is up to date", state_dir.display())
-        };
-        if let Some(hooks) = &hooks {
-            text.push('\n');
-            text.push_str(&hooks_text(hooks));
-        }
-        text
-    })
-}
-
-fn hooks_text(report: &HooksReport) -> String {
-    let dir = report
-        .dir
-        .as_ref()
-        .map(|d| d.display().to_string())
-        .unwrap_or_default();
-    let mut lines = Vec::new();
-    if !report.installed.is_empty() {
-        lines.push(format!(
-            "Installed hooks {} in {dir}",
-            report.installed.join(", ")
-        ));
-    }
-    if !report.removed.is_empty() {
-        lines.push(format!(
-            "Removed the git-orch block from {} in {dir}",
-            report.removed.join(", ")
-        ));
-    }
-    if !report.unchanged.is_empty() && report.installed.is_empty() && report.skipped.is_empty() {
-        lines.push(format!("Hooks in {dir} are up to date"));
-    }
-    for skipped in &report.skipped {
-        lines.push(format!("Skipped {}: {}", skipped.hook, skipped.reason));
-    }
-    if lines.is_empty() {
-        lines.push(format!("No git-orch hooks in {dir}"));
-    }
-    lines.join("\n")
-}
-
-/// `git orch uninstall-hooks`.
-fn uninstall_hooks(ctx: &mut Ctx, out: &Out) -> Result<()> {
-    let report = ctx.repo()?.uninstall_hooks()?;
-    out.success(&json!({ "hooks": report }), || hooks_text(&report))
-}
-
-/// `git inbox hook NAME`: what the installed hooks call in attempt worktrees (SPEC §7).
-/// Records the commit as a `progress` message on the attempt's thread. Whatever goes
-/// wrong is one line on stderr and exit 0: a hook must never fail the user's command.
-pub fn hook(ctx: &mut Ctx, _out: &Out, name: &str, args: &[String]) -> Result<()> {
-    if let Err(err) = record_hook(ctx, name, args) {
-        let mut stderr = std::io::stderr().lock();
-        let _ = writeln!(
-            stderr,
-            "git-orch: {name}: not recorded ({}: {}); `git orch reconcile` will catch up",
-            err.code.as_str(),
-            err.message
-        );
-    }
-    Ok(())
-}
-
-fn record_hook(ctx: &mut Ctx, name: &str, args: &[String]) -> Result<()> {
-    worktrees::check_hook_name(name)?;
-    let Some(marker) = ctx.marker()? else {
-        return Ok(());
-    };
-    let rewritten = if name == "post-rewrite" {
-        read_rewritten()?
-    } else {
-        Vec::new()
-    };
-    let actor = match ctx.identity() {
-        Ok((agent, _)) => agent,
-        Err(_) => ctx.leader()?,
-    };
-    let cfg = ctx.inbox_config()?;
-    let (repo, store) = ctx.repo_and_store()?;
-    let call = worktrees::HookCall {
-        name,
-        arg: args.first().map(String::as_str),
-        rewritten,
-    };
-    worktrees::record_hook(repo, store, &cfg, &actor, &marker, &call)
-}
-
-/// post-rewrite's stdin, `old new [extra]` per line, when a caller passed it on (the
-/// installed block gives /dev/null to keep stdin for the user's part of the hook).
-fn read_rewritten() -> Result<Vec<Value>> {
-    const LIMIT: u64 = 1024 * 1024;
-    let stdin = std::io::stdin();
-    if stdin.is_terminal() {
-        return Ok(Vec::new());
-    }
-    let mut text = String::new();
-    stdin
-        .lock()
-        .take(LIMIT)
-        .read_to_string(&mut text)
-        .map_err(|e| Error::io("reading the rewritten commits from stdin", e))?;
-    Ok(text
-        .lines()
-        .filter_map(|line| {
-            let mut words = line.split_whitespace();
-            match (words.next(), words.next()) {
-                (Some(old), Some(new)) => Some(json!({"old": old, "new": new})),
-                _ => None,
-            }
-        })
-        .take(1000)
-        .collect())
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1286,14 +1110,6 @@ fn render_dispatched(verb: &str, attempts: &[Attempt]) -> String {
             }
             line
         })
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-fn render_events(events: &[Event]) -> String {
-    events
-        .iter()
-        .map(super::inbox::render_event)
         .collect::<Vec<_>>()
         .join("\n")
 }

@@ -1,4 +1,8 @@
-//! Text for people: aligned tables and short lines.
+//! Text for people: aligned tables and short lines, and the renderers more than one
+//! command group prints with.
+
+use crate::inbox::Message;
+use crate::store::events::Event;
 
 /// Columns padded to their widest cell; the last column is left unpadded.
 pub struct Table {
@@ -65,4 +69,62 @@ pub fn preview(text: &str, max: usize) -> String {
 
 pub fn or_dash(value: Option<&str>) -> String {
     value.unwrap_or("-").to_owned()
+}
+
+pub fn render_messages(messages: &[Message]) -> String {
+    if messages.is_empty() {
+        return "No unread messages.".into();
+    }
+    let mut text = String::new();
+    for m in messages {
+        text.push_str(&format!(
+            "#{} thread {} {} {}:",
+            m.id, m.thread, m.author, m.kind
+        ));
+        if !m.body.is_empty() {
+            for line in m.body.lines() {
+                text.push_str("\n    ");
+                text.push_str(line);
+            }
+        }
+        for a in &m.artifacts {
+            text.push_str(&format!(
+                "\n    [artifact {}: {}, {} bytes]",
+                a.id, a.name, a.size
+            ));
+        }
+        text.push('\n');
+    }
+    text
+}
+
+pub fn render_event(event: &Event) -> String {
+    let mut text = format!("{} #{} {}", event.at, event.id, event.kind);
+    if let Some(thread) = event.thread {
+        text.push_str(&format!(" thread {thread}"));
+    }
+    if let (Some(run), Some(task)) = (&event.run, &event.task) {
+        text.push_str(&format!(" {run}/{task}"));
+    }
+    if let Some(to) = &event.to {
+        text.push_str(&format!(
+            " {} -> {to}",
+            event.from.as_deref().unwrap_or("(new)")
+        ));
+    }
+    if let Some(actor) = &event.actor {
+        text.push_str(&format!(" by {actor}"));
+    }
+    if event.data.as_object().is_some_and(|d| !d.is_empty()) && event.to.is_none() {
+        text.push_str(&format!(" {}", event.data));
+    }
+    text
+}
+
+pub fn render_events(events: &[Event]) -> String {
+    events
+        .iter()
+        .map(render_event)
+        .collect::<Vec<_>>()
+        .join("\n")
 }

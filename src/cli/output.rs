@@ -1,0 +1,93 @@
+//! Where output goes: one JSON document (or one object per line for streams) on stdout,
+//! or text for people; errors as the wire format of SPEC §3.
+
+use crate::error::{Error, Kind, Result};
+use serde::Serialize;
+use serde_json::json;
+use std::io::{self, Write};
+
+/// Where output goes: one JSON document, or text for people.
+pub struct Out {
+    pub json: bool,
+}
+
+impl Out {
+    /// Prints a command's result: `{"ok": true, "data": …}` or the human text.
+    pub fn success(&self, data: &impl Serialize, human: impl FnOnce() -> String) -> Result<()> {
+        if self.json {
+            // Serialized straight from `data`: no intermediate `Value` tree, which for a
+            // large status is most of the command's time.
+            #[derive(Serialize)]
+            struct Doc<'a, T: Serialize> {
+                ok: bool,
+                data: &'a T,
+            }
+            print_line(&serde_json::to_string(&Doc { ok: true, data })?)
+        } else {
+            let text = human();
+            if text.is_empty() {
+                return Ok(());
+            }
+            print_text(&text)
+        }
+    }
+
+    /// One line of a stream (`watch`, `log --follow`).
+    pub fn stream_item(&self, item: &impl Serialize, human: impl FnOnce() -> String) -> Result<()> {
+        if self.json {
+            print_line(&serde_json::to_string(item)?)
+        } else {
+            print_text(&human())
+        }
+    }
+}
+
+fn write_stdout(text: &str) -> Result<()> {
+    write_stdout_bytes(text.as_bytes())
+}
+
+/// Writes raw bytes (an artifact) to stdout; a reader that left is [`Kind::BrokenPipe`].
+pub fn write_stdout_bytes(bytes: &[u8]) -> Result<()> {
+    let mut stdout = io::stdout().lock();
+    stdout
+        .write_all(bytes)
+        .and_then(|()| stdout.flush())
+        .map_err(Error::output)
+}
+
+pub fn print_line(line: &str) -> Result<()> {
+    let mut text = String::with_capacity(line.len() + 1);
+    text.push_str(line);
+    text.push('\n');
+    write_stdout(&text)
+}
+
+pub fn print_text(text: &str) -> Result<()> {
+    if text.ends_with('\n') {
+        write_stdout(text)
+    } else {
+        print_line(text)
+    }
+}
+
+/// Prints `err` (JSON on stdout under `--json`, text on stderr otherwise) and returns
+/// the exit status.
+pub fn report_error(err: &Error, json_mode: bool) -> i32 {
+    if err.kind() == Kind::BrokenPipe {
+        return 0;
+    }
+    if json_mode {
+        let doc = json!({"ok": false, "error": {
+            "code": err.code.as_str(), "message": err.message, "hint": err.hint, "details": err.details,
+        }});
+        // Streams end with this line too, so it always goes to stdout.
+        let _ = print_line(&doc.to_string());
+    } else {
+        let mut stderr = io::stderr().lock();
+        let _ = writeln!(stderr, "error: {} [{}]", err.message, err.code.as_str());
+        if let Some(hint) = &err.hint {
+            let _ = writeln!(stderr, "hint: {hint}");
+        }
+    }
+    err.code.exit_status()
+}
