@@ -1,7 +1,6 @@
 //! The command-line edge: parse, build a context, call the library, print the result as
 //! JSON or for people, and map errors to exit statuses. Nothing below this module prints.
 
-pub mod council;
 mod ctx;
 mod hook;
 pub mod inbox;

@@ -1,8 +1,8 @@
 //! `git orch council`: N reviewers answer one brief; a tally groups what they recommend
 //! (SPEC §8).
 
-use super::render::Table;
-use super::{Ctx, Out};
+use crate::cli::render::Table;
+use crate::cli::{deadline, BodyArgs, Ctx, Out};
 use crate::council::run::{self as council, Council, StartSpec};
 use crate::council::{parse_threshold, Tally, DEFAULT_THRESHOLD};
 use crate::error::{Code, Error, Result};
@@ -30,7 +30,7 @@ pub struct StartArgs {
     pub topic: String,
     /// The brief
     #[command(flatten)]
-    pub body: super::BodyArgs,
+    pub body: BodyArgs,
     /// Reviewers, comma-separated (default orch.council.reviewers, else reviewer-1,reviewer-2,reviewer-3)
     #[arg(long, value_name = "A,B,C")]
     pub reviewers: Option<String>,
@@ -118,7 +118,7 @@ pub fn run(ctx: &mut Ctx, out: &Out, command: CouncilCommand) -> Result<()> {
             })
         }
         CouncilCommand::Wait(args) => {
-            let until = super::deadline(args.timeout.as_deref())?;
+            let until = deadline(args.timeout.as_deref())?;
             let done =
                 council::wait(&mut ctx.orch()?, args.name.as_deref(), until)?.ok_or_else(|| {
                     Error::new(Code::Timeout, "timed out waiting for the reviewers")

@@ -1,0 +1,110 @@
+//! `git orch`: the leader's scheduler (SPEC §6). One file per noun, each with its
+//! commands' arguments, bodies and renderers; this one only dispatches.
+
+mod cancel;
+mod cleanup;
+pub mod council;
+mod dep;
+mod dispatch;
+mod log;
+mod run;
+mod status;
+mod task;
+
+use crate::cli::{Ctx, GlobalArgs, Out};
+use crate::error::Result;
+use crate::names::Address;
+use clap::{Parser, Subcommand};
+
+/// The leader's scheduler: runs, a task DAG, dispatch into worktrees, reconcile, council
+#[derive(Parser, Debug)]
+#[command(
+    name = "git-orch",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct OrchCli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: OrchCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum OrchCommand {
+    /// Create the state in this repository and install the hooks (idempotent)
+    Init,
+    /// Remove the git-orch blocks from the hooks, and nothing else
+    UninstallHooks,
+    /// Start, list, show, switch and close runs
+    #[command(subcommand)]
+    Run(run::RunCommand),
+    /// Add, import, list and show tasks
+    #[command(subcommand)]
+    Task(task::TaskCommand),
+    /// Add or remove a dependency between two tasks
+    #[command(subcommand)]
+    Dep(dep::DepCommand),
+    /// List ready tasks: priority high first, then oldest
+    Ready(RunOpt),
+    /// Start one new attempt per task, each as an inbox thread of kind task
+    Dispatch(dispatch::DispatchArgs),
+    /// Bring attempts and tasks in line with their inbox threads
+    Reconcile,
+    /// List blocked tasks with their open question and thread
+    Blocked(RunOpt),
+    /// Reply to the question on a task's current thread
+    Answer(status::AnswerArgs),
+    /// Show the run at a glance: counts, then one line per task
+    Status(RunOpt),
+    /// Start a new attempt for a failed or cancelled task
+    Retry(dispatch::RetryArgs),
+    /// Cancel a task's attempt in flight and start a new one for another agent
+    Reassign(dispatch::ReassignArgs),
+    /// Cancel a task (its attempt and thread too), or a whole run with --run
+    Cancel(cancel::CancelArgs),
+    /// Remove the worktrees of ended attempts, never losing work
+    Cleanup(cleanup::CleanupArgs),
+    /// Block until a condition holds; print the events that made it hold
+    Wait(log::WaitArgs),
+    /// Ask several reviewers the same question and tally what they recommend
+    #[command(subcommand)]
+    Council(council::CouncilCommand),
+    /// Print the run's event log
+    Log(log::LogArgs),
+}
+
+#[derive(clap::Args, Debug, Default)]
+pub struct RunOpt {
+    /// The run (default: the current run)
+    #[arg(long, value_name = "NAME")]
+    pub run: Option<String>,
+}
+
+fn address(text: Option<&str>) -> Result<Option<Address>> {
+    text.map(Address::parse).transpose()
+}
+
+pub fn run(ctx: &mut Ctx, out: &Out, command: OrchCommand) -> Result<()> {
+    match command {
+        OrchCommand::Init => crate::cli::setup::init(ctx, out, true),
+        OrchCommand::UninstallHooks => crate::cli::setup::uninstall_hooks(ctx, out),
+        OrchCommand::Run(command) => run::run(ctx, out, command),
+        OrchCommand::Task(command) => task::run(ctx, out, command),
+        OrchCommand::Dep(command) => dep::run(ctx, out, command),
+        OrchCommand::Ready(args) => status::ready(ctx, out, args),
+        OrchCommand::Dispatch(args) => dispatch::dispatch(ctx, out, args),
+        OrchCommand::Reconcile => status::reconcile(ctx, out),
+        OrchCommand::Blocked(args) => status::blocked(ctx, out, args),
+        OrchCommand::Answer(args) => status::answer(ctx, out, args),
+        OrchCommand::Status(args) => status::status(ctx, out, args),
+        OrchCommand::Retry(args) => dispatch::retry(ctx, out, args),
+        OrchCommand::Reassign(args) => dispatch::reassign(ctx, out, args),
+        OrchCommand::Cancel(args) => cancel::run(ctx, out, args),
+        OrchCommand::Cleanup(args) => cleanup::run(ctx, out, args),
+        OrchCommand::Wait(args) => log::wait(ctx, out, args),
+        OrchCommand::Council(command) => council::run(ctx, out, command),
+        OrchCommand::Log(args) => log::log(ctx, out, args),
+    }
+}

@@ -1,0 +1,172 @@
+//! `git orch run init|list|show|use|close`.
+
+use crate::cli::render::{or_dash, Table};
+use crate::cli::{Ctx, Out};
+use crate::error::Result;
+use crate::orch::runs::{self, NewRun};
+use crate::orch::{Counts, Run, TASK_STATUSES};
+use clap::Subcommand;
+use serde_json::json;
+
+#[derive(Subcommand, Debug)]
+pub enum RunCommand {
+    /// Start a new run; it becomes the current run
+    Init(RunInitArgs),
+    /// List runs
+    List,
+    /// Show a run with its task counts
+    Show(RunName),
+    /// Make a run the current one
+    Use(RunNameRequired),
+    /// Close a run; with --cancel, cancel its unfinished tasks first
+    Close(RunCloseArgs),
+}
+
+pub fn run(ctx: &mut Ctx, out: &Out, command: RunCommand) -> Result<()> {
+    match command {
+        RunCommand::Init(args) => init(ctx, out, args),
+        RunCommand::List => list(ctx, out),
+        RunCommand::Show(args) => show(ctx, out, args),
+        RunCommand::Use(args) => use_run(ctx, out, args),
+        RunCommand::Close(args) => close(ctx, out, args),
+    }
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RunInitArgs {
+    /// The run's name (default: r1, r2, … the first free)
+    pub name: Option<String>,
+    /// What the run is for, one line
+    #[arg(long)]
+    pub title: String,
+    /// The revision tasks start from when neither dispatch nor the task names one
+    #[arg(long, value_name = "REV")]
+    pub base: Option<String>,
+}
+
+pub fn init(ctx: &mut Ctx, out: &Out, args: RunInitArgs) -> Result<()> {
+    let run = ctx.orch()?.write(|tx, cfg, changes| {
+        runs::create(
+            tx,
+            cfg,
+            changes,
+            &NewRun {
+                name: args.name.as_deref(),
+                title: &args.title,
+                base_ref: args.base.as_deref(),
+                kind: "plan",
+            },
+        )
+    })?;
+    out.success(&json!({ "run": run }), || {
+        format!(
+            "Started run {} ({}); it is the current run.\nAdd tasks with `git orch task add KEY --title T` or `git orch task import plan.json`.",
+            run.name, run.title
+        )
+    })
+}
+
+pub fn list(ctx: &mut Ctx, out: &Out) -> Result<()> {
+    let mut orch = ctx.orch()?;
+    orch.reconcile()?;
+    let (runs, current) = orch.read(|tx| Ok((runs::list(tx)?, runs::current_name(tx)?)))?;
+    out.success(&json!({ "runs": runs }), || {
+        if runs.is_empty() {
+            return "No runs yet. Start one with `git orch run init NAME --title T`.".into();
+        }
+        let mut table = Table::new(&["", "RUN", "STATUS", "KIND", "TASKS", "DONE", "TITLE"]);
+        for run in &runs {
+            let mark = if current.as_deref() == Some(run.name.as_str()) {
+                "*"
+            } else {
+                ""
+            };
+            table.row(vec![
+                mark.into(),
+                run.name.clone(),
+                run.status.clone(),
+                run.kind.clone(),
+                run.counts.total.to_string(),
+                run.counts.done.to_string(),
+                run.title.clone(),
+            ]);
+        }
+        table.render()
+    })
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RunName {
+    /// The run (default: the current run)
+    pub name: Option<String>,
+}
+
+pub fn show(ctx: &mut Ctx, out: &Out, args: RunName) -> Result<()> {
+    let mut orch = ctx.orch()?;
+    orch.reconcile()?;
+    let run = orch.read(|tx| {
+        let row = runs::resolve(tx, args.name.as_deref())?;
+        runs::show(tx, &row)
+    })?;
+    out.success(&json!({ "run": run }), || render_run(&run))
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RunNameRequired {
+    /// The run
+    pub name: String,
+}
+
+pub fn use_run(ctx: &mut Ctx, out: &Out, args: RunNameRequired) -> Result<()> {
+    let run = ctx
+        .orch()?
+        .write(|tx, _, _| runs::use_run(tx, &args.name))?;
+    out.success(&json!({ "run": run }), || {
+        format!("{} is now the current run.", run.name)
+    })
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RunCloseArgs {
+    /// The run (default: the current run)
+    pub name: Option<String>,
+    /// Cancel its unfinished tasks and their threads, and mark the run cancelled
+    #[arg(long)]
+    pub cancel: bool,
+}
+
+pub fn close(ctx: &mut Ctx, out: &Out, args: RunCloseArgs) -> Result<()> {
+    let run = ctx.orch()?.write(|tx, cfg, changes| {
+        let row = runs::resolve(tx, args.name.as_deref())?;
+        runs::close(tx, cfg, changes, &row, args.cancel)
+    })?;
+    out.success(&json!({ "run": run }), || {
+        format!("Run {} is {}.", run.name, run.status)
+    })
+}
+
+pub(super) fn counts_line(counts: &Counts) -> String {
+    let parts: Vec<String> = TASK_STATUSES
+        .iter()
+        .filter(|s| counts.get(s) > 0)
+        .map(|s| format!("{} {s}", counts.get(s)))
+        .collect();
+    if parts.is_empty() {
+        "no tasks".into()
+    } else {
+        format!("{} task(s): {}", counts.total, parts.join(", "))
+    }
+}
+
+fn render_run(run: &Run) -> String {
+    format!(
+        "Run {} ({}), {}, kind {}, base {}, started {}\n{}",
+        run.name,
+        run.title,
+        run.status,
+        run.kind,
+        or_dash(run.base_ref.as_deref()),
+        run.created_at,
+        counts_line(&run.counts)
+    )
+}
