@@ -1,6 +1,7 @@
 //! `git inbox hook NAME`: what the installed hooks call in attempt worktrees (SPEC §7).
 
-use super::{Ctx, Out};
+use crate::cli::ctx::Ctx;
+use crate::cli::output::Out;
 use crate::error::{Error, Result};
 use crate::orch::worktrees;
 use serde_json::{json, Value};

@@ -3,19 +3,15 @@
 
 mod ctx;
 mod hook;
-pub mod inbox;
+mod inbox;
 mod input;
-pub mod orch;
+mod orch;
 mod output;
 mod render;
 mod setup;
 
-pub use ctx::{Ctx, Env, GlobalArgs, IdentitySource};
-pub use input::{
-    deadline, parse_duration_arg, read_body, read_json_arg, read_text_input, BodyArgs,
-};
-pub use output::{print_line, print_text, report_error, write_stdout_bytes, Out};
-pub use render::Table;
+use ctx::{Ctx, Env, GlobalArgs};
+use output::{report_error, Out};
 
 use crate::error::{Code, Error, Result};
 use std::ffi::OsString;

@@ -1,7 +1,8 @@
 //! `git orch init`, `git inbox init` and `git orch uninstall-hooks`: the state and the
 //! hooks, shared by both binaries.
 
-use super::{Ctx, Out};
+use crate::cli::ctx::Ctx;
+use crate::cli::output::Out;
 use crate::error::Result;
 use crate::repo::HooksReport;
 use serde_json::json;

@@ -1,6 +1,7 @@
 //! `git orch cancel`: a task with its attempt and thread, or a whole run.
 
-use crate::cli::{Ctx, Out};
+use crate::cli::ctx::Ctx;
+use crate::cli::output::Out;
 use crate::error::{Code, Error, Result};
 use crate::inbox;
 use crate::orch::{runs, tasks};

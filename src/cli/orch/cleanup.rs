@@ -1,8 +1,9 @@
 //! `git orch cleanup`: the worktrees of ended attempts, never losing work.
 
-use super::RunOpt;
+use super::opts::RunOpt;
+use crate::cli::ctx::Ctx;
+use crate::cli::output::Out;
 use crate::cli::render::or_dash;
-use crate::cli::{Ctx, Out};
 use crate::error::Result;
 use crate::orch::cleanup;
 

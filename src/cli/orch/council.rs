@@ -1,8 +1,10 @@
 //! `git orch council`: N reviewers answer one brief; a tally groups what they recommend
 //! (SPEC §8).
 
+use crate::cli::ctx::Ctx;
+use crate::cli::input::{deadline, BodyArgs};
+use crate::cli::output::Out;
 use crate::cli::render::Table;
-use crate::cli::{deadline, BodyArgs, Ctx, Out};
 use crate::council::run::{self as council, Council, StartSpec};
 use crate::council::{parse_threshold, Tally, DEFAULT_THRESHOLD};
 use crate::error::{Code, Error, Result};

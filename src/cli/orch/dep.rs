@@ -1,7 +1,8 @@
 //! `git orch dep add|rm`.
 
-use super::RunOpt;
-use crate::cli::{Ctx, Out};
+use super::opts::RunOpt;
+use crate::cli::ctx::Ctx;
+use crate::cli::output::Out;
 use crate::error::Result;
 use crate::orch::{runs, tasks};
 use clap::Subcommand;

@@ -1,7 +1,8 @@
 //! `git orch dispatch`, `retry` and `reassign`: each starts attempts in new worktrees.
 
-use super::{address, RunOpt};
-use crate::cli::{Ctx, Out};
+use super::opts::{address, RunOpt};
+use crate::cli::ctx::Ctx;
+use crate::cli::output::Out;
 use crate::error::Result;
 use crate::names::Address;
 use crate::orch::dispatch::{self, Options};

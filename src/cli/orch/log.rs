@@ -1,8 +1,10 @@
 //! `git orch wait` and `git orch log`: the run's event log, waited on or printed.
 
-use super::RunOpt;
+use super::opts::RunOpt;
+use crate::cli::ctx::Ctx;
+use crate::cli::input::deadline;
+use crate::cli::output::Out;
 use crate::cli::render::{render_event, render_events};
-use crate::cli::{deadline, Ctx, Out};
 use crate::error::{Code, Error, Result};
 use crate::names::check_name;
 use crate::orch::waits::{self, Until, WaitFor};

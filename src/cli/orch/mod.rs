@@ -7,14 +7,16 @@ pub mod council;
 mod dep;
 mod dispatch;
 mod log;
+mod opts;
 mod run;
 mod status;
 mod task;
 
-use crate::cli::{Ctx, GlobalArgs, Out};
+use crate::cli::ctx::{Ctx, GlobalArgs};
+use crate::cli::output::Out;
 use crate::error::Result;
-use crate::names::Address;
 use clap::{Parser, Subcommand};
+use opts::RunOpt;
 
 /// The leader's scheduler: runs, a task DAG, dispatch into worktrees, reconcile, council
 #[derive(Parser, Debug)]
@@ -73,17 +75,6 @@ pub enum OrchCommand {
     Council(council::CouncilCommand),
     /// Print the run's event log
     Log(log::LogArgs),
-}
-
-#[derive(clap::Args, Debug, Default)]
-pub struct RunOpt {
-    /// The run (default: the current run)
-    #[arg(long, value_name = "NAME")]
-    pub run: Option<String>,
-}
-
-fn address(text: Option<&str>) -> Result<Option<Address>> {
-    text.map(Address::parse).transpose()
 }
 
 pub fn run(ctx: &mut Ctx, out: &Out, command: OrchCommand) -> Result<()> {

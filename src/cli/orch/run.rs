@@ -1,7 +1,8 @@
 //! `git orch run init|list|show|use|close`.
 
+use crate::cli::ctx::Ctx;
+use crate::cli::output::Out;
 use crate::cli::render::{or_dash, Table};
-use crate::cli::{Ctx, Out};
 use crate::error::Result;
 use crate::orch::runs::{self, NewRun};
 use crate::orch::{Counts, Run, TASK_STATUSES};

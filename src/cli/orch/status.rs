@@ -2,11 +2,13 @@
 //! and the leader's answers to what blocks it.
 
 use super::dispatch::render_conflict;
+use super::opts::RunOpt;
 use super::run::counts_line;
 use super::task::{render_tasks, TasksData};
-use super::RunOpt;
+use crate::cli::ctx::Ctx;
+use crate::cli::input::BodyArgs;
+use crate::cli::output::Out;
 use crate::cli::render::{or_dash, preview, render_events, Table};
-use crate::cli::{BodyArgs, Ctx, Out};
 use crate::error::{Code, Error, Result};
 use crate::inbox::{self, Note};
 use crate::orch::tasks::{self, Select};

@@ -1,9 +1,11 @@
 //! `git orch task add|import|list|show`.
 
 use super::dispatch::render_conflict;
-use super::RunOpt;
+use super::opts::RunOpt;
+use crate::cli::ctx::Ctx;
+use crate::cli::input::{read_text_input, BodyArgs};
+use crate::cli::output::Out;
 use crate::cli::render::{or_dash, preview, Table};
-use crate::cli::{read_text_input, BodyArgs, Ctx, Out};
 use crate::error::Result;
 use crate::orch::runs;
 use crate::orch::tasks::{self, Plan, Select, TaskSpec};

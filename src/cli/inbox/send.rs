@@ -1,0 +1,60 @@
+//! `git inbox send`: a new thread with its first message.
+
+use super::args::{stage_attachments, DataArgs};
+use crate::cli::ctx::Ctx;
+use crate::cli::input::{read_json_arg, BodyArgs};
+use crate::cli::output::Out;
+use crate::error::Result;
+use crate::inbox;
+use crate::names::Address;
+
+#[derive(clap::Args, Debug)]
+pub struct SendArgs {
+    /// An agent, or a queue as @name
+    #[arg(long, value_name = "AGENT|@QUEUE")]
+    pub to: String,
+    /// One line, at most 200 characters
+    #[arg(long)]
+    pub subject: String,
+    /// message or task
+    #[arg(long, default_value = "message", value_parser = ["message", "task"])]
+    pub kind: String,
+    #[command(flatten)]
+    pub body: BodyArgs,
+    #[command(flatten)]
+    pub data: DataArgs,
+}
+
+pub fn run(ctx: &mut Ctx, out: &Out, args: SendArgs) -> Result<()> {
+    let actor = ctx.agent()?;
+    let to = Address::parse(&args.to)?;
+    let body = args.body.read()?;
+    let data = read_json_arg("data", args.data.data, args.data.data_file.as_deref())?;
+    inbox::check_subject(&args.subject)?;
+    inbox::check_body(&body)?;
+    if let Some(data) = &data {
+        inbox::check_object("data", data)?;
+    }
+    let staged = stage_attachments(ctx, &args.data.attach)?;
+    let posted = ctx.inbox()?.write(|tx, cfg| {
+        inbox::send(
+            tx,
+            cfg,
+            &actor,
+            inbox::NewThread {
+                to: &to,
+                subject: &args.subject,
+                kind: &args.kind,
+                body: &body,
+                data: data.as_ref(),
+                artifacts: &staged,
+            },
+        )
+    })?;
+    out.success(&posted, || {
+        format!(
+            "Sent thread {} to {}: {}",
+            posted.thread.id, posted.thread.to, posted.thread.subject
+        )
+    })
+}
