@@ -66,7 +66,7 @@ impl Code {
     }
 
     /// The process exit status for this code (SPEC §3).
-    pub fn exit_status(self) -> i32 {
+    pub fn exit_status(self) -> u8 {
         use Code::*;
         match self {
             Internal | Io => 1,

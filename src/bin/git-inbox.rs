@@ -1,3 +1,5 @@
-fn main() {
-    std::process::exit(git_orch::cli::inbox_main(std::env::args_os().collect()));
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    git_orch::cli::inbox_main(std::env::args_os().collect())
 }

@@ -6,7 +6,6 @@ use crate::orch::{GitWorkspaces, Orch, Step};
 use crate::repo::{AttemptMarker, Repo};
 use crate::store::{Durability, Store};
 use serde::Serialize;
-use std::io::IsTerminal;
 use std::path::PathBuf;
 
 /// Flags every command takes, in any position.
@@ -27,7 +26,6 @@ pub struct GlobalArgs {
 /// the environment.
 pub struct Env {
     pub orch_agent: Option<String>,
-    pub color: bool,
     /// `ORCH_TEST_CRASH_AFTER`, raw: parsed only by the commands that dispatch.
     pub crash_after: Option<String>,
 }
@@ -36,7 +34,6 @@ impl Env {
     pub fn from_process() -> Env {
         Env {
             orch_agent: std::env::var("ORCH_AGENT").ok().filter(|v| !v.is_empty()),
-            color: std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
             crash_after: std::env::var("ORCH_TEST_CRASH_AFTER")
                 .ok()
                 .filter(|v| !v.is_empty()),

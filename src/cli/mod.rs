@@ -15,10 +15,11 @@ use output::{report_error, Out};
 
 use crate::error::{Code, Error, Result};
 use std::ffi::OsString;
+use std::process::ExitCode;
 
 /// Parses argv with clap; a usage error becomes our `usage` error (exit 2, JSON when
 /// `--json` is among the arguments), help and version print as usual.
-pub fn parse_args<P: clap::Parser>(args: Vec<OsString>) -> std::result::Result<P, i32> {
+fn parse_args<P: clap::Parser>(args: Vec<OsString>) -> std::result::Result<P, ExitCode> {
     match P::try_parse_from(&args) {
         Ok(parsed) => Ok(parsed),
         Err(err) => {
@@ -32,9 +33,9 @@ pub fn parse_args<P: clap::Parser>(args: Vec<OsString>) -> std::result::Result<P
                 let _ = err.print();
                 return Err(
                     if err.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
-                        2
+                        ExitCode::from(Code::Usage.exit_status())
                     } else {
-                        0
+                        ExitCode::SUCCESS
                     },
                 );
             }
@@ -56,7 +57,7 @@ pub fn parse_args<P: clap::Parser>(args: Vec<OsString>) -> std::result::Result<P
                 Err(report_error(&error, true))
             } else {
                 let _ = err.print();
-                Err(2)
+                Err(ExitCode::from(Code::Usage.exit_status()))
             }
         }
     }
@@ -64,7 +65,7 @@ pub fn parse_args<P: clap::Parser>(args: Vec<OsString>) -> std::result::Result<P
 
 /// Runs a parsed command: `-C`, the context, the call, error reporting. Returns the exit
 /// status for the binary to exit with.
-pub fn execute(global: GlobalArgs, run: impl FnOnce(&mut Ctx, &Out) -> Result<()>) -> i32 {
+fn execute(global: GlobalArgs, run: impl FnOnce(&mut Ctx, &Out) -> Result<()>) -> ExitCode {
     let out = Out { json: global.json };
     if let Some(dir) = &global.dir {
         if let Err(e) = std::env::set_current_dir(dir) {
@@ -77,24 +78,24 @@ pub fn execute(global: GlobalArgs, run: impl FnOnce(&mut Ctx, &Out) -> Result<()
     }
     let mut ctx = Ctx::new(global, Env::from_process());
     match run(&mut ctx, &out) {
-        Ok(()) => 0,
+        Ok(()) => ExitCode::SUCCESS,
         Err(err) => report_error(&err, out.json),
     }
 }
 
 /// The whole of `git-inbox`: returns the exit status.
-pub fn inbox_main(args: Vec<OsString>) -> i32 {
-    let parsed: self::inbox::InboxCli = match parse_args(args) {
+pub fn inbox_main(args: Vec<OsString>) -> ExitCode {
+    let parsed: inbox::InboxCli = match parse_args(args) {
         Ok(p) => p,
         Err(status) => return status,
     };
     execute(parsed.global, |ctx, out| {
-        self::inbox::run(ctx, out, parsed.command)
+        inbox::run(ctx, out, parsed.command)
     })
 }
 
 /// The whole of `git-orch`: returns the exit status.
-pub fn orch_main(args: Vec<OsString>) -> i32 {
+pub fn orch_main(args: Vec<OsString>) -> ExitCode {
     let parsed: orch::OrchCli = match parse_args(args) {
         Ok(p) => p,
         Err(status) => return status,

@@ -5,6 +5,7 @@ use crate::error::{Error, Kind, Result};
 use serde::Serialize;
 use serde_json::json;
 use std::io::{self, Write};
+use std::process::ExitCode;
 
 /// Where output goes: one JSON document, or text for people.
 pub struct Out {
@@ -72,9 +73,9 @@ pub fn print_text(text: &str) -> Result<()> {
 
 /// Prints `err` (JSON on stdout under `--json`, text on stderr otherwise) and returns
 /// the exit status.
-pub fn report_error(err: &Error, json_mode: bool) -> i32 {
+pub fn report_error(err: &Error, json_mode: bool) -> ExitCode {
     if err.kind() == Kind::BrokenPipe {
-        return 0;
+        return ExitCode::SUCCESS;
     }
     if json_mode {
         let doc = json!({"ok": false, "error": {
@@ -89,5 +90,5 @@ pub fn report_error(err: &Error, json_mode: bool) -> i32 {
             let _ = writeln!(stderr, "hint: {hint}");
         }
     }
-    err.code.exit_status()
+    ExitCode::from(err.code.exit_status())
 }
