@@ -3,7 +3,7 @@
 
 mod cancel;
 mod cleanup;
-pub mod council;
+mod council;
 mod dep;
 mod dispatch;
 mod log;
