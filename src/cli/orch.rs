@@ -10,7 +10,7 @@ use crate::orch::runs::{self, NewRun};
 use crate::orch::tasks::{self, Plan, Select, TaskSpec};
 use crate::orch::waits::{self, Until, WaitFor};
 use crate::orch::{
-    cleanup, reconcile, worktrees, Attempt, Counts, GitWorkspaces, Orch, Run, Step, Task,
+    cancel, cleanup, reconcile, worktrees, Attempt, Counts, GitWorkspaces, Orch, Run, Step, Task,
     TASK_STATUSES,
 };
 use crate::repo::HooksReport;
@@ -722,7 +722,11 @@ fn run_command(ctx: &mut Ctx, out: &Out, command: RunCommand) -> Result<()> {
         RunCommand::Close(args) => {
             let run = orch(ctx)?.write(|tx, cfg, changes| {
                 let row = runs::resolve(tx, args.name.as_deref())?;
-                runs::close(tx, cfg, changes, &row, args.cancel)
+                if args.cancel {
+                    cancel::cancel_run(tx, cfg, changes, &row)
+                } else {
+                    runs::close(tx, cfg, changes, &row)
+                }
             })?;
             out.success(&json!({ "run": run }), || {
                 format!("Run {} is {}.", run.name, run.status)
@@ -865,7 +869,7 @@ fn cancel(ctx: &mut Ctx, out: &Out, args: CancelArgs) -> Result<()> {
         None if args.run.is_some() => {
             let run = orch(ctx)?.write(|tx, cfg, changes| {
                 let row = runs::resolve(tx, run_name)?;
-                runs::close(tx, cfg, changes, &row, true)
+                cancel::cancel_run(tx, cfg, changes, &row)
             })?;
             out.success(&json!({ "run": run }), || {
                 format!(

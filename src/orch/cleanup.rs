@@ -5,7 +5,11 @@
 //! branch is merged into the run's base or every commit of it is reachable from another
 //! ref (a rescue ref, a dependent's branch, …). Bases and rescue refs are never deleted.
 
-use super::{get_attempt, runs, Act, Attempt, Changes, Orch};
+use super::attempts::get_attempt;
+use super::changes::{Act, Changes};
+use super::facade::Orch;
+use super::model::Attempt;
+use super::runs;
 use crate::error::{Error, Result};
 use crate::repo::{AttemptName, Repo, Untracked};
 use crate::store::events::NewEvent;
@@ -186,10 +190,7 @@ fn clean_one(
 /// Notes on the attempt that its worktree is gone (and where its work went).
 fn record(orch: &mut Orch<'_>, attempt: &Attempt, done: &Done) -> Result<Attempt> {
     orch.write(|tx, cfg, changes| {
-        let act = Act {
-            now: crate::time::now_ms(),
-            leader: &cfg.leader,
-        };
+        let act = Act::now(&cfg.leader);
         tx.prepare_cached(
             "UPDATE attempts SET data = json_set(data,
                     '$.worktree_removed_at', coalesce(json_extract(data, '$.worktree_removed_at'), ?2),

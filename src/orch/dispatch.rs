@@ -17,9 +17,13 @@
 //! and the workspace is removed without losing work. A process killed between steps
 //! leaves a `preparing` attempt that reconcile repairs (see [`super::repair`]).
 
+use super::attempts::{end_attempt, get_attempt, set_attempt_status, AttemptRef};
+use super::cancel;
+use super::changes::{Act, Changes};
+use super::facade::Orch;
+use super::model::{invalid_transition, is_live_attempt, Attempt, Task, LIVE_ATTEMPT_SQL};
 use super::runs::{self, RunRow};
 use super::tasks::{self, Select};
-use super::{get_attempt, invalid_transition, Act, Attempt, Changes, Orch, Task, LIVE_ATTEMPT_SQL};
 use crate::error::{Code, Error, Result};
 use crate::inbox::{self, Thread};
 use crate::names::Address;
@@ -464,11 +468,8 @@ pub(crate) fn store(
         .hint("see it with `git orch task show KEY`")
         .detail("task", attempt.task.clone()));
     };
-    let act = Act {
-        now: crate::time::now_ms(),
-        leader: &cfg.leader,
-    };
-    let refs = super::reconcile::AttemptRef {
+    let act = Act::now(&cfg.leader);
+    let refs = AttemptRef {
         id: attempt.id,
         run: attempt.run.clone(),
         task: attempt.task.clone(),
@@ -478,7 +479,7 @@ pub(crate) fn store(
     let thread = inbox::get_thread(conn, thread_id)?;
     // Seen as it stands only while untouched; otherwise reconcile maps it right below.
     let untouched = thread.status == "open" && thread.claim_count == 0;
-    super::reconcile::set_attempt_status(
+    set_attempt_status(
         conn,
         &act,
         changes,
@@ -521,34 +522,8 @@ pub(crate) fn abandon_tx(
     if attempt.status != "preparing" {
         return Ok(());
     }
-    let mut seen = None;
-    if let Some(thread_id) = attempt.thread {
-        let thread = inbox::get_thread(conn, thread_id)?;
-        seen = Some(if thread.is_closed() {
-            thread
-        } else {
-            inbox::cancel(conn, cfg, &cfg.leader, thread_id, reason)?.thread
-        });
-    }
-    let act = Act {
-        now: crate::time::now_ms(),
-        leader: &cfg.leader,
-    };
-    let refs = super::reconcile::AttemptRef {
-        id: attempt.id,
-        run: attempt.run,
-        task: attempt.task,
-        thread: attempt.thread,
-    };
-    super::reconcile::set_attempt_status(
-        conn,
-        &act,
-        changes,
-        &refs,
-        "preparing",
-        "cancelled",
-        seen.as_ref(),
-    )
+    let act = Act::now(&cfg.leader);
+    end_attempt(conn, cfg, &act, changes, &attempt, "cancelled", reason)
 }
 
 /// Undoes step 1: the attempt row goes (it never had a thread; a task cancelled
@@ -583,10 +558,7 @@ fn block_on_conflict(orch: &mut Orch<'_>, prepared: &Prepared, err: &Error) -> R
             "heads": err.details.get("heads").cloned().unwrap_or(Value::Array(Vec::new())),
             "deps": deps,
         });
-        let act = Act {
-            now: crate::time::now_ms(),
-            leader: &cfg.leader,
-        };
+        let act = Act::now(&cfg.leader);
         let mut changes = Changes::default();
         tasks::set_status(
             tx,
@@ -855,7 +827,7 @@ pub fn reassign(
             .current_attempt
             .map(|id| get_attempt(tx, id))
             .transpose()?
-            .filter(|a| super::is_live_attempt(&a.status) && a.status != "preparing")
+            .filter(|a| is_live_attempt(&a.status) && a.status != "preparing")
         else {
             return Err(invalid_transition(format!(
                 "task {key} has no attempt in flight ({})",
@@ -869,12 +841,9 @@ pub fn reassign(
             .detail("task", key)
             .detail("status", task.status));
         };
-        let act = Act {
-            now: crate::time::now_ms(),
-            leader: &cfg.leader,
-        };
+        let act = Act::now(&cfg.leader);
         let reason = format!("reassigned to {}", to.to_stored());
-        tasks::cancel_attempts(tx, cfg, &act, changes, &task, &reason)?;
+        cancel::cancel_attempts(tx, cfg, &act, changes, &task, &reason)?;
         let waiting = tasks::waiting_status(tx, &run.name, key)?;
         tasks::set_status(
             tx,

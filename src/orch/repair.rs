@@ -16,10 +16,13 @@
 //! Git is read and run outside transactions; each change is then applied in a short one
 //! that checks the attempt is still as it was seen.
 
+use super::attempts::{end_attempt, get_attempt};
+use super::changes::{Act, Changes};
 use super::dispatch::{self, DispatchLock};
-use super::reconcile::{self, AttemptRef};
+use super::model::{is_final_task, is_live_attempt, Attempt};
+use super::reconcile;
+use super::tasks;
 use super::worktrees::{self, Retired};
-use super::{get_attempt, tasks, Act, Changes};
 use crate::error::Result;
 use crate::inbox::{self, Inbox};
 use crate::repo::{AttemptMarker, AttemptName, CommitStats, Repo};
@@ -119,10 +122,7 @@ pub fn reconcile(
     }
     let mut applied = store.write(|tx| {
         let mut changes = Changes::default();
-        let act = Act {
-            now: crate::time::now_ms(),
-            leader: &cfg.leader,
-        };
+        let act = Act::now(&cfg.leader);
         // Heads first: an attempt that just succeeded keeps the head it ended at.
         for s in &seen {
             if let Seen::Head {
@@ -227,43 +227,20 @@ fn lose(
     worktree: &str,
 ) -> Result<()> {
     let attempt = get_attempt(conn, id)?;
-    if !super::is_live_attempt(&attempt.status) || attempt.status == "preparing" {
+    if !is_live_attempt(&attempt.status) || attempt.status == "preparing" {
         return Ok(());
     }
     if Path::new(worktree).exists() {
         return Ok(());
     }
     let reason = format!("the attempt's worktree {worktree} was deleted");
-    let mut thread = None;
-    if let Some(thread_id) = attempt.thread {
-        let current = inbox::get_thread(conn, thread_id)?;
-        thread = Some(if current.is_closed() {
-            current
-        } else {
-            inbox::cancel(conn, cfg, &cfg.leader, thread_id, &reason)?.thread
-        });
-    }
-    let refs = AttemptRef {
-        id,
-        run: attempt.run.clone(),
-        task: attempt.task.clone(),
-        thread: attempt.thread,
-    };
-    reconcile::set_attempt_status(
-        conn,
-        act,
-        changes,
-        &refs,
-        &attempt.status,
-        "lost",
-        thread.as_ref(),
-    )?;
+    end_attempt(conn, cfg, act, changes, &attempt, "lost", &reason)?;
     conn.prepare_cached("UPDATE attempts SET fail_reason = ?2, fail_retryable = 1 WHERE id = ?1")?
         .execute(params![id, WORKTREE_DELETED])?;
     let Some(task) = tasks::find_row(conn, &attempt.run, &attempt.task)? else {
         return Ok(());
     };
-    if task.current_attempt != Some(id) || super::is_final_task(&task.status) {
+    if task.current_attempt != Some(id) || is_final_task(&task.status) {
         return Ok(());
     }
     let to = if task.attempts < task.max_attempts {
@@ -292,10 +269,7 @@ fn repair_event(
     attempt: Option<i64>,
     data: serde_json::Value,
 ) -> Result<()> {
-    let act = Act {
-        now: crate::time::now_ms(),
-        leader: &cfg.leader,
-    };
+    let act = Act::now(&cfg.leader);
     changes.emit(
         conn,
         &act,
@@ -337,7 +311,7 @@ fn repair_preparing(
 fn finish(
     store: &mut Store,
     cfg: &inbox::Config,
-    attempt: &super::Attempt,
+    attempt: &Attempt,
     thread: i64,
 ) -> Result<Vec<Event>> {
     let mut marker_written = false;
@@ -382,7 +356,7 @@ fn undo(
     store: &mut Store,
     cfg: &inbox::Config,
     repo: &Repo,
-    attempt: &super::Attempt,
+    attempt: &Attempt,
 ) -> Result<Vec<Event>> {
     let mut retired = Retired::default();
     let mut branch = None;

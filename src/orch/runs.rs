@@ -1,6 +1,7 @@
 //! Runs: creating, listing, the current run, closing and cancelling.
 
-use super::{invalid_transition, Act, Changes, Counts, Run};
+use super::changes::{Act, Changes};
+use super::model::{invalid_transition, Counts, Run};
 use crate::error::{Code, Error, Result};
 use crate::inbox;
 use crate::names::check_name;
@@ -178,10 +179,7 @@ pub fn create(
                 .detail("run", name),
         );
     }
-    let act = Act {
-        now: crate::time::now_ms(),
-        leader: &cfg.leader,
-    };
+    let act = Act::now(&cfg.leader);
     conn.prepare_cached(
         "INSERT INTO runs (name, title, status, base_ref, kind, created_at, updated_at)
          VALUES (?1, ?2, 'active', ?3, ?4, ?5, ?5)",
@@ -242,39 +240,30 @@ pub(crate) fn set_status(
     )
 }
 
-/// Closes a run; with `cancel`, first cancels its unfinished tasks and their threads.
-/// Without it, a run with attempts in flight is refused.
+/// Closes a run; one with attempts in flight is refused (`cancel::cancel_run` cancels
+/// them instead).
 pub fn close(
     conn: &Connection,
     cfg: &inbox::Config,
     changes: &mut Changes,
     row: &RunRow,
-    cancel: bool,
 ) -> Result<Run> {
     row.require_active()?;
-    let act = Act {
-        now: crate::time::now_ms(),
-        leader: &cfg.leader,
-    };
-    if cancel {
-        super::tasks::cancel_all(conn, cfg, &act, changes, &row.name, "run cancelled")?;
-        set_status(conn, &act, changes, row, "cancelled")?;
-    } else {
-        let live: i64 = conn
-            .prepare_cached(
-                "SELECT count(*) FROM tasks WHERE run = ?1 AND status IN ('dispatched', 'running', 'blocked')",
-            )?
-            .query_row([&row.name], |r| r.get(0))?;
-        if live > 0 {
-            return Err(invalid_transition(format!(
-                "run {} has {live} task(s) in flight",
-                row.name
-            ))
-            .hint("wait for them (`git orch wait --until done`), or cancel them with `git orch run close --cancel`")
-            .detail("run", row.name.clone())
-            .detail("in_flight", live));
-        }
-        set_status(conn, &act, changes, row, "closed")?;
+    let act = Act::now(&cfg.leader);
+    let live: i64 = conn
+        .prepare_cached(
+            "SELECT count(*) FROM tasks WHERE run = ?1 AND status IN ('dispatched', 'running', 'blocked')",
+        )?
+        .query_row([&row.name], |r| r.get(0))?;
+    if live > 0 {
+        return Err(invalid_transition(format!(
+            "run {} has {live} task(s) in flight",
+            row.name
+        ))
+        .hint("wait for them (`git orch wait --until done`), or cancel them with `git orch run close --cancel`")
+        .detail("run", row.name.clone())
+        .detail("in_flight", live));
     }
+    set_status(conn, &act, changes, row, "closed")?;
     show(conn, &get(conn, &row.name)?)
 }

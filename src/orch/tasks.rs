@@ -1,9 +1,9 @@
 //! Tasks and their dependency DAG: adding, importing a plan all or nothing, dependencies
 //! with cycle refusal, status changes, cancelling, and reading tasks as JSON.
 
-use super::{
-    attempt_and_activity, invalid_transition, Act, Attempt, Changes, Task, ATTEMPT_COLUMNS,
-};
+use super::attempts::{attempt_and_activity, attempt_from_row, ATTEMPT_COLUMNS};
+use super::changes::{Act, Changes};
+use super::model::{Attempt, Task};
 use crate::error::{Code, Error, Result};
 use crate::inbox;
 use crate::names::{check_name, Address};
@@ -344,10 +344,7 @@ pub fn add(
             return Err(unknown_dep(&run.name, &spec.key, dep));
         }
     }
-    let act = Act {
-        now: crate::time::now_ms(),
-        leader: &cfg.leader,
-    };
+    let act = Act::now(&cfg.leader);
     write_new(conn, &act, changes, &run.name, &[task])?;
     load_one(conn, &run.name, &spec.key)
 }
@@ -453,10 +450,7 @@ pub fn import(
         let path: Vec<String> = cycle.iter().map(|&i| checked[i].spec.key.clone()).collect();
         return Err(cycle_error(path));
     }
-    let act = Act {
-        now: crate::time::now_ms(),
-        leader: &cfg.leader,
-    };
+    let act = Act::now(&cfg.leader);
     write_new(conn, &act, changes, &run.name, &checked)?;
     let keys: HashSet<&str> = index_of.keys().copied().collect();
     let mut tasks = load(conn, &run.name, Select::All)?;
@@ -575,10 +569,7 @@ pub fn dep_add(
     }
     let added = insert_dep(conn, &run.name, key, depends_on)?;
     if added && task.status == "ready" && !deps_done(conn, &run.name, key)? {
-        let act = Act {
-            now: crate::time::now_ms(),
-            leader: &cfg.leader,
-        };
+        let act = Act::now(&cfg.leader);
         set_status(
             conn, &act, changes, &run.name, key, "ready", "pending", None, None,
         )?;
@@ -609,122 +600,12 @@ pub fn dep_rm(
         );
     }
     if task.status == "pending" && deps_done(conn, &run.name, key)? {
-        let act = Act {
-            now: crate::time::now_ms(),
-            leader: &cfg.leader,
-        };
+        let act = Act::now(&cfg.leader);
         set_status(
             conn, &act, changes, &run.name, key, "pending", "ready", None, None,
         )?;
     }
     load_one(conn, &run.name, key)
-}
-
-// ---------------------------------------------------------------------------------------
-// Cancelling.
-
-/// Ends every live attempt of a task (cancelling its thread) and cancels the task.
-/// Returns false when it was cancelled already.
-pub(crate) fn cancel(
-    conn: &Connection,
-    cfg: &inbox::Config,
-    act: &Act<'_>,
-    changes: &mut Changes,
-    task: &TaskRow,
-    reason: &str,
-) -> Result<bool> {
-    match task.status.as_str() {
-        "cancelled" => return Ok(false),
-        "done" => {
-            return Err(invalid_transition(format!("task {} is done", task.key))
-                .hint("a done task stays done; add a new task for more work")
-                .detail("task", task.key.clone()))
-        }
-        _ => {}
-    }
-    cancel_attempts(conn, cfg, act, changes, task, reason)?;
-    set_status(
-        conn,
-        act,
-        changes,
-        &task.run,
-        &task.key,
-        &task.status,
-        "cancelled",
-        task.current_attempt,
-        None,
-    )?;
-    Ok(true)
-}
-
-/// Cancels the live attempts of a task and their threads; the task itself is untouched.
-pub(crate) fn cancel_attempts(
-    conn: &Connection,
-    cfg: &inbox::Config,
-    act: &Act<'_>,
-    changes: &mut Changes,
-    task: &TaskRow,
-    reason: &str,
-) -> Result<()> {
-    let live: Vec<(i64, String, Option<i64>)> = conn
-        .prepare_cached(&format!(
-            "SELECT id, status, thread_id FROM attempts
-             WHERE run = ?1 AND task = ?2 AND status IN {} ORDER BY id",
-            super::LIVE_ATTEMPT_SQL
-        ))?
-        .query_map(params![task.run, task.key], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })?
-        .collect::<rusqlite::Result<_>>()?;
-    for (id, status, thread) in live {
-        let mut seen: Option<inbox::Thread> = None;
-        if let Some(thread_id) = thread {
-            let current = inbox::get_thread(conn, thread_id)?;
-            seen = Some(if current.is_closed() {
-                current
-            } else {
-                inbox::cancel(conn, cfg, &cfg.leader, thread_id, reason)?.thread
-            });
-        }
-        let attempt = super::reconcile::AttemptRef {
-            id,
-            run: task.run.clone(),
-            task: task.key.clone(),
-            thread,
-        };
-        super::reconcile::set_attempt_status(
-            conn,
-            act,
-            changes,
-            &attempt,
-            &status,
-            "cancelled",
-            seen.as_ref(),
-        )?;
-    }
-    Ok(())
-}
-
-/// Cancels every unfinished task of a run.
-pub(crate) fn cancel_all(
-    conn: &Connection,
-    cfg: &inbox::Config,
-    act: &Act<'_>,
-    changes: &mut Changes,
-    run: &str,
-    reason: &str,
-) -> Result<()> {
-    let keys: Vec<String> = conn
-        .prepare_cached(
-            "SELECT key FROM tasks WHERE run = ?1 AND status NOT IN ('done', 'failed', 'cancelled') ORDER BY id",
-        )?
-        .query_map([run], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
-    for key in keys {
-        let task = get_row(conn, run, &key)?;
-        cancel(conn, cfg, act, changes, &task, reason)?;
-    }
-    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------
@@ -890,7 +771,7 @@ pub fn attempts(conn: &Connection, run: &str, key: &str) -> Result<Vec<Attempt>>
         "SELECT {ATTEMPT_COLUMNS} FROM attempts a WHERE a.run = ?1 AND a.task = ?2 ORDER BY a.n"
     ))?;
     let rows = stmt
-        .query_map(params![run, key], |r| super::attempt_from_row(r, 0))?
+        .query_map(params![run, key], |r| attempt_from_row(r, 0))?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(rows.into_iter().flatten().collect())
 }

@@ -2,9 +2,10 @@
 //! database's change counter (no transaction held), reconciles after every wake, and
 //! wakes on its own when a lease runs out so expiries are seen without another process.
 
+use super::facade::Orch;
+use super::model::is_final_task;
 use super::runs;
 use super::tasks;
-use super::Orch;
 use crate::error::{Error, Result};
 use crate::inbox::{self, EventFilter};
 use crate::store::events::{self, Event};
@@ -136,7 +137,7 @@ fn holds(
         Until::Done => match spec.task {
             Some(key) => {
                 let task = tasks::get_row(conn, run, key)?;
-                if super::is_final_task(&task.status) {
+                if is_final_task(&task.status) {
                     vec![task.key]
                 } else {
                     Vec::new()

@@ -6,8 +6,10 @@
 //! `review` and `chore` tasks stay worktree-less: their base is resolved when one is
 //! named, nothing is made.
 
+use super::attempts::get_attempt;
+use super::changes::{Act, Changes};
 use super::dispatch::{BaseChoice, Prepared, Step, Workspace, Workspaces};
-use super::{get_attempt, Act, Changes};
+use super::model::is_live_attempt;
 use crate::error::{Code, Error, Result};
 use crate::inbox;
 use crate::repo::{AttemptMarker, AttemptName, CommitStats, Repo, Untracked};
@@ -302,7 +304,7 @@ pub(crate) fn record_head(
 ) -> Result<bool> {
     let attempt = get_attempt(conn, attempt_id)?;
     let current = attempt.head_sha.as_ref().or(attempt.base_sha.as_ref());
-    if !super::is_live_attempt(&attempt.status) || current == Some(&stats.sha) {
+    if !is_live_attempt(&attempt.status) || current == Some(&stats.sha) {
         return Ok(false);
     }
     let commits = i64::try_from(commits).unwrap_or(i64::MAX);
@@ -387,7 +389,7 @@ pub fn record_hook(
     // Only a live attempt of the marker's own thread takes the head; else only the
     // message is kept.
     let head_update = match attempt {
-        Some(a) if super::is_live_attempt(&a.status) && a.thread == Some(marker.thread) => {
+        Some(a) if is_live_attempt(&a.status) && a.thread == Some(marker.thread) => {
             let commits = match &a.base_sha {
                 Some(base) => repo.count_commits(&head, base)?,
                 None => 0,
@@ -400,10 +402,7 @@ pub fn record_hook(
         let posted = inbox::progress(tx, cfg, actor, marker.thread, &body, &data)?;
         if let Some((attempt, commits)) = head_update {
             // The progress message names who committed: the thread's holder.
-            let act = Act {
-                now: crate::time::now_ms(),
-                leader: &posted.message.author,
-            };
+            let act = Act::now(&posted.message.author);
             let mut changes = Changes::default();
             record_head(tx, &act, &mut changes, attempt, &stats, commits, "hook")?;
         }

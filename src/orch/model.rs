@@ -1,0 +1,152 @@
+//! The JSON types of orch (`Run`, `Task`, `Attempt`, `Counts`) and the status lists.
+//! A leaf: it knows no SQL beyond the status lists, and no other orch module.
+
+use crate::error::{Code, Error};
+use crate::inbox::Failure;
+use serde::Serialize;
+use serde_json::Value;
+
+/// Task statuses in the order tables and counts show them.
+pub const TASK_STATUSES: [&str; 8] = [
+    "pending",
+    "ready",
+    "dispatched",
+    "running",
+    "blocked",
+    "done",
+    "failed",
+    "cancelled",
+];
+
+/// Attempt statuses of an attempt that is not over yet (SQL list form).
+pub(crate) const LIVE_ATTEMPT_SQL: &str = "('preparing', 'dispatched', 'running', 'blocked')";
+
+pub fn is_live_attempt(status: &str) -> bool {
+    matches!(status, "preparing" | "dispatched" | "running" | "blocked")
+}
+
+/// Task statuses that no reconcile changes any more.
+pub fn is_final_task(status: &str) -> bool {
+    matches!(status, "done" | "failed" | "cancelled")
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Run {
+    pub name: String,
+    pub title: String,
+    pub status: String,
+    pub base_ref: Option<String>,
+    pub kind: String,
+    pub created_at: String,
+    pub counts: Counts,
+}
+
+/// Tasks of a run by status; every status is always present.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct Counts {
+    pub pending: i64,
+    pub ready: i64,
+    pub dispatched: i64,
+    pub running: i64,
+    pub blocked: i64,
+    pub done: i64,
+    pub failed: i64,
+    pub cancelled: i64,
+    pub total: i64,
+}
+
+impl Counts {
+    pub fn add(&mut self, status: &str, n: i64) {
+        let slot = match status {
+            "pending" => &mut self.pending,
+            "ready" => &mut self.ready,
+            "dispatched" => &mut self.dispatched,
+            "running" => &mut self.running,
+            "blocked" => &mut self.blocked,
+            "done" => &mut self.done,
+            "failed" => &mut self.failed,
+            "cancelled" => &mut self.cancelled,
+            _ => return,
+        };
+        *slot += n;
+        self.total += n;
+    }
+
+    pub fn get(&self, status: &str) -> i64 {
+        match status {
+            "pending" => self.pending,
+            "ready" => self.ready,
+            "dispatched" => self.dispatched,
+            "running" => self.running,
+            "blocked" => self.blocked,
+            "done" => self.done,
+            "failed" => self.failed,
+            "cancelled" => self.cancelled,
+            _ => 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Task {
+    pub run: String,
+    pub key: String,
+    pub title: String,
+    pub body: String,
+    pub kind: String,
+    pub status: String,
+    pub to: String,
+    pub after: Vec<String>,
+    pub priority: i64,
+    pub max_attempts: i64,
+    pub attempts: i64,
+    pub current_attempt: Option<Attempt>,
+    pub blocked_reason: Option<String>,
+    /// The open question (`question`, `message`, `thread`, `asked_by`, `asked_at`) or the
+    /// conflict behind `blocked_reason`; null when not blocked.
+    pub blocked_detail: Value,
+    pub base: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    /// The latest change to the task or to its current attempt's thread.
+    pub last_activity_at: String,
+    /// `last_activity_at` in Unix milliseconds, for ages shown to people.
+    #[serde(skip)]
+    pub last_activity_ms: i64,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Attempt {
+    pub id: i64,
+    pub run: String,
+    pub task: String,
+    pub n: i64,
+    pub agent: Option<String>,
+    /// Where its thread was sent: an agent or `@queue`.
+    pub to: String,
+    pub status: String,
+    pub thread: Option<i64>,
+    pub worktree: Option<String>,
+    pub branch: Option<String>,
+    pub base_ref: Option<String>,
+    pub base_sha: Option<String>,
+    pub head_sha: Option<String>,
+    pub commits: i64,
+    pub started_at: String,
+    pub ended_at: Option<String>,
+    /// Why its thread failed, when it did.
+    pub failure: Option<Failure>,
+    /// `refs/orch/bases/<run>/<task>-<n>`: the merge of several dependencies it started from.
+    pub bases_ref: Option<String>,
+    /// Where `cleanup --force` saved uncommitted work before removing the worktree.
+    pub rescue_ref: Option<String>,
+    /// When `cleanup` removed its worktree (the path is kept for the record).
+    pub worktree_removed_at: Option<String>,
+    /// When `cleanup --prune-branches` deleted its branch.
+    pub branch_deleted_at: Option<String>,
+}
+
+/// A state forbids what was asked.
+pub(crate) fn invalid_transition(message: impl Into<String>) -> Error {
+    Error::new(Code::InvalidTransition, message)
+}
