@@ -27,6 +27,7 @@ use super::tasks::{self, Select};
 use crate::error::{Code, Error, Result};
 use crate::inbox::{self, Thread};
 use crate::names::Address;
+use crate::repo::check_ref_text;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::{json, Map, Value};
 use std::fs::File;
@@ -713,7 +714,7 @@ pub fn dispatch_tasks(
         .hint("e.g. git orch dispatch lexer, or git orch dispatch --all-ready --max 4"));
     }
     if let Some(base) = opts.base {
-        runs::check_ref_text(base)?;
+        check_ref_text(base)?;
     }
     orch.reconcile()?;
     let (run, keys) = orch.read(|tx| {
@@ -766,7 +767,7 @@ pub fn retry(
     base: Option<&str>,
 ) -> Result<Attempt> {
     if let Some(base) = base {
-        runs::check_ref_text(base)?;
+        check_ref_text(base)?;
     }
     // Also repairs a dispatch of this task that died half-way.
     orch.reconcile()?;

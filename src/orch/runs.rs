@@ -5,6 +5,7 @@ use super::model::{invalid_transition, Counts, Run};
 use crate::error::{Code, Error, Result};
 use crate::inbox;
 use crate::names::check_name;
+use crate::repo::check_ref_text;
 use crate::store::events::NewEvent;
 use crate::time::rfc3339;
 use rusqlite::{params, Connection, OptionalExtension};
@@ -197,18 +198,6 @@ pub fn create(
         },
     )?;
     show(conn, &get(conn, &name)?)
-}
-
-/// A revision as typed by the user: resolved when a worktree is made; here only refused
-/// when it could never be one (a leading `-` would read as an option to git).
-pub fn check_ref_text(text: &str) -> Result<()> {
-    if text.is_empty() || text.starts_with('-') || text.chars().any(char::is_control) {
-        return Err(
-            Error::new(Code::BadRef, format!("invalid revision {text:?}"))
-                .hint("give a branch, tag or commit, e.g. --base main"),
-        );
-    }
-    Ok(())
 }
 
 pub fn use_run(conn: &Connection, name: &str) -> Result<Run> {

@@ -7,6 +7,7 @@ use super::model::{Attempt, Task};
 use crate::error::{Code, Error, Result};
 use crate::inbox;
 use crate::names::{check_name, Address};
+use crate::repo::check_ref_text;
 use crate::store::events::NewEvent;
 use crate::time::rfc3339;
 use rusqlite::{params, Connection, OptionalExtension};
@@ -92,7 +93,7 @@ fn check_spec(spec: &TaskSpec) -> Result<Checked<'_>> {
         .detail("field", "max_attempts"));
     }
     if let Some(base) = &spec.base {
-        super::runs::check_ref_text(base)?;
+        check_ref_text(base)?;
     }
     let mut after: Vec<&str> = Vec::with_capacity(spec.after.len());
     for dep in &spec.after {
