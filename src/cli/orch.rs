@@ -10,8 +10,8 @@ use crate::orch::runs::{self, NewRun};
 use crate::orch::tasks::{self, Plan, Select, TaskSpec};
 use crate::orch::waits::{self, Until, WaitFor};
 use crate::orch::{
-    cancel, cleanup, reconcile, worktrees, Attempt, Counts, GitWorkspaces, Orch, Run, Step, Task,
-    TASK_STATUSES,
+    cancel, cleanup, reconcile, retry, worktrees, Attempt, Counts, GitWorkspaces, Orch, Run, Step,
+    Task, TASK_STATUSES,
 };
 use crate::repo::HooksReport;
 use crate::store::events::Event;
@@ -545,7 +545,7 @@ pub fn run(ctx: &mut Ctx, out: &Out, command: OrchCommand) -> Result<()> {
         OrchCommand::Retry(args) => {
             let to = address(args.to.as_deref())?;
             let attempt = with_workspaces(ctx, |orch, workspaces| {
-                dispatch::retry(
+                retry::retry(
                     orch,
                     workspaces,
                     args.run.run.as_deref(),
@@ -562,7 +562,7 @@ pub fn run(ctx: &mut Ctx, out: &Out, command: OrchCommand) -> Result<()> {
         OrchCommand::Reassign(args) => {
             let to = Address::parse(&args.to)?;
             let attempt = with_workspaces(ctx, |orch, workspaces| {
-                dispatch::reassign(
+                retry::reassign(
                     orch,
                     workspaces,
                     args.run.run.as_deref(),

@@ -24,6 +24,7 @@ mod facade;
 mod model;
 pub mod reconcile;
 pub mod repair;
+pub mod retry;
 pub mod runs;
 pub mod tasks;
 pub mod waits;

@@ -18,7 +18,8 @@
 
 use super::attempts::{end_attempt, get_attempt};
 use super::changes::{Act, Changes};
-use super::dispatch::{self, DispatchLock};
+use super::dispatch::lock::DispatchLock;
+use super::dispatch::steps::{discard_tx, hand_over};
 use super::model::{is_final_task, is_live_attempt, Attempt};
 use super::reconcile;
 use super::tasks;
@@ -333,7 +334,7 @@ fn finish(
     }
     store.write(|tx| {
         let mut changes = Changes::default();
-        dispatch::store(tx, cfg, &mut changes, attempt.id)?;
+        hand_over(tx, cfg, &mut changes, attempt.id)?;
         repair_event(
             tx,
             cfg,
@@ -380,7 +381,7 @@ fn undo(
     }
     store.write(|tx| {
         let mut changes = Changes::default();
-        if dispatch::discard_tx(tx, attempt.id)? {
+        if discard_tx(tx, attempt.id)? {
             repair_event(
                 tx,
                 cfg,

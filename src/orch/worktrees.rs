@@ -8,7 +8,8 @@
 
 use super::attempts::get_attempt;
 use super::changes::{Act, Changes};
-use super::dispatch::{BaseChoice, Prepared, Step, Workspace, Workspaces};
+use super::dispatch::base::BaseChoice;
+use super::dispatch::workspace::{Prepared, Step, Workspace, Workspaces};
 use super::model::is_live_attempt;
 use crate::error::{Code, Error, Result};
 use crate::inbox;
