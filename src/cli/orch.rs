@@ -10,8 +10,8 @@ use crate::orch::runs::{self, NewRun};
 use crate::orch::tasks::{self, Plan, Select, TaskSpec};
 use crate::orch::waits::{self, Until, WaitFor};
 use crate::orch::{
-    cancel, cleanup, reconcile, retry, worktrees, Attempt, Counts, GitWorkspaces, Orch, Run, Step,
-    Task, TASK_STATUSES,
+    cancel, cleanup, dag, reconcile, retry, worktrees, Attempt, Counts, GitWorkspaces, Orch, Run,
+    Step, Task, TASK_STATUSES,
 };
 use crate::repo::HooksReport;
 use crate::store::events::Event;
@@ -816,7 +816,7 @@ fn dep_command(ctx: &mut Ctx, out: &Out, command: DepCommand) -> Result<()> {
         DepCommand::Add(args) => {
             let (task, changed) = orch(ctx)?.write(|tx, cfg, changes| {
                 let run = runs::resolve(tx, args.run.run.as_deref())?;
-                tasks::dep_add(tx, cfg, changes, &run, &args.key, &args.depends_on)
+                dag::dep_add(tx, cfg, changes, &run, &args.key, &args.depends_on)
             })?;
             out.success(&json!({"task": task, "changed": changed}), || {
                 if changed {
@@ -832,7 +832,7 @@ fn dep_command(ctx: &mut Ctx, out: &Out, command: DepCommand) -> Result<()> {
         DepCommand::Rm(args) => {
             let task = orch(ctx)?.write(|tx, cfg, changes| {
                 let run = runs::resolve(tx, args.run.run.as_deref())?;
-                tasks::dep_rm(tx, cfg, changes, &run, &args.key, &args.depends_on)
+                dag::dep_rm(tx, cfg, changes, &run, &args.key, &args.depends_on)
             })?;
             out.success(&json!({"task": task, "changed": true}), || {
                 format!(

@@ -8,6 +8,7 @@ use super::runs::{self, RunRow};
 use super::tasks::{self, get_row, TaskRow};
 use crate::error::Result;
 use crate::inbox;
+use crate::orch::tasks::Transition;
 use rusqlite::Connection;
 
 /// Cancels a task: its attempt in flight and that attempt's thread, then the task itself.
@@ -48,10 +49,7 @@ pub(crate) fn cancel(
         changes,
         &task.run,
         &task.key,
-        &task.status,
-        "cancelled",
-        task.current_attempt,
-        None,
+        Transition::new(&task.status, "cancelled").by(task.current_attempt),
     )?;
     Ok(true)
 }

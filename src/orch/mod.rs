@@ -19,6 +19,7 @@ mod attempts;
 pub mod cancel;
 mod changes;
 pub mod cleanup;
+pub mod dag;
 pub mod dispatch;
 mod facade;
 mod model;

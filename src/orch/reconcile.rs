@@ -18,10 +18,12 @@
 
 use super::attempts::{set_attempt_status, AttemptRef};
 use super::changes::{Act, Changes};
+use super::dag;
 use super::model::{is_final_task, LIVE_ATTEMPT_SQL};
 use super::tasks::{self, TaskRow};
 use crate::error::Result;
 use crate::inbox::{self, Inbox, Thread};
+use crate::orch::tasks::Transition;
 use crate::store::events::Event;
 use crate::store::Store;
 use rusqlite::Connection;
@@ -182,10 +184,9 @@ fn move_task(
             changes,
             &task.run,
             &task.key,
-            &task.status,
-            to,
-            Some(attempt),
-            Some(("question", &detail)),
+            Transition::new(&task.status, to)
+                .by(Some(attempt))
+                .blocked("question", &detail),
         );
     }
     if task.status == to {
@@ -197,13 +198,10 @@ fn move_task(
         changes,
         &task.run,
         &task.key,
-        &task.status,
-        to,
-        Some(attempt),
-        None,
+        Transition::new(&task.status, to).by(Some(attempt)),
     )?;
     if to == "done" {
-        tasks::promote_dependents(conn, act, changes, &task.run, &task.key)?;
+        dag::promote_dependents(conn, act, changes, &task.run, &task.key)?;
     }
     Ok(())
 }

@@ -26,6 +26,7 @@ use super::tasks;
 use super::worktrees::{self, Retired};
 use crate::error::Result;
 use crate::inbox::{self, Inbox};
+use crate::orch::tasks::Transition;
 use crate::repo::{AttemptMarker, AttemptName, CommitStats, Repo};
 use crate::store::events::{Event, NewEvent};
 use crate::store::Store;
@@ -255,10 +256,7 @@ fn lose(
         changes,
         &task.run,
         &task.key,
-        &task.status,
-        to,
-        Some(id),
-        None,
+        Transition::new(&task.status, to).by(Some(id)),
     )
 }
 

@@ -11,6 +11,7 @@ use super::runs;
 use super::tasks;
 use crate::error::Result;
 use crate::names::Address;
+use crate::orch::tasks::Transition;
 use crate::repo::check_ref_text;
 use serde_json::{json, Map};
 
@@ -105,17 +106,7 @@ pub fn reassign(
         let reason = format!("reassigned to {}", to.to_stored());
         cancel::cancel_attempts(tx, cfg, &act, changes, &task, &reason)?;
         let waiting = tasks::waiting_status(tx, &run.name, key)?;
-        tasks::set_status(
-            tx,
-            &act,
-            changes,
-            &run.name,
-            key,
-            &task.status,
-            waiting,
-            Some(old.id),
-            None,
-        )?;
+        tasks::set_status(tx, &act, changes, &run.name, key, Transition::new(&task.status, waiting).by(Some(old.id)))?;
         Ok((run, old))
     })?;
     let base = if fresh {

@@ -13,6 +13,7 @@ use crate::orch::model::{invalid_transition, Attempt, Task, LIVE_ATTEMPT_SQL};
 use crate::orch::reconcile;
 use crate::orch::runs::RunRow;
 use crate::orch::tasks;
+use crate::orch::tasks::Transition;
 use crate::store::Store;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::{json, Map, Value};
@@ -268,10 +269,7 @@ pub(crate) fn hand_over(
         changes,
         &attempt.run,
         &attempt.task,
-        &task.status,
-        "dispatched",
-        Some(attempt.id),
-        None,
+        Transition::new(&task.status, "dispatched").by(Some(attempt.id)),
     )?;
     if !untouched {
         reconcile::reconcile_tx(conn, cfg, changes)?;
@@ -336,10 +334,7 @@ pub(crate) fn block_on_conflict(
             &mut changes,
             &prepared.run,
             &prepared.task,
-            &task.status,
-            "blocked",
-            None,
-            Some(("base_conflict", &detail)),
+            Transition::new(&task.status, "blocked").blocked("base_conflict", &detail),
         )?;
         tasks::load_one(tx, &prepared.run, &prepared.task)
     })
