@@ -11,7 +11,7 @@ use crate::orch::tasks::{self, Plan, Select, TaskSpec};
 use crate::orch::waits::{self, Until, WaitFor};
 use crate::orch::{
     cancel, cleanup, dag, reconcile, retry, worktrees, Attempt, Counts, GitWorkspaces, Orch, Run,
-    Step, Task, TASK_STATUSES,
+    Step, Task, TaskStatus, TASK_STATUSES,
 };
 use crate::repo::HooksReport;
 use crate::store::events::Event;
@@ -471,7 +471,7 @@ pub fn run(ctx: &mut Ctx, out: &Out, command: OrchCommand) -> Result<()> {
             orch.reconcile()?;
             let tasks = orch.read(|tx| {
                 let run = runs::resolve(tx, args.run.as_deref())?;
-                tasks::load(tx, &run.name, Select::Status("blocked"))
+                tasks::load(tx, &run.name, Select::Status(TaskStatus::Blocked))
             })?;
             out.success(&TasksData { tasks: &tasks }, || render_blocked(&tasks))
         }
@@ -531,7 +531,7 @@ pub fn run(ctx: &mut Ctx, out: &Out, command: OrchCommand) -> Result<()> {
                 let tasks = tasks::load(tx, &row.name, Select::All)?;
                 let mut counts = Counts::default();
                 for task in &tasks {
-                    counts.add(&task.status, 1);
+                    counts.add(task.status, 1);
                 }
                 Ok((runs::to_json(&row, counts), tasks))
             })?;
@@ -694,7 +694,7 @@ fn run_command(ctx: &mut Ctx, out: &Out, command: RunCommand) -> Result<()> {
                     table.row(vec![
                         mark.into(),
                         run.name.clone(),
-                        run.status.clone(),
+                        run.status.to_string(),
                         run.kind.clone(),
                         run.counts.total.to_string(),
                         run.counts.done.to_string(),
@@ -769,7 +769,10 @@ fn task_command(ctx: &mut Ctx, out: &Out, command: TaskCommand) -> Result<()> {
                 tasks::import(tx, cfg, changes, &run, &plan)
             })?;
             out.success(&TasksData { tasks: &tasks }, || {
-                let ready = tasks.iter().filter(|t| t.status == "ready").count();
+                let ready = tasks
+                    .iter()
+                    .filter(|t| t.status == TaskStatus::Ready)
+                    .count();
                 format!(
                     "Imported {} task(s): {ready} ready, {} pending.",
                     tasks.len(),
@@ -783,7 +786,7 @@ fn task_command(ctx: &mut Ctx, out: &Out, command: TaskCommand) -> Result<()> {
             let tasks = orch.read(|tx| {
                 let run = runs::resolve(tx, args.run.run.as_deref())?;
                 match &args.status {
-                    Some(status) => tasks::load(tx, &run.name, Select::Status(status)),
+                    Some(status) => tasks::load(tx, &run.name, Select::Status(status.parse()?)),
                     None => tasks::load(tx, &run.name, Select::All),
                 }
             })?;
@@ -1031,10 +1034,10 @@ fn age(ms: i64) -> String {
 }
 
 fn counts_line(counts: &Counts) -> String {
-    let parts: Vec<String> = TASK_STATUSES
+    let parts: Vec<String> = TaskStatus::ALL
         .iter()
-        .filter(|s| counts.get(s) > 0)
-        .map(|s| format!("{} {s}", counts.get(s)))
+        .filter(|&&s| counts.get(s) > 0)
+        .map(|&s| format!("{} {s}", counts.get(s)))
         .collect();
     if parts.is_empty() {
         "no tasks".into()
@@ -1061,7 +1064,7 @@ fn render_tasks(tasks: &[Task]) -> String {
     for task in tasks {
         table.row(vec![
             task.key.clone(),
-            task.status.clone(),
+            task.status.to_string(),
             task.priority.to_string(),
             task.to.clone(),
             if task.after.is_empty() {
@@ -1199,7 +1202,7 @@ fn render_status(run: &Run, tasks: &[Task]) -> String {
             task.key.clone(),
             match &task.blocked_reason {
                 Some(reason) => format!("{} ({reason})", task.status),
-                None => task.status.clone(),
+                None => task.status.to_string(),
             },
             or_dash(attempt.and_then(|a| a.agent.as_deref())),
             attempt.map_or("-".into(), |a| format!("{}/{}", a.n, task.max_attempts)),
@@ -1258,7 +1261,7 @@ fn render_task(task: &Task, attempts: &[Attempt]) -> String {
         for a in attempts {
             table.row(vec![
                 a.n.to_string(),
-                a.status.clone(),
+                a.status.to_string(),
                 or_dash(a.agent.as_deref()),
                 a.thread.map_or("-".into(), |t| t.to_string()),
                 or_dash(a.branch.as_deref()),

@@ -3,7 +3,8 @@
 //! thread. Attempts never read tasks.
 
 use super::changes::{Act, Changes};
-use super::model::{is_live_attempt, Attempt, LIVE_ATTEMPT_SQL};
+use super::model::Attempt;
+use super::status::{AttemptStatus, LIVE_ATTEMPT_SQL};
 use crate::error::{Error, Result};
 use crate::inbox::{self, Failure, Thread};
 use crate::store::events::NewEvent;
@@ -115,11 +116,11 @@ pub(crate) fn set_attempt_status(
     act: &Act<'_>,
     changes: &mut Changes,
     attempt: &AttemptRef,
-    from: &str,
-    to: &str,
+    from: AttemptStatus,
+    to: AttemptStatus,
     thread: Option<&Thread>,
 ) -> Result<()> {
-    let ended = !is_live_attempt(to);
+    let ended = !to.is_live();
     conn.prepare_cached(
         "UPDATE attempts SET status = ?2,
                 ended_at = CASE WHEN ?3 THEN coalesce(ended_at, ?4) ELSE NULL END
@@ -159,8 +160,8 @@ pub(crate) fn set_attempt_status(
                 run: Some(&attempt.run),
                 task: Some(&attempt.task),
                 attempt: Some(attempt.id),
-                from: Some(from),
-                to: Some(to),
+                from: Some(from.as_str()),
+                to: Some(to.as_str()),
                 ..NewEvent::default()
             },
         )?;
@@ -177,7 +178,7 @@ pub(crate) fn end_attempt(
     act: &Act<'_>,
     changes: &mut Changes,
     attempt: &Attempt,
-    to: &str,
+    to: AttemptStatus,
     reason: &str,
 ) -> Result<()> {
     let mut seen = None;
@@ -194,7 +195,7 @@ pub(crate) fn end_attempt(
         act,
         changes,
         &AttemptRef::from(attempt),
-        &attempt.status,
+        attempt.status,
         to,
         seen.as_ref(),
     )

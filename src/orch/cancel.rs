@@ -5,6 +5,7 @@ use super::attempts::{end_attempt, live_attempts};
 use super::changes::{Act, Changes};
 use super::model::invalid_transition;
 use super::runs::{self, RunRow};
+use super::status::{AttemptStatus, RunStatus, TaskStatus, FINAL_TASK_SQL};
 use super::tasks::{self, get_row, TaskRow};
 use crate::error::Result;
 use crate::inbox;
@@ -33,9 +34,9 @@ pub(crate) fn cancel(
     task: &TaskRow,
     reason: &str,
 ) -> Result<bool> {
-    match task.status.as_str() {
-        "cancelled" => return Ok(false),
-        "done" => {
+    match task.status {
+        TaskStatus::Cancelled => return Ok(false),
+        TaskStatus::Done => {
             return Err(invalid_transition(format!("task {} is done", task.key))
                 .hint("a done task stays done; add a new task for more work")
                 .detail("task", task.key.clone()))
@@ -49,7 +50,7 @@ pub(crate) fn cancel(
         changes,
         &task.run,
         &task.key,
-        Transition::new(&task.status, "cancelled").by(task.current_attempt),
+        Transition::new(task.status, TaskStatus::Cancelled).by(task.current_attempt),
     )?;
     Ok(true)
 }
@@ -64,7 +65,15 @@ pub(crate) fn cancel_attempts(
     reason: &str,
 ) -> Result<()> {
     for attempt in live_attempts(conn, &task.run, &task.key)? {
-        end_attempt(conn, cfg, act, changes, &attempt, "cancelled", reason)?;
+        end_attempt(
+            conn,
+            cfg,
+            act,
+            changes,
+            &attempt,
+            AttemptStatus::Cancelled,
+            reason,
+        )?;
     }
     Ok(())
 }
@@ -79,9 +88,9 @@ pub(crate) fn cancel_all(
     reason: &str,
 ) -> Result<()> {
     let keys: Vec<String> = conn
-        .prepare_cached(
-            "SELECT key FROM tasks WHERE run = ?1 AND status NOT IN ('done', 'failed', 'cancelled') ORDER BY id",
-        )?
+        .prepare_cached(&format!(
+            "SELECT key FROM tasks WHERE run = ?1 AND status NOT IN {FINAL_TASK_SQL} ORDER BY id"
+        ))?
         .query_map([run], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
     for key in keys {
@@ -102,6 +111,6 @@ pub fn cancel_run(
     row.require_active()?;
     let act = Act::now(&cfg.leader);
     cancel_all(conn, cfg, &act, changes, &row.name, "run cancelled")?;
-    runs::set_status(conn, &act, changes, row, "cancelled")?;
+    runs::set_status(conn, &act, changes, row, RunStatus::Cancelled)?;
     runs::show(conn, &runs::get(conn, &row.name)?)
 }

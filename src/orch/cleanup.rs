@@ -10,6 +10,7 @@ use super::changes::{Act, Changes};
 use super::facade::Orch;
 use super::model::Attempt;
 use super::runs;
+use super::status::ENDED_ATTEMPT_SQL;
 use crate::error::{Error, Result};
 use crate::repo::{AttemptName, Repo, Untracked};
 use crate::store::events::NewEvent;
@@ -49,8 +50,6 @@ struct Done {
     branch_deleted: bool,
 }
 
-const ENDED_SQL: &str = "('succeeded', 'failed', 'lost', 'cancelled')";
-
 pub fn cleanup(orch: &mut Orch<'_>, opts: &Options<'_>) -> Result<Report> {
     let repo = orch
         .repo
@@ -62,7 +61,7 @@ pub fn cleanup(orch: &mut Orch<'_>, opts: &Options<'_>) -> Result<Report> {
         let ids: Vec<i64> = tx
             .prepare_cached(&format!(
                 "SELECT id FROM attempts
-                 WHERE run = ?1 AND status IN {ENDED_SQL} AND worktree IS NOT NULL
+                 WHERE run = ?1 AND status IN {ENDED_ATTEMPT_SQL} AND worktree IS NOT NULL
                    AND (json_extract(data, '$.worktree_removed_at') IS NULL
                         OR (?2 AND branch IS NOT NULL
                             AND json_extract(data, '$.branch_deleted_at') IS NULL))

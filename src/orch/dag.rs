@@ -4,6 +4,7 @@
 use super::changes::{Act, Changes};
 use super::model::Task;
 use super::runs::RunRow;
+use super::status::TaskStatus;
 use super::tasks::load::load_one;
 use super::tasks::row::{deps_done, get_row, set_status, Transition};
 use crate::error::{Code, Error, Result};
@@ -47,7 +48,7 @@ pub(crate) fn promote_dependents(
                 changes,
                 run,
                 &dependent,
-                Transition::new("pending", "ready"),
+                Transition::new(TaskStatus::Pending, TaskStatus::Ready),
             )?;
         }
     }
@@ -161,7 +162,7 @@ pub fn dep_add(
         return Err(cycle_error(cycle));
     }
     let added = insert_dep(conn, &run.name, key, depends_on)?;
-    if added && task.status == "ready" && !deps_done(conn, &run.name, key)? {
+    if added && task.status == TaskStatus::Ready && !deps_done(conn, &run.name, key)? {
         let act = Act::now(&cfg.leader);
         set_status(
             conn,
@@ -169,7 +170,7 @@ pub fn dep_add(
             changes,
             &run.name,
             key,
-            Transition::new("ready", "pending"),
+            Transition::new(TaskStatus::Ready, TaskStatus::Pending),
         )?;
     }
     Ok((load_one(conn, &run.name, key)?, added))
@@ -197,7 +198,7 @@ pub fn dep_rm(
                 .detail("depends_on", depends_on),
         );
     }
-    if task.status == "pending" && deps_done(conn, &run.name, key)? {
+    if task.status == TaskStatus::Pending && deps_done(conn, &run.name, key)? {
         let act = Act::now(&cfg.leader);
         set_status(
             conn,
@@ -205,7 +206,7 @@ pub fn dep_rm(
             changes,
             &run.name,
             key,
-            Transition::new("pending", "ready"),
+            Transition::new(TaskStatus::Pending, TaskStatus::Ready),
         )?;
     }
     load_one(conn, &run.name, key)

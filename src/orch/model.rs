@@ -1,40 +1,29 @@
-//! The JSON types of orch (`Run`, `Task`, `Attempt`, `Counts`) and the status lists.
-//! A leaf: it knows no SQL beyond the status lists, and no other orch module.
+//! The JSON types of orch (`Run`, `Task`, `Attempt`, `Counts`) and the `--status`
+//! choices. A leaf beside `status`: it knows no SQL and no other orch module.
 
+use super::status::{AttemptStatus, RunStatus, TaskStatus};
 use crate::error::{Code, Error};
 use crate::inbox::Failure;
 use serde::Serialize;
 use serde_json::Value;
 
-/// Task statuses in the order tables and counts show them.
+/// Task statuses in the order tables and counts show them (the `--status` choices).
 pub const TASK_STATUSES: [&str; 8] = [
-    "pending",
-    "ready",
-    "dispatched",
-    "running",
-    "blocked",
-    "done",
-    "failed",
-    "cancelled",
+    TaskStatus::Pending.as_str(),
+    TaskStatus::Ready.as_str(),
+    TaskStatus::Dispatched.as_str(),
+    TaskStatus::Running.as_str(),
+    TaskStatus::Blocked.as_str(),
+    TaskStatus::Done.as_str(),
+    TaskStatus::Failed.as_str(),
+    TaskStatus::Cancelled.as_str(),
 ];
-
-/// Attempt statuses of an attempt that is not over yet (SQL list form).
-pub(crate) const LIVE_ATTEMPT_SQL: &str = "('preparing', 'dispatched', 'running', 'blocked')";
-
-pub fn is_live_attempt(status: &str) -> bool {
-    matches!(status, "preparing" | "dispatched" | "running" | "blocked")
-}
-
-/// Task statuses that no reconcile changes any more.
-pub fn is_final_task(status: &str) -> bool {
-    matches!(status, "done" | "failed" | "cancelled")
-}
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Run {
     pub name: String,
     pub title: String,
-    pub status: String,
+    pub status: RunStatus,
     pub base_ref: Option<String>,
     pub kind: String,
     pub created_at: String,
@@ -56,33 +45,34 @@ pub struct Counts {
 }
 
 impl Counts {
-    pub fn add(&mut self, status: &str, n: i64) {
-        let slot = match status {
-            "pending" => &mut self.pending,
-            "ready" => &mut self.ready,
-            "dispatched" => &mut self.dispatched,
-            "running" => &mut self.running,
-            "blocked" => &mut self.blocked,
-            "done" => &mut self.done,
-            "failed" => &mut self.failed,
-            "cancelled" => &mut self.cancelled,
-            _ => return,
-        };
-        *slot += n;
+    pub fn add(&mut self, status: TaskStatus, n: i64) {
+        *self.slot(status) += n;
         self.total += n;
     }
 
-    pub fn get(&self, status: &str) -> i64 {
+    pub fn get(&self, status: TaskStatus) -> i64 {
         match status {
-            "pending" => self.pending,
-            "ready" => self.ready,
-            "dispatched" => self.dispatched,
-            "running" => self.running,
-            "blocked" => self.blocked,
-            "done" => self.done,
-            "failed" => self.failed,
-            "cancelled" => self.cancelled,
-            _ => 0,
+            TaskStatus::Pending => self.pending,
+            TaskStatus::Ready => self.ready,
+            TaskStatus::Dispatched => self.dispatched,
+            TaskStatus::Running => self.running,
+            TaskStatus::Blocked => self.blocked,
+            TaskStatus::Done => self.done,
+            TaskStatus::Failed => self.failed,
+            TaskStatus::Cancelled => self.cancelled,
+        }
+    }
+
+    fn slot(&mut self, status: TaskStatus) -> &mut i64 {
+        match status {
+            TaskStatus::Pending => &mut self.pending,
+            TaskStatus::Ready => &mut self.ready,
+            TaskStatus::Dispatched => &mut self.dispatched,
+            TaskStatus::Running => &mut self.running,
+            TaskStatus::Blocked => &mut self.blocked,
+            TaskStatus::Done => &mut self.done,
+            TaskStatus::Failed => &mut self.failed,
+            TaskStatus::Cancelled => &mut self.cancelled,
         }
     }
 }
@@ -94,7 +84,7 @@ pub struct Task {
     pub title: String,
     pub body: String,
     pub kind: String,
-    pub status: String,
+    pub status: TaskStatus,
     pub to: String,
     pub after: Vec<String>,
     pub priority: i64,
@@ -124,7 +114,7 @@ pub struct Attempt {
     pub agent: Option<String>,
     /// Where its thread was sent: an agent or `@queue`.
     pub to: String,
-    pub status: String,
+    pub status: AttemptStatus,
     pub thread: Option<i64>,
     pub worktree: Option<String>,
     pub branch: Option<String>,

@@ -19,7 +19,7 @@
 use super::attempts::{set_attempt_status, AttemptRef};
 use super::changes::{Act, Changes};
 use super::dag;
-use super::model::{is_final_task, LIVE_ATTEMPT_SQL};
+use super::status::{AttemptStatus, TaskStatus, LIVE_ATTEMPT_SQL};
 use super::tasks::{self, TaskRow};
 use crate::error::Result;
 use crate::inbox::{self, Inbox, Thread};
@@ -33,7 +33,7 @@ const LEASE_EXPIRED_TOO_OFTEN: &str = "lease_expired_too_often";
 
 pub(crate) struct Live {
     attempt: AttemptRef,
-    status: String,
+    status: AttemptStatus,
     seen: (Option<String>, Option<bool>, Option<i64>, Option<String>),
 }
 
@@ -108,22 +108,22 @@ pub fn reconcile_tx(conn: &Connection, cfg: &inbox::Config, changes: &mut Change
 }
 
 /// The attempt status a thread's state means.
-pub fn attempt_status_for(thread: &Thread) -> &'static str {
+pub fn attempt_status_for(thread: &Thread) -> AttemptStatus {
     match thread.status.as_str() {
-        "claimed" if thread.awaiting_reply => "blocked",
-        "claimed" => "running",
-        "done" => "succeeded",
+        "claimed" if thread.awaiting_reply => AttemptStatus::Blocked,
+        "claimed" => AttemptStatus::Running,
+        "done" => AttemptStatus::Succeeded,
         "failed"
             if thread
                 .failure
                 .as_ref()
                 .is_some_and(|f| f.reason == LEASE_EXPIRED_TOO_OFTEN) =>
         {
-            "lost"
+            AttemptStatus::Lost
         }
-        "failed" => "failed",
-        "cancelled" => "cancelled",
-        _ => "dispatched",
+        "failed" => AttemptStatus::Failed,
+        "cancelled" => AttemptStatus::Cancelled,
+        _ => AttemptStatus::Dispatched,
     }
 }
 
@@ -140,7 +140,7 @@ fn apply(
         act,
         changes,
         &live.attempt,
-        &live.status,
+        live.status,
         target,
         Some(thread),
     )?;
@@ -148,20 +148,24 @@ fn apply(
         return Ok(());
     };
     // Only the task's latest attempt speaks for it; a finished task stays finished.
-    if task.current_attempt != Some(live.attempt.id) || is_final_task(&task.status) {
+    if task.current_attempt != Some(live.attempt.id) || task.status.is_final() {
         return Ok(());
     }
     let retryable = thread.failure.as_ref().is_some_and(|f| f.retryable);
+    let lost = target == AttemptStatus::Lost;
     let to = match target {
-        "succeeded" => "done",
-        "failed" | "lost"
-            if (retryable || target == "lost") && task.attempts < task.max_attempts =>
+        AttemptStatus::Succeeded => TaskStatus::Done,
+        AttemptStatus::Failed | AttemptStatus::Lost
+            if (retryable || lost) && task.attempts < task.max_attempts =>
         {
             tasks::waiting_status(conn, &task.run, &task.key)?
         }
-        "failed" | "lost" => "failed",
-        "cancelled" => "cancelled",
-        other => other,
+        AttemptStatus::Failed | AttemptStatus::Lost => TaskStatus::Failed,
+        AttemptStatus::Cancelled => TaskStatus::Cancelled,
+        AttemptStatus::Running => TaskStatus::Running,
+        AttemptStatus::Blocked => TaskStatus::Blocked,
+        // A thread never says `preparing`: that is dispatch's own.
+        AttemptStatus::Dispatched | AttemptStatus::Preparing => TaskStatus::Dispatched,
     };
     move_task(conn, act, changes, &task, to, live.attempt.id, thread)
 }
@@ -171,11 +175,11 @@ fn move_task(
     act: &Act<'_>,
     changes: &mut Changes,
     task: &TaskRow,
-    to: &str,
+    to: TaskStatus,
     attempt: i64,
     thread: &Thread,
 ) -> Result<()> {
-    if to == "blocked" {
+    if to == TaskStatus::Blocked {
         // Refreshed even when already blocked: a second question replaces the first.
         let detail = tasks::question_detail(conn, thread.id)?;
         return tasks::set_status(
@@ -184,7 +188,7 @@ fn move_task(
             changes,
             &task.run,
             &task.key,
-            Transition::new(&task.status, to)
+            Transition::new(task.status, to)
                 .by(Some(attempt))
                 .blocked("question", &detail),
         );
@@ -198,9 +202,9 @@ fn move_task(
         changes,
         &task.run,
         &task.key,
-        Transition::new(&task.status, to).by(Some(attempt)),
+        Transition::new(task.status, to).by(Some(attempt)),
     )?;
-    if to == "done" {
+    if to == TaskStatus::Done {
         dag::promote_dependents(conn, act, changes, &task.run, &task.key)?;
     }
     Ok(())

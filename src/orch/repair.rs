@@ -20,8 +20,9 @@ use super::attempts::{end_attempt, get_attempt};
 use super::changes::{Act, Changes};
 use super::dispatch::lock::DispatchLock;
 use super::dispatch::steps::{discard_tx, hand_over};
-use super::model::{is_final_task, is_live_attempt, Attempt};
+use super::model::Attempt;
 use super::reconcile;
+use super::status::{AttemptStatus, TaskStatus};
 use super::tasks;
 use super::worktrees::{self, Retired};
 use crate::error::Result;
@@ -229,26 +230,34 @@ fn lose(
     worktree: &str,
 ) -> Result<()> {
     let attempt = get_attempt(conn, id)?;
-    if !is_live_attempt(&attempt.status) || attempt.status == "preparing" {
+    if !attempt.status.is_live() || attempt.status == AttemptStatus::Preparing {
         return Ok(());
     }
     if Path::new(worktree).exists() {
         return Ok(());
     }
     let reason = format!("the attempt's worktree {worktree} was deleted");
-    end_attempt(conn, cfg, act, changes, &attempt, "lost", &reason)?;
+    end_attempt(
+        conn,
+        cfg,
+        act,
+        changes,
+        &attempt,
+        AttemptStatus::Lost,
+        &reason,
+    )?;
     conn.prepare_cached("UPDATE attempts SET fail_reason = ?2, fail_retryable = 1 WHERE id = ?1")?
         .execute(params![id, WORKTREE_DELETED])?;
     let Some(task) = tasks::find_row(conn, &attempt.run, &attempt.task)? else {
         return Ok(());
     };
-    if task.current_attempt != Some(id) || is_final_task(&task.status) {
+    if task.current_attempt != Some(id) || task.status.is_final() {
         return Ok(());
     }
     let to = if task.attempts < task.max_attempts {
         tasks::waiting_status(conn, &task.run, &task.key)?
     } else {
-        "failed"
+        TaskStatus::Failed
     };
     tasks::set_status(
         conn,
@@ -256,7 +265,7 @@ fn lose(
         changes,
         &task.run,
         &task.key,
-        Transition::new(&task.status, to).by(Some(id)),
+        Transition::new(task.status, to).by(Some(id)),
     )
 }
 
@@ -296,7 +305,7 @@ fn repair_preparing(
     };
     // Read again under the lock: the dispatcher may have finished just before.
     let attempt = match store.read(|tx| get_attempt(tx, id)) {
-        Ok(attempt) if attempt.status == "preparing" => attempt,
+        Ok(attempt) if attempt.status == AttemptStatus::Preparing => attempt,
         _ => return Ok(Vec::new()),
     };
     if let Some(thread) = attempt.thread {

@@ -6,8 +6,9 @@ use super::cancel;
 use super::changes::Act;
 use super::dispatch::{dispatch_one, Request, Workspaces};
 use super::facade::Orch;
-use super::model::{invalid_transition, is_live_attempt, Attempt};
+use super::model::{invalid_transition, Attempt};
 use super::runs;
+use super::status::{AttemptStatus, TaskStatus};
 use super::tasks;
 use crate::error::Result;
 use crate::names::Address;
@@ -34,13 +35,13 @@ pub fn retry(
     let run = orch.write(|tx, _, _| {
         let run = runs::resolve(tx, run_name)?;
         let task = tasks::get_row(tx, &run.name, key)?;
-        let after_failure = task.status == "ready"
+        let after_failure = task.status == TaskStatus::Ready
             && task
                 .current_attempt
                 .map(|id| get_attempt(tx, id))
                 .transpose()?
-                .is_some_and(|a| matches!(a.status.as_str(), "failed" | "lost"));
-        if !matches!(task.status.as_str(), "failed" | "cancelled")
+                .is_some_and(|a| matches!(a.status, AttemptStatus::Failed | AttemptStatus::Lost));
+        if !matches!(task.status, TaskStatus::Failed | TaskStatus::Cancelled)
             && !after_failure
             && !task.is_base_conflict()
         {
@@ -48,9 +49,11 @@ pub fn retry(
                 "task {key} is {}; only a failed, lost or cancelled task is retried",
                 task.status
             ))
-            .hint(match task.status.as_str() {
-                "ready" | "pending" => format!("dispatch it with `git orch dispatch {key}`"),
-                "done" => "a done task stays done".to_owned(),
+            .hint(match task.status {
+                TaskStatus::Ready | TaskStatus::Pending => {
+                    format!("dispatch it with `git orch dispatch {key}`")
+                }
+                TaskStatus::Done => "a done task stays done".to_owned(),
                 _ => format!("move it to another agent with `git orch reassign {key} --to AGENT`"),
             })
             .detail("task", key)
@@ -88,7 +91,7 @@ pub fn reassign(
             .current_attempt
             .map(|id| get_attempt(tx, id))
             .transpose()?
-            .filter(|a| is_live_attempt(&a.status) && a.status != "preparing")
+            .filter(|a| a.status.is_live() && a.status != AttemptStatus::Preparing)
         else {
             return Err(invalid_transition(format!(
                 "task {key} has no attempt in flight ({})",
@@ -106,7 +109,7 @@ pub fn reassign(
         let reason = format!("reassigned to {}", to.to_stored());
         cancel::cancel_attempts(tx, cfg, &act, changes, &task, &reason)?;
         let waiting = tasks::waiting_status(tx, &run.name, key)?;
-        tasks::set_status(tx, &act, changes, &run.name, key, Transition::new(&task.status, waiting).by(Some(old.id)))?;
+        tasks::set_status(tx, &act, changes, &run.name, key, Transition::new(task.status, waiting).by(Some(old.id)))?;
         Ok((run, old))
     })?;
     let base = if fresh {

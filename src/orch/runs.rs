@@ -2,6 +2,7 @@
 
 use super::changes::{Act, Changes};
 use super::model::{invalid_transition, Counts, Run};
+use super::status::{RunStatus, TaskStatus, IN_FLIGHT_TASK_SQL};
 use crate::error::{Code, Error, Result};
 use crate::inbox;
 use crate::names::check_name;
@@ -17,7 +18,7 @@ const CURRENT_RUN: &str = "current_run";
 pub struct RunRow {
     pub name: String,
     pub title: String,
-    pub status: String,
+    pub status: RunStatus,
     pub base_ref: Option<String>,
     pub kind: String,
     pub created_at: i64,
@@ -26,14 +27,14 @@ pub struct RunRow {
 impl RunRow {
     /// Refuses changes to a run that is over.
     pub fn require_active(&self) -> Result<()> {
-        if self.status == "active" {
+        if self.status == RunStatus::Active {
             return Ok(());
         }
         Err(
             invalid_transition(format!("run {} is {}", self.name, self.status))
                 .hint("start a new run with `git orch run init NAME --title T`")
                 .detail("run", self.name.clone())
-                .detail("status", self.status.clone()),
+                .detail("status", self.status.as_str()),
         )
     }
 }
@@ -99,10 +100,12 @@ pub fn counts(conn: &Connection, run: &str) -> Result<Counts> {
     let mut counts = Counts::default();
     let mut stmt =
         conn.prepare_cached("SELECT status, count(*) FROM tasks WHERE run = ?1 GROUP BY status")?;
-    let rows = stmt.query_map([run], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+    let rows = stmt.query_map([run], |r| {
+        Ok((r.get::<_, TaskStatus>(0)?, r.get::<_, i64>(1)?))
+    })?;
     for row in rows {
         let (status, n) = row?;
-        counts.add(&status, n);
+        counts.add(status, n);
     }
     Ok(counts)
 }
@@ -111,7 +114,7 @@ pub fn to_json(row: &RunRow, counts: Counts) -> Run {
     Run {
         name: row.name.clone(),
         title: row.title.clone(),
-        status: row.status.clone(),
+        status: row.status,
         base_ref: row.base_ref.clone(),
         kind: row.kind.clone(),
         created_at: rfc3339(row.created_at),
@@ -193,7 +196,7 @@ pub fn create(
         NewEvent {
             kind: "run.status",
             run: Some(&name),
-            to: Some("active"),
+            to: Some(RunStatus::Active.as_str()),
             ..NewEvent::default()
         },
     )?;
@@ -212,7 +215,7 @@ pub(crate) fn set_status(
     act: &Act<'_>,
     changes: &mut Changes,
     row: &RunRow,
-    to: &str,
+    to: RunStatus,
 ) -> Result<()> {
     conn.prepare_cached("UPDATE runs SET status = ?2, updated_at = ?3 WHERE name = ?1")?
         .execute(params![row.name, to, act.now])?;
@@ -222,8 +225,8 @@ pub(crate) fn set_status(
         NewEvent {
             kind: "run.status",
             run: Some(&row.name),
-            from: Some(&row.status),
-            to: Some(to),
+            from: Some(row.status.as_str()),
+            to: Some(to.as_str()),
             ..NewEvent::default()
         },
     )
@@ -240,9 +243,9 @@ pub fn close(
     row.require_active()?;
     let act = Act::now(&cfg.leader);
     let live: i64 = conn
-        .prepare_cached(
-            "SELECT count(*) FROM tasks WHERE run = ?1 AND status IN ('dispatched', 'running', 'blocked')",
-        )?
+        .prepare_cached(&format!(
+            "SELECT count(*) FROM tasks WHERE run = ?1 AND status IN {IN_FLIGHT_TASK_SQL}"
+        ))?
         .query_row([&row.name], |r| r.get(0))?;
     if live > 0 {
         return Err(invalid_transition(format!(
@@ -253,6 +256,6 @@ pub fn close(
         .detail("run", row.name.clone())
         .detail("in_flight", live));
     }
-    set_status(conn, &act, changes, row, "closed")?;
+    set_status(conn, &act, changes, row, RunStatus::Closed)?;
     show(conn, &get(conn, &row.name)?)
 }

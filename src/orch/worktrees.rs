@@ -10,7 +10,6 @@ use super::attempts::get_attempt;
 use super::changes::{Act, Changes};
 use super::dispatch::base::BaseChoice;
 use super::dispatch::workspace::{Prepared, Step, Workspace, Workspaces};
-use super::model::is_live_attempt;
 use crate::error::{Code, Error, Result};
 use crate::inbox;
 use crate::repo::{AttemptMarker, AttemptName, CommitStats, Repo, Untracked};
@@ -305,7 +304,7 @@ pub(crate) fn record_head(
 ) -> Result<bool> {
     let attempt = get_attempt(conn, attempt_id)?;
     let current = attempt.head_sha.as_ref().or(attempt.base_sha.as_ref());
-    if !is_live_attempt(&attempt.status) || current == Some(&stats.sha) {
+    if !attempt.status.is_live() || current == Some(&stats.sha) {
         return Ok(false);
     }
     let commits = i64::try_from(commits).unwrap_or(i64::MAX);
@@ -390,7 +389,7 @@ pub fn record_hook(
     // Only a live attempt of the marker's own thread takes the head; else only the
     // message is kept.
     let head_update = match attempt {
-        Some(a) if is_live_attempt(&a.status) && a.thread == Some(marker.thread) => {
+        Some(a) if a.status.is_live() && a.thread == Some(marker.thread) => {
             let commits = match &a.base_sha {
                 Some(base) => repo.count_commits(&head, base)?,
                 None => 0,

@@ -230,6 +230,7 @@ mod tests {
     use crate::inbox;
     use crate::orch::runs::NewRun;
     use crate::orch::tasks::TaskSpec;
+    use crate::orch::TaskStatus;
     use crate::store::{Durability, Store};
     use std::cell::Cell;
 
@@ -258,7 +259,7 @@ mod tests {
         store
     }
 
-    fn counts(store: &mut Store) -> (i64, i64, String) {
+    fn counts(store: &mut Store) -> (i64, i64, TaskStatus) {
         store
             .read(|tx| {
                 let attempts = tx.query_row("SELECT count(*) FROM attempts", [], |r| r.get(0))?;
@@ -326,7 +327,7 @@ mod tests {
         let run = orch.read(|tx| runs::get(tx, "r1")).unwrap();
         let err = dispatch_one(&mut orch, &failing, &run, &req).unwrap_err();
         assert_eq!(err.code, Code::GitFailed);
-        assert_eq!(counts(&mut store), (0, 0, "ready".into()));
+        assert_eq!(counts(&mut store), (0, 0, TaskStatus::Ready));
 
         let racing = Flaky {
             fail: false,
@@ -337,7 +338,7 @@ mod tests {
         let err = dispatch_one(&mut orch, &racing, &run, &req).unwrap_err();
         assert_eq!(err.code, Code::Conflict);
         assert_eq!(racing.undone.get(), 1);
-        assert_eq!(counts(&mut store), (0, 0, "cancelled".into()));
+        assert_eq!(counts(&mut store), (0, 0, TaskStatus::Cancelled));
 
         // And when every step works: one attempt, one thread.
         let mut orch = Orch::new(&mut store, inbox::Config::default());
@@ -347,7 +348,7 @@ mod tests {
             ..Request::default()
         };
         let attempt = dispatch_one(&mut orch, &NoWorkspaces, &run, &forced).unwrap();
-        assert_eq!(attempt.status, "dispatched");
-        assert_eq!(counts(&mut store), (1, 1, "dispatched".into()));
+        assert_eq!(attempt.status, crate::orch::AttemptStatus::Dispatched);
+        assert_eq!(counts(&mut store), (1, 1, TaskStatus::Dispatched));
     }
 }

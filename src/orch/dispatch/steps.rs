@@ -9,9 +9,10 @@ use crate::inbox::{self, Thread};
 use crate::names::Address;
 use crate::orch::attempts::{end_attempt, get_attempt, set_attempt_status, AttemptRef};
 use crate::orch::changes::{Act, Changes};
-use crate::orch::model::{invalid_transition, Attempt, Task, LIVE_ATTEMPT_SQL};
+use crate::orch::model::{invalid_transition, Attempt, Task};
 use crate::orch::reconcile;
 use crate::orch::runs::RunRow;
+use crate::orch::status::{AttemptStatus, TaskStatus, LIVE_ATTEMPT_SQL};
 use crate::orch::tasks;
 use crate::orch::tasks::Transition;
 use crate::store::Store;
@@ -29,7 +30,7 @@ pub struct Request<'a> {
     pub extra: Map<String, Value>,
 }
 
-fn live_attempt(conn: &Connection, run: &str, key: &str) -> Result<Option<(i64, String)>> {
+fn live_attempt(conn: &Connection, run: &str, key: &str) -> Result<Option<(i64, AttemptStatus)>> {
     Ok(conn
         .prepare_cached(&format!(
             "SELECT n, status FROM attempts WHERE run = ?1 AND task = ?2 AND status IN {LIVE_ATTEMPT_SQL}
@@ -58,23 +59,25 @@ pub(crate) fn check_dispatchable(
         .detail("task", task.key.clone())
         .detail("attempt_n", n));
     }
-    if task.status == "ready" || task.is_base_conflict() || force {
+    if task.status == TaskStatus::Ready || task.is_base_conflict() || force {
         return Ok(());
     }
-    let hint = match task.status.as_str() {
-        "pending" => format!(
+    let hint = match task.status {
+        TaskStatus::Pending => format!(
             "its dependencies are not done (see `git orch task show {}`); dispatch it anyway with --force",
             task.key
         ),
-        "failed" | "cancelled" => format!("start a new attempt with `git orch retry {}`", task.key),
-        "done" => "it is done; dispatch it again only with --force".to_owned(),
+        TaskStatus::Failed | TaskStatus::Cancelled => {
+            format!("start a new attempt with `git orch retry {}`", task.key)
+        }
+        TaskStatus::Done => "it is done; dispatch it again only with --force".to_owned(),
         _ => format!("see `git orch task show {}`", task.key),
     };
     Err(
         invalid_transition(format!("task {} is {}, not ready", task.key, task.status))
             .hint(hint)
             .detail("task", task.key.clone())
-            .detail("status", task.status.clone()),
+            .detail("status", task.status),
     )
 }
 
@@ -155,12 +158,12 @@ pub(crate) fn send_thread(
     prepared: &Prepared,
     workspace: &Workspace,
 ) -> Result<Thread> {
-    let status: Option<String> = conn
+    let status: Option<AttemptStatus> = conn
         .prepare_cached("SELECT status FROM attempts WHERE id = ?1")?
         .query_row([prepared.attempt], |r| r.get(0))
         .optional()?;
     let task = tasks::get_row(conn, &prepared.run, &prepared.task)?;
-    if status.as_deref() != Some("preparing") || task.status != prepared.task_status {
+    if status != Some(AttemptStatus::Preparing) || task.status != prepared.task_status {
         return Err(Error::new(
             Code::Conflict,
             format!(
@@ -228,7 +231,10 @@ pub(crate) fn hand_over(
     attempt_id: i64,
 ) -> Result<Attempt> {
     let attempt = get_attempt(conn, attempt_id)?;
-    let Some(thread_id) = attempt.thread.filter(|_| attempt.status == "preparing") else {
+    let Some(thread_id) = attempt
+        .thread
+        .filter(|_| attempt.status == AttemptStatus::Preparing)
+    else {
         return Err(Error::new(
             Code::Conflict,
             format!(
@@ -255,8 +261,8 @@ pub(crate) fn hand_over(
         &act,
         changes,
         &refs,
-        "preparing",
-        "dispatched",
+        AttemptStatus::Preparing,
+        AttemptStatus::Dispatched,
         untouched.then_some(&thread),
     )?;
     conn.prepare_cached(
@@ -269,7 +275,7 @@ pub(crate) fn hand_over(
         changes,
         &attempt.run,
         &attempt.task,
-        Transition::new(&task.status, "dispatched").by(Some(attempt.id)),
+        Transition::new(task.status, TaskStatus::Dispatched).by(Some(attempt.id)),
     )?;
     if !untouched {
         reconcile::reconcile_tx(conn, cfg, changes)?;
@@ -287,11 +293,19 @@ pub(crate) fn abandon_tx(
     reason: &str,
 ) -> Result<()> {
     let attempt = get_attempt(conn, attempt_id)?;
-    if attempt.status != "preparing" {
+    if attempt.status != AttemptStatus::Preparing {
         return Ok(());
     }
     let act = Act::now(&cfg.leader);
-    end_attempt(conn, cfg, &act, changes, &attempt, "cancelled", reason)
+    end_attempt(
+        conn,
+        cfg,
+        &act,
+        changes,
+        &attempt,
+        AttemptStatus::Cancelled,
+        reason,
+    )
 }
 
 /// Undoes step 1: the attempt row goes (it never had a thread; a task cancelled
@@ -334,7 +348,7 @@ pub(crate) fn block_on_conflict(
             &mut changes,
             &prepared.run,
             &prepared.task,
-            Transition::new(&task.status, "blocked").blocked("base_conflict", &detail),
+            Transition::new(task.status, TaskStatus::Blocked).blocked("base_conflict", &detail),
         )?;
         tasks::load_one(tx, &prepared.run, &prepared.task)
     })

@@ -5,6 +5,7 @@
 use super::base::BaseChoice;
 use crate::error::{Error, Result};
 use crate::names::Address;
+use crate::orch::status::TaskStatus;
 use serde_json::{Map, Value};
 use std::path::PathBuf;
 
@@ -37,7 +38,7 @@ pub struct Prepared {
     pub base_ref: Option<String>,
     pub base: BaseChoice,
     /// The task's status when the attempt was allocated, checked again at hand-over.
-    pub task_status: String,
+    pub task_status: TaskStatus,
     /// Extra fields for the thread's data.
     pub extra: Map<String, Value>,
 }

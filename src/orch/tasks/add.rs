@@ -9,11 +9,18 @@ use crate::orch::changes::{Act, Changes};
 use crate::orch::dag::{cycle_error, find_cycle, insert_dep};
 use crate::orch::model::Task;
 use crate::orch::runs::RunRow;
+use crate::orch::status::TaskStatus;
 use crate::store::events::NewEvent;
 use rusqlite::{params, Connection};
 use std::collections::{HashMap, HashSet};
 
-fn insert(conn: &Connection, run: &str, task: &Checked<'_>, status: &str, now: i64) -> Result<()> {
+fn insert(
+    conn: &Connection,
+    run: &str,
+    task: &Checked<'_>,
+    status: TaskStatus,
+    now: i64,
+) -> Result<()> {
     conn.prepare_cached(
         "INSERT INTO tasks (run, key, title, body, kind, to_addr, priority, max_attempts, base, status,
                             created_at, updated_at)
@@ -92,7 +99,7 @@ fn write_new(
     tasks: &[Checked<'_>],
 ) -> Result<()> {
     for task in tasks {
-        insert(conn, run, task, "pending", act.now)?;
+        insert(conn, run, task, TaskStatus::Pending, act.now)?;
     }
     for task in tasks {
         for dep in &task.after {
@@ -102,7 +109,7 @@ fn write_new(
     for task in tasks {
         // A new task is never done, so only dependencies on existing tasks can all be done.
         let status = waiting_status(conn, run, &task.spec.key)?;
-        if status != "pending" {
+        if status != TaskStatus::Pending {
             conn.prepare_cached("UPDATE tasks SET status = ?3 WHERE run = ?1 AND key = ?2")?
                 .execute(params![run, task.spec.key, status])?;
         }
@@ -113,7 +120,7 @@ fn write_new(
                 kind: "task.status",
                 run: Some(run),
                 task: Some(&task.spec.key),
-                to: Some(status),
+                to: Some(status.as_str()),
                 ..NewEvent::default()
             },
         )?;

@@ -6,6 +6,7 @@ use crate::inbox;
 use crate::names::check_name;
 use crate::orch::attempts::{attempt_and_activity, attempt_from_row, ATTEMPT_COLUMNS};
 use crate::orch::model::{Attempt, Task};
+use crate::orch::status::TaskStatus;
 use crate::time::rfc3339;
 use rusqlite::{params, Connection};
 use serde_json::{json, Value};
@@ -17,7 +18,7 @@ pub enum Select<'a> {
     /// Every task, oldest first.
     All,
     /// Tasks in one status, oldest first.
-    Status(&'a str),
+    Status(TaskStatus),
     /// Ready tasks: priority high first, then oldest.
     Ready,
     /// One task.
@@ -82,9 +83,8 @@ pub fn load(conn: &Connection, run: &str, select: Select<'_>) -> Result<Vec<Task
     };
     let mut tasks: Vec<Task> = match select {
         Select::All | Select::Ready => stmt.query_map([run], row_to_task)?,
-        Select::Status(value) | Select::Key(value) => {
-            stmt.query_map(params![run, value], row_to_task)?
-        }
+        Select::Status(status) => stmt.query_map(params![run, status], row_to_task)?,
+        Select::Key(key) => stmt.query_map(params![run, key], row_to_task)?,
     }
     .collect::<rusqlite::Result<_>>()?;
     if tasks.is_empty() {
@@ -116,7 +116,7 @@ fn deps_where(
     conn: &Connection,
     run: &str,
     filter: &str,
-    status: Option<&str>,
+    status: Option<TaskStatus>,
 ) -> Result<HashMap<String, Vec<String>>> {
     let sql = if filter.is_empty() {
         "SELECT d.task, d.depends_on FROM deps d WHERE d.run = ?1 ORDER BY d.task, d.depends_on"

@@ -3,6 +3,7 @@
 use crate::error::{Error, Result};
 use crate::names::check_name;
 use crate::orch::changes::{Act, Changes};
+use crate::orch::status::TaskStatus;
 use crate::store::events::NewEvent;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::Value;
@@ -17,7 +18,7 @@ pub struct TaskRow {
     pub kind: String,
     pub to: String,
     pub base: Option<String>,
-    pub status: String,
+    pub status: TaskStatus,
     pub max_attempts: i64,
     pub attempts: i64,
     pub current_attempt: Option<i64>,
@@ -27,7 +28,8 @@ pub struct TaskRow {
 impl TaskRow {
     /// Blocked because its dependencies' heads conflict: dispatchable again.
     pub fn is_base_conflict(&self) -> bool {
-        self.status == "blocked" && self.blocked_reason.as_deref() == Some("base_conflict")
+        self.status == TaskStatus::Blocked
+            && self.blocked_reason.as_deref() == Some("base_conflict")
     }
 }
 
@@ -78,11 +80,11 @@ pub fn deps_done(conn: &Connection, run: &str, key: &str) -> Result<bool> {
 }
 
 /// What a task waiting for its turn is: `ready` when its dependencies are done.
-pub fn waiting_status(conn: &Connection, run: &str, key: &str) -> Result<&'static str> {
+pub fn waiting_status(conn: &Connection, run: &str, key: &str) -> Result<TaskStatus> {
     Ok(if deps_done(conn, run, key)? {
-        "ready"
+        TaskStatus::Ready
     } else {
-        "pending"
+        TaskStatus::Pending
     })
 }
 
@@ -92,15 +94,15 @@ pub fn waiting_status(conn: &Connection, run: &str, key: &str) -> Result<&'stati
 /// blocked when it is.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Transition<'a> {
-    pub from: &'a str,
-    pub to: &'a str,
+    pub from: TaskStatus,
+    pub to: TaskStatus,
     pub attempt: Option<i64>,
     /// `blocked_reason` and `blocked_detail`; `None` clears them.
     pub blocked: Option<(&'a str, &'a Value)>,
 }
 
 impl<'a> Transition<'a> {
-    pub(crate) fn new(from: &'a str, to: &'a str) -> Self {
+    pub(crate) fn new(from: TaskStatus, to: TaskStatus) -> Self {
         Transition {
             from,
             to,
@@ -160,8 +162,8 @@ pub(crate) fn set_status(
                 run: Some(run),
                 task: Some(key),
                 attempt,
-                from: Some(from),
-                to: Some(to),
+                from: Some(from.as_str()),
+                to: Some(to.as_str()),
                 ..NewEvent::default()
             },
         )?;
