@@ -200,3 +200,96 @@ pub(crate) fn end_attempt(
         seen.as_ref(),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::orch::dispatch::{dispatch_one, NoWorkspaces, Request};
+    use crate::orch::runs::{self, NewRun};
+    use crate::orch::tasks::{self, TaskSpec};
+    use crate::orch::Orch;
+    use crate::store::{Durability, Store};
+
+    /// A store in a temp dir with run `r1`, task `a` dispatched to `@workers`.
+    fn dispatched(dir: &std::path::Path) -> (Store, Attempt) {
+        let (mut store, _) = Store::init(dir, Durability::Normal).unwrap();
+        let cfg = inbox::Config::default();
+        let run = store
+            .write(|tx| {
+                let mut changes = Changes::default();
+                let new = NewRun {
+                    name: Some("r1"),
+                    title: "Run",
+                    base_ref: None,
+                    kind: "plan",
+                };
+                runs::create(tx, &cfg, &mut changes, &new)?;
+                let run = runs::get(tx, "r1")?;
+                let spec = TaskSpec {
+                    key: "a".into(),
+                    title: "A".into(),
+                    ..TaskSpec::default()
+                };
+                tasks::add(tx, &cfg, &mut changes, &run, &spec)?;
+                Ok(run)
+            })
+            .unwrap();
+        let req = Request {
+            key: "a",
+            ..Request::default()
+        };
+        let attempt =
+            dispatch_one(&mut Orch::new(&mut store, cfg), &NoWorkspaces, &run, &req).unwrap();
+        (store, attempt)
+    }
+
+    #[test]
+    fn end_attempt_cancels_the_open_thread_then_marks_the_attempt_once() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (mut store, attempt) = dispatched(&tmp.path().join("orch"));
+        let cfg = inbox::Config::default();
+        let end = |store: &mut Store| {
+            store
+                .write(|tx| {
+                    let attempt = get_attempt(tx, attempt.id)?;
+                    let mut changes = Changes::default();
+                    let act = Act::now(&cfg.leader);
+                    end_attempt(
+                        tx,
+                        &cfg,
+                        &act,
+                        &mut changes,
+                        &attempt,
+                        AttemptStatus::Lost,
+                        "gone",
+                    )?;
+                    Ok(changes.events)
+                })
+                .unwrap()
+        };
+
+        let events = end(&mut store);
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].kind, "attempt.status");
+        assert_eq!(events[0].from.as_deref(), Some("dispatched"));
+        assert_eq!(events[0].to.as_deref(), Some("lost"));
+        let (ended, thread) = store
+            .read(|tx| {
+                let a = get_attempt(tx, attempt.id)?;
+                Ok((a, inbox::get_thread(tx, attempt.thread.unwrap())?))
+            })
+            .unwrap();
+        assert_eq!(ended.status, AttemptStatus::Lost);
+        assert!(ended.ended_at.is_some());
+        assert_eq!(thread.status, "cancelled");
+
+        // Again: the thread is closed already and the status stays, so nothing is added.
+        assert!(end(&mut store).is_empty());
+        let task = store.read(|tx| tasks::get_row(tx, "r1", "a")).unwrap();
+        assert_eq!(
+            task.status,
+            crate::orch::TaskStatus::Dispatched,
+            "the task is the caller's"
+        );
+    }
+}

@@ -3,7 +3,7 @@
 
 use super::attempts::{end_attempt, live_attempts};
 use super::changes::{Act, Changes};
-use super::model::invalid_transition;
+use super::model::{invalid_transition, Run};
 use super::runs::{self, RunRow};
 use super::status::{AttemptStatus, RunStatus, TaskStatus, FINAL_TASK_SQL};
 use super::tasks::{self, get_row, TaskRow};
@@ -107,7 +107,7 @@ pub fn cancel_run(
     cfg: &inbox::Config,
     changes: &mut Changes,
     row: &RunRow,
-) -> Result<super::Run> {
+) -> Result<Run> {
     row.require_active()?;
     let act = Act::now(&cfg.leader);
     cancel_all(conn, cfg, &act, changes, &row.name, "run cancelled")?;

@@ -170,3 +170,85 @@ pub(crate) fn set_status(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inbox;
+    use crate::orch::runs::{self, NewRun};
+    use crate::orch::tasks::{self as api, TaskSpec};
+    use crate::store::{Durability, Store};
+    use serde_json::json;
+
+    fn store_with_task(dir: &std::path::Path) -> Store {
+        let (mut store, _) = Store::init(dir, Durability::Normal).unwrap();
+        let cfg = inbox::Config::default();
+        store
+            .write(|tx| {
+                let mut changes = Changes::default();
+                let new = NewRun {
+                    name: Some("r1"),
+                    title: "Run",
+                    base_ref: None,
+                    kind: "plan",
+                };
+                runs::create(tx, &cfg, &mut changes, &new)?;
+                let run = runs::get(tx, "r1")?;
+                let spec = TaskSpec {
+                    key: "a".into(),
+                    title: "A".into(),
+                    ..TaskSpec::default()
+                };
+                api::add(tx, &cfg, &mut changes, &run, &spec).map(drop)
+            })
+            .unwrap();
+        store
+    }
+
+    fn apply(store: &mut Store, change: Transition<'_>) -> Vec<crate::store::events::Event> {
+        store
+            .write(|tx| {
+                let mut changes = Changes::default();
+                set_status(tx, &Act::now("leader"), &mut changes, "r1", "a", change)?;
+                Ok(changes.events)
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn a_transition_records_its_event_and_blocked_reason_only_when_it_moves() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut store = store_with_task(&tmp.path().join("orch"));
+        let detail = json!({"question": "which one?"});
+
+        let blocked =
+            Transition::new(TaskStatus::Ready, TaskStatus::Blocked).blocked("question", &detail);
+        let events = apply(&mut store, blocked);
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].kind, "task.status");
+        assert_eq!(events[0].from.as_deref(), Some("ready"));
+        assert_eq!(events[0].to.as_deref(), Some("blocked"));
+        let task = store.read(|tx| api::load_one(tx, "r1", "a")).unwrap();
+        assert_eq!(task.status, TaskStatus::Blocked);
+        assert_eq!(task.blocked_reason.as_deref(), Some("question"));
+        assert_eq!(task.blocked_detail, detail);
+
+        // Staying blocked writes the new detail but no event.
+        let again = json!({"question": "and now?"});
+        let still =
+            Transition::new(TaskStatus::Blocked, TaskStatus::Blocked).blocked("question", &again);
+        assert!(apply(&mut store, still).is_empty());
+        let task = store.read(|tx| api::load_one(tx, "r1", "a")).unwrap();
+        assert_eq!(task.blocked_detail, again);
+
+        // Leaving `blocked` clears the reason.
+        let events = apply(
+            &mut store,
+            Transition::new(TaskStatus::Blocked, TaskStatus::Ready),
+        );
+        assert_eq!(events.len(), 1);
+        let task = store.read(|tx| get_row(tx, "r1", "a")).unwrap();
+        assert_eq!(task.status, TaskStatus::Ready);
+        assert_eq!(task.blocked_reason, None);
+    }
+}
