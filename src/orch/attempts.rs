@@ -3,7 +3,7 @@
 //! thread. Attempts never read tasks.
 
 use super::changes::{Act, Changes};
-use super::model::Attempt;
+use super::model::{Attempt, AttemptId};
 use super::status::{AttemptStatus, LIVE_ATTEMPT_SQL};
 use crate::error::{Error, Result};
 use crate::inbox::{self, Failure, Thread};
@@ -38,7 +38,7 @@ pub(crate) fn attempt_and_activity(
     let fail_reason: Option<String> = row.get(at + 16)?;
     let retryable: Option<bool> = row.get(at + 17)?;
     let attempt = Attempt {
-        id,
+        id: AttemptId(id),
         run: row.get(at + 1)?,
         task: row.get(at + 2)?,
         n: row.get(at + 3)?,
@@ -80,7 +80,7 @@ pub(crate) fn live_attempts(conn: &Connection, run: &str, task: &str) -> Result<
     Ok(rows.into_iter().flatten().collect())
 }
 
-pub fn get_attempt(conn: &Connection, id: i64) -> Result<Attempt> {
+pub fn get_attempt(conn: &Connection, id: AttemptId) -> Result<Attempt> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {ATTEMPT_COLUMNS} FROM attempts a WHERE a.id = ?1"
     ))?;
@@ -93,7 +93,7 @@ pub fn get_attempt(conn: &Connection, id: i64) -> Result<Attempt> {
 /// Enough of an attempt to change its status and name it in events.
 #[derive(Debug, Clone)]
 pub(crate) struct AttemptRef {
-    pub id: i64,
+    pub id: AttemptId,
     pub run: String,
     pub task: String,
     pub thread: Option<i64>,
@@ -159,7 +159,7 @@ pub(crate) fn set_attempt_status(
                 thread: attempt.thread,
                 run: Some(&attempt.run),
                 task: Some(&attempt.task),
-                attempt: Some(attempt.id),
+                attempt: Some(attempt.id.0),
                 from: Some(from.as_str()),
                 to: Some(to.as_str()),
                 ..NewEvent::default()

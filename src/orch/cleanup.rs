@@ -8,7 +8,7 @@
 use super::attempts::get_attempt;
 use super::changes::{Act, Changes};
 use super::facade::Orch;
-use super::model::Attempt;
+use super::model::{Attempt, AttemptId};
 use super::runs;
 use super::status::ENDED_ATTEMPT_SQL;
 use crate::error::{Error, Result};
@@ -58,7 +58,7 @@ pub fn cleanup(orch: &mut Orch<'_>, opts: &Options<'_>) -> Result<Report> {
     let (run, attempts) = orch.read(|tx| {
         let run = runs::resolve(tx, opts.run)?;
         // Cleaned before: only their branches are left to prune.
-        let ids: Vec<i64> = tx
+        let ids: Vec<AttemptId> = tx
             .prepare_cached(&format!(
                 "SELECT id FROM attempts
                  WHERE run = ?1 AND status IN {ENDED_ATTEMPT_SQL} AND worktree IS NOT NULL
@@ -223,7 +223,7 @@ fn record_event(
             thread: attempt.thread,
             run: Some(&attempt.run),
             task: Some(&attempt.task),
-            attempt: Some(attempt.id),
+            attempt: Some(attempt.id.0),
             data: Some(json!({
                 "worktree": attempt.worktree, "rescue_ref": done.rescue_ref,
                 "branch": attempt.branch, "branch_deleted": done.branch_deleted,

@@ -37,6 +37,6 @@ pub use cancel::cancel_task;
 pub use changes::Changes;
 pub use dispatch::{NoWorkspaces, Step, Workspace, Workspaces};
 pub use facade::Orch;
-pub use model::{Attempt, Counts, Run, Task, TASK_STATUSES};
+pub use model::{Attempt, AttemptId, Counts, Run, Task, TASK_STATUSES};
 pub use status::{AttemptStatus, RunStatus, TaskStatus};
 pub use worktrees::GitWorkspaces;

@@ -4,6 +4,7 @@
 use super::status::{AttemptStatus, RunStatus, TaskStatus};
 use crate::error::{Code, Error};
 use crate::inbox::Failure;
+use rusqlite::types::{FromSql, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -18,6 +19,36 @@ pub const TASK_STATUSES: [&str; 8] = [
     TaskStatus::Failed.as_str(),
     TaskStatus::Cancelled.as_str(),
 ];
+
+/// An attempt's id (the `attempts` row), kept apart from the thread ids it sits beside
+/// in so many signatures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct AttemptId(pub i64);
+
+impl std::fmt::Display for AttemptId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl From<AttemptId> for Value {
+    fn from(id: AttemptId) -> Self {
+        Value::from(id.0)
+    }
+}
+
+impl ToSql for AttemptId {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        self.0.to_sql()
+    }
+}
+
+impl FromSql for AttemptId {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        i64::column_result(value).map(AttemptId)
+    }
+}
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Run {
@@ -107,7 +138,7 @@ pub struct Task {
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Attempt {
-    pub id: i64,
+    pub id: AttemptId,
     pub run: String,
     pub task: String,
     pub n: i64,

@@ -19,6 +19,7 @@
 use super::attempts::{set_attempt_status, AttemptRef};
 use super::changes::{Act, Changes};
 use super::dag;
+use super::model::AttemptId;
 use super::status::{AttemptStatus, TaskStatus, LIVE_ATTEMPT_SQL};
 use super::tasks::{self, TaskRow};
 use crate::error::Result;
@@ -176,7 +177,7 @@ fn move_task(
     changes: &mut Changes,
     task: &TaskRow,
     to: TaskStatus,
-    attempt: i64,
+    attempt: AttemptId,
     thread: &Thread,
 ) -> Result<()> {
     if to == TaskStatus::Blocked {

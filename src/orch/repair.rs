@@ -20,7 +20,7 @@ use super::attempts::{end_attempt, get_attempt};
 use super::changes::{Act, Changes};
 use super::dispatch::lock::DispatchLock;
 use super::dispatch::steps::{discard_tx, hand_over};
-use super::model::Attempt;
+use super::model::{Attempt, AttemptId};
 use super::reconcile;
 use super::status::{AttemptStatus, TaskStatus};
 use super::tasks;
@@ -41,7 +41,7 @@ pub const WORKTREE_DELETED: &str = "worktree_deleted";
 
 /// A live attempt as reconcile last stored it, with where it works.
 struct LiveWork {
-    id: i64,
+    id: AttemptId,
     worktree: Option<String>,
     branch: Option<String>,
     base_sha: Option<String>,
@@ -51,18 +51,18 @@ struct LiveWork {
 /// What the repository says about one live attempt.
 enum Seen {
     Head {
-        id: i64,
+        id: AttemptId,
         was: Option<String>,
         stats: CommitStats,
         commits: u64,
     },
     Lost {
-        id: i64,
+        id: AttemptId,
         worktree: String,
     },
     /// `git worktree move`d: the branch is checked out elsewhere.
     Moved {
-        id: i64,
+        id: AttemptId,
         from: String,
         to: String,
     },
@@ -76,7 +76,7 @@ pub fn reconcile(
 ) -> Result<Vec<Event>> {
     Inbox::new(store, cfg.clone()).settle()?;
     let (preparing, live, threads_moved) = store.read(|tx| {
-        let preparing: Vec<i64> = tx
+        let preparing: Vec<AttemptId> = tx
             .prepare_cached("SELECT id FROM attempts WHERE status = 'preparing' ORDER BY id")?
             .query_map([], |r| r.get(0))?
             .collect::<rusqlite::Result<_>>()?;
@@ -226,7 +226,7 @@ fn lose(
     cfg: &inbox::Config,
     act: &Act<'_>,
     changes: &mut Changes,
-    id: i64,
+    id: AttemptId,
     worktree: &str,
 ) -> Result<()> {
     let attempt = get_attempt(conn, id)?;
@@ -274,7 +274,7 @@ fn repair_event(
     cfg: &inbox::Config,
     changes: &mut Changes,
     name: (&str, &str),
-    attempt: Option<i64>,
+    attempt: Option<AttemptId>,
     data: serde_json::Value,
 ) -> Result<()> {
     let act = Act::now(&cfg.leader);
@@ -285,7 +285,7 @@ fn repair_event(
             kind: "attempt.repair",
             run: Some(name.0),
             task: Some(name.1),
-            attempt,
+            attempt: attempt.map(|a| a.0),
             data: Some(data),
             ..NewEvent::default()
         },
@@ -298,7 +298,7 @@ fn repair_preparing(
     store: &mut Store,
     cfg: &inbox::Config,
     repo: &Repo,
-    id: i64,
+    id: AttemptId,
 ) -> Result<Vec<Event>> {
     let Some(_lock) = DispatchLock::try_acquire(store.state_dir(), id)? else {
         return Ok(Vec::new());
@@ -329,7 +329,7 @@ fn finish(
             let marker = AttemptMarker {
                 run: attempt.run.clone(),
                 task: attempt.task.clone(),
-                attempt: attempt.id,
+                attempt: attempt.id.0,
                 thread,
                 agent: (!attempt.to.starts_with('@')).then(|| attempt.to.clone()),
             };
@@ -526,9 +526,16 @@ fn clear_stale_locks(store: &mut Store) -> Result<()> {
     let Ok(entries) = std::fs::read_dir(&dir) else {
         return Ok(());
     };
-    let ids: Vec<i64> = entries
+    let ids: Vec<AttemptId> = entries
         .filter_map(|e| e.ok())
-        .filter_map(|e| e.file_name().to_str()?.strip_suffix(".lock")?.parse().ok())
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()?
+                .strip_suffix(".lock")?
+                .parse()
+                .ok()
+                .map(AttemptId)
+        })
         .collect();
     for id in ids {
         let preparing = store.read(|tx| {

@@ -10,6 +10,7 @@ use super::attempts::get_attempt;
 use super::changes::{Act, Changes};
 use super::dispatch::base::BaseChoice;
 use super::dispatch::workspace::{Prepared, Step, Workspace, Workspaces};
+use super::model::AttemptId;
 use crate::error::{Code, Error, Result};
 use crate::inbox;
 use crate::repo::{AttemptMarker, AttemptName, CommitStats, Repo, Untracked};
@@ -194,7 +195,7 @@ impl Workspaces for GitWorkspaces<'_> {
             &AttemptMarker {
                 run: attempt.run.clone(),
                 task: attempt.task.clone(),
-                attempt: attempt.attempt,
+                attempt: attempt.attempt.0,
                 thread,
                 agent: attempt.agent().map(str::to_owned),
             },
@@ -297,7 +298,7 @@ pub(crate) fn record_head(
     conn: &Connection,
     act: &Act<'_>,
     changes: &mut Changes,
-    attempt_id: i64,
+    attempt_id: AttemptId,
     stats: &CommitStats,
     commits: u64,
     source: &str,
@@ -318,7 +319,7 @@ pub(crate) fn record_head(
             thread: attempt.thread,
             run: Some(&attempt.run),
             task: Some(&attempt.task),
-            attempt: Some(attempt_id),
+            attempt: Some(attempt_id.0),
             data: Some(json!({
                 "sha": stats.sha, "subject": stats.subject, "files_changed": stats.files_changed,
                 "insertions": stats.insertions, "deletions": stats.deletions,
@@ -381,7 +382,7 @@ pub fn record_hook(
     if !call.rewritten.is_empty() {
         data["rewritten"] = serde_json::Value::Array(call.rewritten.clone());
     }
-    let attempt = store.read(|tx| match get_attempt(tx, marker.attempt) {
+    let attempt = store.read(|tx| match get_attempt(tx, AttemptId(marker.attempt)) {
         Ok(a) => Ok(Some(a)),
         Err(err) if err.code == Code::NotFound => Ok(None),
         Err(err) => Err(err),

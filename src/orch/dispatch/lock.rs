@@ -2,6 +2,7 @@
 //! from one whose dispatcher died.
 
 use crate::error::{Error, Result};
+use crate::orch::model::AttemptId;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
@@ -14,11 +15,11 @@ pub(crate) struct DispatchLock {
 }
 
 impl DispatchLock {
-    fn path(state_dir: &Path, attempt: i64) -> PathBuf {
+    fn path(state_dir: &Path, attempt: AttemptId) -> PathBuf {
         state_dir.join("dispatch").join(format!("{attempt}.lock"))
     }
 
-    fn open(state_dir: &Path, attempt: i64) -> Result<(PathBuf, File)> {
+    fn open(state_dir: &Path, attempt: AttemptId) -> Result<(PathBuf, File)> {
         let path = Self::path(state_dir, attempt);
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)
@@ -34,7 +35,7 @@ impl DispatchLock {
     }
 
     /// Takes the lock of a new attempt (nobody else knows its id yet).
-    pub(crate) fn acquire(state_dir: &Path, attempt: i64) -> Result<DispatchLock> {
+    pub(crate) fn acquire(state_dir: &Path, attempt: AttemptId) -> Result<DispatchLock> {
         let (path, file) = Self::open(state_dir, attempt)?;
         file.lock()
             .map_err(|e| Error::io(format!("locking {}", path.display()), e))?;
@@ -43,7 +44,10 @@ impl DispatchLock {
 
     /// The lock of an attempt another process may still be dispatching; `None` while
     /// that process holds it.
-    pub(crate) fn try_acquire(state_dir: &Path, attempt: i64) -> Result<Option<DispatchLock>> {
+    pub(crate) fn try_acquire(
+        state_dir: &Path,
+        attempt: AttemptId,
+    ) -> Result<Option<DispatchLock>> {
         let (path, file) = Self::open(state_dir, attempt)?;
         match file.try_lock() {
             Ok(()) => Ok(Some(DispatchLock { path, _file: file })),

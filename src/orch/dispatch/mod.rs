@@ -164,9 +164,6 @@ pub struct Dispatched {
 }
 
 /// Dispatches the named tasks and/or every ready one (priority, then age), at most
-/// `max`. Named tasks are checked before the first is dispatched.
-
-/// Dispatches the named tasks and/or every ready one (priority, then age), at most
 /// `max`. Named tasks are checked before the first is dispatched. A base conflict
 /// blocks its task and is reported; the others go on.
 pub fn dispatch_tasks(

@@ -9,7 +9,7 @@ use crate::inbox::{self, Thread};
 use crate::names::Address;
 use crate::orch::attempts::{end_attempt, get_attempt, set_attempt_status, AttemptRef};
 use crate::orch::changes::{Act, Changes};
-use crate::orch::model::{invalid_transition, Attempt, Task};
+use crate::orch::model::{invalid_transition, Attempt, AttemptId, Task};
 use crate::orch::reconcile;
 use crate::orch::runs::RunRow;
 use crate::orch::status::{AttemptStatus, TaskStatus, LIVE_ATTEMPT_SQL};
@@ -135,7 +135,7 @@ pub(crate) fn allocate(conn: &Connection, run: &RunRow, req: &Request<'_>) -> Re
         Value::Object(req.extra.clone()).to_string()
     ])?;
     Ok(Prepared {
-        attempt: conn.last_insert_rowid(),
+        attempt: AttemptId(conn.last_insert_rowid()),
         run: run.name.clone(),
         task: task.key,
         kind: task.kind,
@@ -228,7 +228,7 @@ pub(crate) fn hand_over(
     conn: &Connection,
     cfg: &inbox::Config,
     changes: &mut Changes,
-    attempt_id: i64,
+    attempt_id: AttemptId,
 ) -> Result<Attempt> {
     let attempt = get_attempt(conn, attempt_id)?;
     let Some(thread_id) = attempt
@@ -289,7 +289,7 @@ pub(crate) fn abandon_tx(
     conn: &Connection,
     cfg: &inbox::Config,
     changes: &mut Changes,
-    attempt_id: i64,
+    attempt_id: AttemptId,
     reason: &str,
 ) -> Result<()> {
     let attempt = get_attempt(conn, attempt_id)?;
@@ -310,7 +310,7 @@ pub(crate) fn abandon_tx(
 
 /// Undoes step 1: the attempt row goes (it never had a thread; a task cancelled
 /// meanwhile cancelled it, and it goes all the same).
-pub(crate) fn discard_tx(conn: &Connection, attempt_id: i64) -> Result<bool> {
+pub(crate) fn discard_tx(conn: &Connection, attempt_id: AttemptId) -> Result<bool> {
     Ok(conn
         .prepare_cached(
             "DELETE FROM attempts WHERE id = ?1 AND thread_id IS NULL

@@ -5,6 +5,7 @@
 use super::base::BaseChoice;
 use crate::error::{Error, Result};
 use crate::names::Address;
+use crate::orch::model::AttemptId;
 use crate::orch::status::TaskStatus;
 use serde_json::{Map, Value};
 use std::path::PathBuf;
@@ -25,7 +26,7 @@ pub struct Workspace {
 /// An attempt allocated in `preparing`: everything the later steps need.
 #[derive(Debug, Clone)]
 pub struct Prepared {
-    pub attempt: i64,
+    pub attempt: AttemptId,
     pub run: String,
     pub task: String,
     pub kind: String,

@@ -3,6 +3,7 @@
 use crate::error::{Error, Result};
 use crate::names::check_name;
 use crate::orch::changes::{Act, Changes};
+use crate::orch::model::AttemptId;
 use crate::orch::status::TaskStatus;
 use crate::store::events::NewEvent;
 use rusqlite::{params, Connection, OptionalExtension};
@@ -21,7 +22,7 @@ pub struct TaskRow {
     pub status: TaskStatus,
     pub max_attempts: i64,
     pub attempts: i64,
-    pub current_attempt: Option<i64>,
+    pub current_attempt: Option<AttemptId>,
     pub blocked_reason: Option<String>,
 }
 
@@ -88,15 +89,13 @@ pub fn waiting_status(conn: &Connection, run: &str, key: &str) -> Result<TaskSta
     })
 }
 
-/// Moves a task to `to` (with why it is blocked, if it is) and records the event.
-
 /// A task's move from one status to another: which attempt moved it, and why it is
 /// blocked when it is.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Transition<'a> {
     pub from: TaskStatus,
     pub to: TaskStatus,
-    pub attempt: Option<i64>,
+    pub attempt: Option<AttemptId>,
     /// `blocked_reason` and `blocked_detail`; `None` clears them.
     pub blocked: Option<(&'a str, &'a Value)>,
 }
@@ -112,7 +111,7 @@ impl<'a> Transition<'a> {
     }
 
     /// Moved by `attempt` (`None`: by no attempt).
-    pub(crate) fn by(self, attempt: Option<i64>) -> Self {
+    pub(crate) fn by(self, attempt: Option<AttemptId>) -> Self {
         Transition { attempt, ..self }
     }
 
@@ -161,7 +160,7 @@ pub(crate) fn set_status(
                 kind: "task.status",
                 run: Some(run),
                 task: Some(key),
-                attempt,
+                attempt: attempt.map(|a| a.0),
                 from: Some(from.as_str()),
                 to: Some(to.as_str()),
                 ..NewEvent::default()
