@@ -281,7 +281,7 @@ mod tests {
             .unwrap();
         assert_eq!(ended.status, AttemptStatus::Lost);
         assert!(ended.ended_at.is_some());
-        assert_eq!(thread.status, "cancelled");
+        assert_eq!(thread.status, inbox::ThreadStatus::Cancelled);
 
         // Again: the thread is closed already and the status stays, so nothing is added.
         assert!(end(&mut store).is_empty());

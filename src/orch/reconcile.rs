@@ -23,7 +23,7 @@ use super::model::AttemptId;
 use super::status::{AttemptStatus, TaskStatus, LIVE_ATTEMPT_SQL};
 use super::tasks::{self, TaskRow};
 use crate::error::Result;
-use crate::inbox::{self, Inbox, Thread};
+use crate::inbox::{self, Inbox, Thread, ThreadStatus};
 use crate::orch::tasks::Transition;
 use crate::store::events::Event;
 use crate::store::Store;
@@ -110,11 +110,11 @@ pub fn reconcile_tx(conn: &Connection, cfg: &inbox::Config, changes: &mut Change
 
 /// The attempt status a thread's state means.
 pub fn attempt_status_for(thread: &Thread) -> AttemptStatus {
-    match thread.status.as_str() {
-        "claimed" if thread.awaiting_reply => AttemptStatus::Blocked,
-        "claimed" => AttemptStatus::Running,
-        "done" => AttemptStatus::Succeeded,
-        "failed"
+    match thread.status {
+        ThreadStatus::Claimed if thread.awaiting_reply => AttemptStatus::Blocked,
+        ThreadStatus::Claimed => AttemptStatus::Running,
+        ThreadStatus::Done => AttemptStatus::Succeeded,
+        ThreadStatus::Failed
             if thread
                 .failure
                 .as_ref()
@@ -122,9 +122,9 @@ pub fn attempt_status_for(thread: &Thread) -> AttemptStatus {
         {
             AttemptStatus::Lost
         }
-        "failed" => AttemptStatus::Failed,
-        "cancelled" => AttemptStatus::Cancelled,
-        _ => AttemptStatus::Dispatched,
+        ThreadStatus::Failed => AttemptStatus::Failed,
+        ThreadStatus::Cancelled => AttemptStatus::Cancelled,
+        ThreadStatus::Open => AttemptStatus::Dispatched,
     }
 }
 

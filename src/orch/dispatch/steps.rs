@@ -5,7 +5,7 @@
 use super::base::{dep_heads, BaseChoice};
 use super::workspace::{Prepared, Workspace};
 use crate::error::{Code, Error, Result};
-use crate::inbox::{self, Thread};
+use crate::inbox::{self, Thread, ThreadStatus};
 use crate::names::Address;
 use crate::orch::attempts::{end_attempt, get_attempt, set_attempt_status, AttemptRef};
 use crate::orch::changes::{Act, Changes};
@@ -255,7 +255,7 @@ pub(crate) fn hand_over(
     let task = tasks::get_row(conn, &attempt.run, &attempt.task)?;
     let thread = inbox::get_thread(conn, thread_id)?;
     // Seen as it stands only while untouched; otherwise reconcile maps it right below.
-    let untouched = thread.status == "open" && thread.claim_count == 0;
+    let untouched = thread.status == ThreadStatus::Open && thread.claim_count == 0;
     set_attempt_status(
         conn,
         &act,
