@@ -10,7 +10,7 @@ use crate::orch::dispatch::{self, NoWorkspaces, Request};
 use crate::orch::runs::{self, NewRun};
 use crate::orch::tasks::{self, Select, TaskSpec};
 use crate::orch::waits::{self, Until, WaitFor};
-use crate::orch::{Attempt, Orch, Task};
+use crate::orch::{Attempt, Orch, Task, TaskStatus};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 use std::time::Instant;
@@ -155,7 +155,7 @@ pub fn show(orch: &mut Orch<'_>, name: Option<&str>) -> Result<Council> {
         Ok(Council {
             council: row.name.clone(),
             topic: row.title.clone(),
-            status: row.status.clone(),
+            status: row.status.to_string(),
             base_ref: row.base_ref.clone(),
             reviewers: tasks.iter().map(|t| t.key.clone()).collect(),
             tasks,
@@ -195,7 +195,7 @@ fn results(conn: &rusqlite::Connection, tasks: &[Task]) -> Result<Vec<ReviewerRe
             let thread = task
                 .current_attempt
                 .as_ref()
-                .filter(|_| task.status == "done")
+                .filter(|_| task.status == TaskStatus::Done)
                 .and_then(|a: &Attempt| a.thread);
             let Some(thread) = thread else {
                 return Ok(ReviewerResult::missing(task.key.clone()));

@@ -5,7 +5,12 @@
 //! branch is merged into the run's base or every commit of it is reachable from another
 //! ref (a rescue ref, a dependent's branch, …). Bases and rescue refs are never deleted.
 
-use super::{get_attempt, runs, Act, Attempt, Changes, Orch};
+use super::attempts::get_attempt;
+use super::changes::{Act, Changes};
+use super::facade::Orch;
+use super::model::{Attempt, AttemptId};
+use super::runs;
+use super::status::ENDED_ATTEMPT_SQL;
 use crate::error::{Error, Result};
 use crate::repo::{AttemptName, Repo, Untracked};
 use crate::store::events::NewEvent;
@@ -45,8 +50,6 @@ struct Done {
     branch_deleted: bool,
 }
 
-const ENDED_SQL: &str = "('succeeded', 'failed', 'lost', 'cancelled')";
-
 pub fn cleanup(orch: &mut Orch<'_>, opts: &Options<'_>) -> Result<Report> {
     let repo = orch
         .repo
@@ -55,10 +58,10 @@ pub fn cleanup(orch: &mut Orch<'_>, opts: &Options<'_>) -> Result<Report> {
     let (run, attempts) = orch.read(|tx| {
         let run = runs::resolve(tx, opts.run)?;
         // Cleaned before: only their branches are left to prune.
-        let ids: Vec<i64> = tx
+        let ids: Vec<AttemptId> = tx
             .prepare_cached(&format!(
                 "SELECT id FROM attempts
-                 WHERE run = ?1 AND status IN {ENDED_SQL} AND worktree IS NOT NULL
+                 WHERE run = ?1 AND status IN {ENDED_ATTEMPT_SQL} AND worktree IS NOT NULL
                    AND (json_extract(data, '$.worktree_removed_at') IS NULL
                         OR (?2 AND branch IS NOT NULL
                             AND json_extract(data, '$.branch_deleted_at') IS NULL))
@@ -186,10 +189,7 @@ fn clean_one(
 /// Notes on the attempt that its worktree is gone (and where its work went).
 fn record(orch: &mut Orch<'_>, attempt: &Attempt, done: &Done) -> Result<Attempt> {
     orch.write(|tx, cfg, changes| {
-        let act = Act {
-            now: crate::time::now_ms(),
-            leader: &cfg.leader,
-        };
+        let act = Act::now(&cfg.leader);
         tx.prepare_cached(
             "UPDATE attempts SET data = json_set(data,
                     '$.worktree_removed_at', coalesce(json_extract(data, '$.worktree_removed_at'), ?2),
@@ -223,7 +223,7 @@ fn record_event(
             thread: attempt.thread,
             run: Some(&attempt.run),
             task: Some(&attempt.task),
-            attempt: Some(attempt.id),
+            attempt: Some(attempt.id.0),
             data: Some(json!({
                 "worktree": attempt.worktree, "rescue_ref": done.rescue_ref,
                 "branch": attempt.branch, "branch_deleted": done.branch_deleted,

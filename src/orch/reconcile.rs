@@ -16,29 +16,25 @@
 //! reconcile with nothing to do is a read of the live attempts and their threads, and
 //! takes no write lock. Applying the same picture twice changes nothing: idempotent.
 
+use super::attempts::{set_attempt_status, AttemptRef};
+use super::changes::{Act, Changes};
+use super::dag;
+use super::model::AttemptId;
+use super::status::{AttemptStatus, TaskStatus, LIVE_ATTEMPT_SQL};
 use super::tasks::{self, TaskRow};
-use super::{Act, Changes, LIVE_ATTEMPT_SQL};
 use crate::error::Result;
-use crate::inbox::{self, Inbox, Thread};
-use crate::store::events::{Event, NewEvent};
+use crate::inbox::{self, Inbox, Thread, ThreadStatus};
+use crate::orch::tasks::Transition;
+use crate::store::events::Event;
 use crate::store::Store;
-use rusqlite::{params, Connection};
+use rusqlite::Connection;
 
 /// Why the inbox fails a thread whose lease ran out too often.
 const LEASE_EXPIRED_TOO_OFTEN: &str = "lease_expired_too_often";
 
-/// Enough of an attempt to change its status and name it in events.
-#[derive(Debug, Clone)]
-pub(crate) struct AttemptRef {
-    pub id: i64,
-    pub run: String,
-    pub task: String,
-    pub thread: Option<i64>,
-}
-
 pub(crate) struct Live {
     attempt: AttemptRef,
-    status: String,
+    status: AttemptStatus,
     seen: (Option<String>, Option<bool>, Option<i64>, Option<String>),
 }
 
@@ -104,7 +100,7 @@ pub fn reconcile_tx(conn: &Connection, cfg: &inbox::Config, changes: &mut Change
     inbox::expire_due(conn, cfg, now)?;
     let act = Act {
         now,
-        leader: &cfg.leader,
+        actor: &cfg.leader,
     };
     for (live, thread) in moved(conn)? {
         apply(conn, &act, changes, &live, &thread)?;
@@ -113,22 +109,22 @@ pub fn reconcile_tx(conn: &Connection, cfg: &inbox::Config, changes: &mut Change
 }
 
 /// The attempt status a thread's state means.
-pub fn attempt_status_for(thread: &Thread) -> &'static str {
-    match thread.status.as_str() {
-        "claimed" if thread.awaiting_reply => "blocked",
-        "claimed" => "running",
-        "done" => "succeeded",
-        "failed"
+pub fn attempt_status_for(thread: &Thread) -> AttemptStatus {
+    match thread.status {
+        ThreadStatus::Claimed if thread.awaiting_reply => AttemptStatus::Blocked,
+        ThreadStatus::Claimed => AttemptStatus::Running,
+        ThreadStatus::Done => AttemptStatus::Succeeded,
+        ThreadStatus::Failed
             if thread
                 .failure
                 .as_ref()
                 .is_some_and(|f| f.reason == LEASE_EXPIRED_TOO_OFTEN) =>
         {
-            "lost"
+            AttemptStatus::Lost
         }
-        "failed" => "failed",
-        "cancelled" => "cancelled",
-        _ => "dispatched",
+        ThreadStatus::Failed => AttemptStatus::Failed,
+        ThreadStatus::Cancelled => AttemptStatus::Cancelled,
+        ThreadStatus::Open => AttemptStatus::Dispatched,
     }
 }
 
@@ -145,7 +141,7 @@ fn apply(
         act,
         changes,
         &live.attempt,
-        &live.status,
+        live.status,
         target,
         Some(thread),
     )?;
@@ -153,20 +149,24 @@ fn apply(
         return Ok(());
     };
     // Only the task's latest attempt speaks for it; a finished task stays finished.
-    if task.current_attempt != Some(live.attempt.id) || super::is_final_task(&task.status) {
+    if task.current_attempt != Some(live.attempt.id) || task.status.is_final() {
         return Ok(());
     }
     let retryable = thread.failure.as_ref().is_some_and(|f| f.retryable);
+    let lost = target == AttemptStatus::Lost;
     let to = match target {
-        "succeeded" => "done",
-        "failed" | "lost"
-            if (retryable || target == "lost") && task.attempts < task.max_attempts =>
+        AttemptStatus::Succeeded => TaskStatus::Done,
+        AttemptStatus::Failed | AttemptStatus::Lost
+            if (retryable || lost) && task.attempts < task.max_attempts =>
         {
             tasks::waiting_status(conn, &task.run, &task.key)?
         }
-        "failed" | "lost" => "failed",
-        "cancelled" => "cancelled",
-        other => other,
+        AttemptStatus::Failed | AttemptStatus::Lost => TaskStatus::Failed,
+        AttemptStatus::Cancelled => TaskStatus::Cancelled,
+        AttemptStatus::Running => TaskStatus::Running,
+        AttemptStatus::Blocked => TaskStatus::Blocked,
+        // A thread never says `preparing`: that is dispatch's own.
+        AttemptStatus::Dispatched | AttemptStatus::Preparing => TaskStatus::Dispatched,
     };
     move_task(conn, act, changes, &task, to, live.attempt.id, thread)
 }
@@ -176,11 +176,11 @@ fn move_task(
     act: &Act<'_>,
     changes: &mut Changes,
     task: &TaskRow,
-    to: &str,
-    attempt: i64,
+    to: TaskStatus,
+    attempt: AttemptId,
     thread: &Thread,
 ) -> Result<()> {
-    if to == "blocked" {
+    if to == TaskStatus::Blocked {
         // Refreshed even when already blocked: a second question replaces the first.
         let detail = tasks::question_detail(conn, thread.id)?;
         return tasks::set_status(
@@ -189,10 +189,9 @@ fn move_task(
             changes,
             &task.run,
             &task.key,
-            &task.status,
-            to,
-            Some(attempt),
-            Some(("question", &detail)),
+            Transition::new(task.status, to)
+                .by(Some(attempt))
+                .blocked("question", &detail),
         );
     }
     if task.status == to {
@@ -204,72 +203,10 @@ fn move_task(
         changes,
         &task.run,
         &task.key,
-        &task.status,
-        to,
-        Some(attempt),
-        None,
+        Transition::new(task.status, to).by(Some(attempt)),
     )?;
-    if to == "done" {
-        tasks::promote_dependents(conn, act, changes, &task.run, &task.key)?;
-    }
-    Ok(())
-}
-
-/// Moves an attempt to `to`, remembering what it saw of its thread, and records the event.
-pub(crate) fn set_attempt_status(
-    conn: &Connection,
-    act: &Act<'_>,
-    changes: &mut Changes,
-    attempt: &AttemptRef,
-    from: &str,
-    to: &str,
-    thread: Option<&Thread>,
-) -> Result<()> {
-    let ended = !super::is_live_attempt(to);
-    conn.prepare_cached(
-        "UPDATE attempts SET status = ?2,
-                ended_at = CASE WHEN ?3 THEN coalesce(ended_at, ?4) ELSE NULL END
-         WHERE id = ?1",
-    )?
-    .execute(params![attempt.id, to, ended, act.now])?;
-    if let Some(thread) = thread {
-        // A closed thread keeps its last holder: the agent even when reconcile never saw
-        // the claim (claimed and finished between two looks).
-        let holder = thread.claimed_by.as_deref();
-        conn.prepare_cached(
-            "UPDATE attempts SET agent = coalesce(?2, agent), seen_status = ?3, seen_awaiting = ?4,
-                    seen_claims = ?5, fail_reason = ?7, fail_retryable = ?8,
-                    seen_updated_ms = CASE WHEN seen_updated_at IS ?6 THEN seen_updated_ms ELSE ?9 END,
-                    seen_updated_at = ?6
-             WHERE id = ?1",
-        )?
-        .execute(params![
-            attempt.id,
-            holder,
-            thread.status,
-            thread.awaiting_reply,
-            thread.claim_count,
-            thread.updated_at,
-            thread.failure.as_ref().map(|f| f.reason.as_str()),
-            thread.failure.as_ref().map(|f| f.retryable),
-            act.now,
-        ])?;
-    }
-    if from != to {
-        changes.emit(
-            conn,
-            act,
-            NewEvent {
-                kind: "attempt.status",
-                thread: attempt.thread,
-                run: Some(&attempt.run),
-                task: Some(&attempt.task),
-                attempt: Some(attempt.id),
-                from: Some(from),
-                to: Some(to),
-                ..NewEvent::default()
-            },
-        )?;
+    if to == TaskStatus::Done {
+        dag::promote_dependents(conn, act, changes, &task.run, &task.key)?;
     }
     Ok(())
 }

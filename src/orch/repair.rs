@@ -16,12 +16,18 @@
 //! Git is read and run outside transactions; each change is then applied in a short one
 //! that checks the attempt is still as it was seen.
 
-use super::dispatch::{self, DispatchLock};
-use super::reconcile::{self, AttemptRef};
+use super::attempts::{end_attempt, get_attempt};
+use super::changes::{Act, Changes};
+use super::dispatch::lock::DispatchLock;
+use super::dispatch::steps::{discard_tx, hand_over};
+use super::model::{Attempt, AttemptId};
+use super::reconcile;
+use super::status::{AttemptStatus, TaskStatus};
+use super::tasks;
 use super::worktrees::{self, Retired};
-use super::{get_attempt, tasks, Act, Changes};
 use crate::error::Result;
 use crate::inbox::{self, Inbox};
+use crate::orch::tasks::Transition;
 use crate::repo::{AttemptMarker, AttemptName, CommitStats, Repo};
 use crate::store::events::{Event, NewEvent};
 use crate::store::Store;
@@ -35,7 +41,7 @@ pub const WORKTREE_DELETED: &str = "worktree_deleted";
 
 /// A live attempt as reconcile last stored it, with where it works.
 struct LiveWork {
-    id: i64,
+    id: AttemptId,
     worktree: Option<String>,
     branch: Option<String>,
     base_sha: Option<String>,
@@ -45,18 +51,18 @@ struct LiveWork {
 /// What the repository says about one live attempt.
 enum Seen {
     Head {
-        id: i64,
+        id: AttemptId,
         was: Option<String>,
         stats: CommitStats,
         commits: u64,
     },
     Lost {
-        id: i64,
+        id: AttemptId,
         worktree: String,
     },
     /// `git worktree move`d: the branch is checked out elsewhere.
     Moved {
-        id: i64,
+        id: AttemptId,
         from: String,
         to: String,
     },
@@ -70,7 +76,7 @@ pub fn reconcile(
 ) -> Result<Vec<Event>> {
     Inbox::new(store, cfg.clone()).settle()?;
     let (preparing, live, threads_moved) = store.read(|tx| {
-        let preparing: Vec<i64> = tx
+        let preparing: Vec<AttemptId> = tx
             .prepare_cached("SELECT id FROM attempts WHERE status = 'preparing' ORDER BY id")?
             .query_map([], |r| r.get(0))?
             .collect::<rusqlite::Result<_>>()?;
@@ -119,10 +125,7 @@ pub fn reconcile(
     }
     let mut applied = store.write(|tx| {
         let mut changes = Changes::default();
-        let act = Act {
-            now: crate::time::now_ms(),
-            leader: &cfg.leader,
-        };
+        let act = Act::now(&cfg.leader);
         // Heads first: an attempt that just succeeded keeps the head it ended at.
         for s in &seen {
             if let Seen::Head {
@@ -223,53 +226,38 @@ fn lose(
     cfg: &inbox::Config,
     act: &Act<'_>,
     changes: &mut Changes,
-    id: i64,
+    id: AttemptId,
     worktree: &str,
 ) -> Result<()> {
     let attempt = get_attempt(conn, id)?;
-    if !super::is_live_attempt(&attempt.status) || attempt.status == "preparing" {
+    if !attempt.status.is_live() || attempt.status == AttemptStatus::Preparing {
         return Ok(());
     }
     if Path::new(worktree).exists() {
         return Ok(());
     }
     let reason = format!("the attempt's worktree {worktree} was deleted");
-    let mut thread = None;
-    if let Some(thread_id) = attempt.thread {
-        let current = inbox::get_thread(conn, thread_id)?;
-        thread = Some(if current.is_closed() {
-            current
-        } else {
-            inbox::cancel(conn, cfg, &cfg.leader, thread_id, &reason)?.thread
-        });
-    }
-    let refs = AttemptRef {
-        id,
-        run: attempt.run.clone(),
-        task: attempt.task.clone(),
-        thread: attempt.thread,
-    };
-    reconcile::set_attempt_status(
+    end_attempt(
         conn,
+        cfg,
         act,
         changes,
-        &refs,
-        &attempt.status,
-        "lost",
-        thread.as_ref(),
+        &attempt,
+        AttemptStatus::Lost,
+        &reason,
     )?;
     conn.prepare_cached("UPDATE attempts SET fail_reason = ?2, fail_retryable = 1 WHERE id = ?1")?
         .execute(params![id, WORKTREE_DELETED])?;
     let Some(task) = tasks::find_row(conn, &attempt.run, &attempt.task)? else {
         return Ok(());
     };
-    if task.current_attempt != Some(id) || super::is_final_task(&task.status) {
+    if task.current_attempt != Some(id) || task.status.is_final() {
         return Ok(());
     }
     let to = if task.attempts < task.max_attempts {
         tasks::waiting_status(conn, &task.run, &task.key)?
     } else {
-        "failed"
+        TaskStatus::Failed
     };
     tasks::set_status(
         conn,
@@ -277,10 +265,7 @@ fn lose(
         changes,
         &task.run,
         &task.key,
-        &task.status,
-        to,
-        Some(id),
-        None,
+        Transition::new(task.status, to).by(Some(id)),
     )
 }
 
@@ -289,13 +274,10 @@ fn repair_event(
     cfg: &inbox::Config,
     changes: &mut Changes,
     name: (&str, &str),
-    attempt: Option<i64>,
+    attempt: Option<AttemptId>,
     data: serde_json::Value,
 ) -> Result<()> {
-    let act = Act {
-        now: crate::time::now_ms(),
-        leader: &cfg.leader,
-    };
+    let act = Act::now(&cfg.leader);
     changes.emit(
         conn,
         &act,
@@ -303,7 +285,7 @@ fn repair_event(
             kind: "attempt.repair",
             run: Some(name.0),
             task: Some(name.1),
-            attempt,
+            attempt: attempt.map(|a| a.0),
             data: Some(data),
             ..NewEvent::default()
         },
@@ -316,14 +298,14 @@ fn repair_preparing(
     store: &mut Store,
     cfg: &inbox::Config,
     repo: &Repo,
-    id: i64,
+    id: AttemptId,
 ) -> Result<Vec<Event>> {
     let Some(_lock) = DispatchLock::try_acquire(store.state_dir(), id)? else {
         return Ok(Vec::new());
     };
     // Read again under the lock: the dispatcher may have finished just before.
     let attempt = match store.read(|tx| get_attempt(tx, id)) {
-        Ok(attempt) if attempt.status == "preparing" => attempt,
+        Ok(attempt) if attempt.status == AttemptStatus::Preparing => attempt,
         _ => return Ok(Vec::new()),
     };
     if let Some(thread) = attempt.thread {
@@ -337,7 +319,7 @@ fn repair_preparing(
 fn finish(
     store: &mut Store,
     cfg: &inbox::Config,
-    attempt: &super::Attempt,
+    attempt: &Attempt,
     thread: i64,
 ) -> Result<Vec<Event>> {
     let mut marker_written = false;
@@ -347,7 +329,7 @@ fn finish(
             let marker = AttemptMarker {
                 run: attempt.run.clone(),
                 task: attempt.task.clone(),
-                attempt: attempt.id,
+                attempt: attempt.id.0,
                 thread,
                 agent: (!attempt.to.starts_with('@')).then(|| attempt.to.clone()),
             };
@@ -359,7 +341,7 @@ fn finish(
     }
     store.write(|tx| {
         let mut changes = Changes::default();
-        dispatch::store(tx, cfg, &mut changes, attempt.id)?;
+        hand_over(tx, cfg, &mut changes, attempt.id)?;
         repair_event(
             tx,
             cfg,
@@ -382,7 +364,7 @@ fn undo(
     store: &mut Store,
     cfg: &inbox::Config,
     repo: &Repo,
-    attempt: &super::Attempt,
+    attempt: &Attempt,
 ) -> Result<Vec<Event>> {
     let mut retired = Retired::default();
     let mut branch = None;
@@ -406,7 +388,7 @@ fn undo(
     }
     store.write(|tx| {
         let mut changes = Changes::default();
-        if dispatch::discard_tx(tx, attempt.id)? {
+        if discard_tx(tx, attempt.id)? {
             repair_event(
                 tx,
                 cfg,
@@ -544,9 +526,16 @@ fn clear_stale_locks(store: &mut Store) -> Result<()> {
     let Ok(entries) = std::fs::read_dir(&dir) else {
         return Ok(());
     };
-    let ids: Vec<i64> = entries
+    let ids: Vec<AttemptId> = entries
         .filter_map(|e| e.ok())
-        .filter_map(|e| e.file_name().to_str()?.strip_suffix(".lock")?.parse().ok())
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()?
+                .strip_suffix(".lock")?
+                .parse()
+                .ok()
+                .map(AttemptId)
+        })
         .collect();
     for id in ids {
         let preparing = store.read(|tx| {

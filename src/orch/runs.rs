@@ -1,9 +1,12 @@
 //! Runs: creating, listing, the current run, closing and cancelling.
 
-use super::{invalid_transition, Act, Changes, Counts, Run};
+use super::changes::{Act, Changes};
+use super::model::{invalid_transition, Counts, Run};
+use super::status::{RunStatus, TaskStatus, IN_FLIGHT_TASK_SQL};
 use crate::error::{Code, Error, Result};
 use crate::inbox;
 use crate::names::check_name;
+use crate::repo::check_ref_text;
 use crate::store::events::NewEvent;
 use crate::time::rfc3339;
 use rusqlite::{params, Connection, OptionalExtension};
@@ -15,7 +18,7 @@ const CURRENT_RUN: &str = "current_run";
 pub struct RunRow {
     pub name: String,
     pub title: String,
-    pub status: String,
+    pub status: RunStatus,
     pub base_ref: Option<String>,
     pub kind: String,
     pub created_at: i64,
@@ -24,14 +27,14 @@ pub struct RunRow {
 impl RunRow {
     /// Refuses changes to a run that is over.
     pub fn require_active(&self) -> Result<()> {
-        if self.status == "active" {
+        if self.status == RunStatus::Active {
             return Ok(());
         }
         Err(
             invalid_transition(format!("run {} is {}", self.name, self.status))
                 .hint("start a new run with `git orch run init NAME --title T`")
                 .detail("run", self.name.clone())
-                .detail("status", self.status.clone()),
+                .detail("status", self.status.as_str()),
         )
     }
 }
@@ -97,10 +100,12 @@ pub fn counts(conn: &Connection, run: &str) -> Result<Counts> {
     let mut counts = Counts::default();
     let mut stmt =
         conn.prepare_cached("SELECT status, count(*) FROM tasks WHERE run = ?1 GROUP BY status")?;
-    let rows = stmt.query_map([run], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+    let rows = stmt.query_map([run], |r| {
+        Ok((r.get::<_, TaskStatus>(0)?, r.get::<_, i64>(1)?))
+    })?;
     for row in rows {
         let (status, n) = row?;
-        counts.add(&status, n);
+        counts.add(status, n);
     }
     Ok(counts)
 }
@@ -109,7 +114,7 @@ pub fn to_json(row: &RunRow, counts: Counts) -> Run {
     Run {
         name: row.name.clone(),
         title: row.title.clone(),
-        status: row.status.clone(),
+        status: row.status,
         base_ref: row.base_ref.clone(),
         kind: row.kind.clone(),
         created_at: rfc3339(row.created_at),
@@ -178,10 +183,7 @@ pub fn create(
                 .detail("run", name),
         );
     }
-    let act = Act {
-        now: crate::time::now_ms(),
-        leader: &cfg.leader,
-    };
+    let act = Act::now(&cfg.leader);
     conn.prepare_cached(
         "INSERT INTO runs (name, title, status, base_ref, kind, created_at, updated_at)
          VALUES (?1, ?2, 'active', ?3, ?4, ?5, ?5)",
@@ -194,23 +196,11 @@ pub fn create(
         NewEvent {
             kind: "run.status",
             run: Some(&name),
-            to: Some("active"),
+            to: Some(RunStatus::Active.as_str()),
             ..NewEvent::default()
         },
     )?;
     show(conn, &get(conn, &name)?)
-}
-
-/// A revision as typed by the user: resolved when a worktree is made; here only refused
-/// when it could never be one (a leading `-` would read as an option to git).
-pub fn check_ref_text(text: &str) -> Result<()> {
-    if text.is_empty() || text.starts_with('-') || text.chars().any(char::is_control) {
-        return Err(
-            Error::new(Code::BadRef, format!("invalid revision {text:?}"))
-                .hint("give a branch, tag or commit, e.g. --base main"),
-        );
-    }
-    Ok(())
 }
 
 pub fn use_run(conn: &Connection, name: &str) -> Result<Run> {
@@ -225,7 +215,7 @@ pub(crate) fn set_status(
     act: &Act<'_>,
     changes: &mut Changes,
     row: &RunRow,
-    to: &str,
+    to: RunStatus,
 ) -> Result<()> {
     conn.prepare_cached("UPDATE runs SET status = ?2, updated_at = ?3 WHERE name = ?1")?
         .execute(params![row.name, to, act.now])?;
@@ -235,46 +225,37 @@ pub(crate) fn set_status(
         NewEvent {
             kind: "run.status",
             run: Some(&row.name),
-            from: Some(&row.status),
-            to: Some(to),
+            from: Some(row.status.as_str()),
+            to: Some(to.as_str()),
             ..NewEvent::default()
         },
     )
 }
 
-/// Closes a run; with `cancel`, first cancels its unfinished tasks and their threads.
-/// Without it, a run with attempts in flight is refused.
+/// Closes a run; one with attempts in flight is refused (`cancel::cancel_run` cancels
+/// them instead).
 pub fn close(
     conn: &Connection,
     cfg: &inbox::Config,
     changes: &mut Changes,
     row: &RunRow,
-    cancel: bool,
 ) -> Result<Run> {
     row.require_active()?;
-    let act = Act {
-        now: crate::time::now_ms(),
-        leader: &cfg.leader,
-    };
-    if cancel {
-        super::tasks::cancel_all(conn, cfg, &act, changes, &row.name, "run cancelled")?;
-        set_status(conn, &act, changes, row, "cancelled")?;
-    } else {
-        let live: i64 = conn
-            .prepare_cached(
-                "SELECT count(*) FROM tasks WHERE run = ?1 AND status IN ('dispatched', 'running', 'blocked')",
-            )?
-            .query_row([&row.name], |r| r.get(0))?;
-        if live > 0 {
-            return Err(invalid_transition(format!(
-                "run {} has {live} task(s) in flight",
-                row.name
-            ))
-            .hint("wait for them (`git orch wait --until done`), or cancel them with `git orch run close --cancel`")
-            .detail("run", row.name.clone())
-            .detail("in_flight", live));
-        }
-        set_status(conn, &act, changes, row, "closed")?;
+    let act = Act::now(&cfg.leader);
+    let live: i64 = conn
+        .prepare_cached(&format!(
+            "SELECT count(*) FROM tasks WHERE run = ?1 AND status IN {IN_FLIGHT_TASK_SQL}"
+        ))?
+        .query_row([&row.name], |r| r.get(0))?;
+    if live > 0 {
+        return Err(invalid_transition(format!(
+            "run {} has {live} task(s) in flight",
+            row.name
+        ))
+        .hint("wait for them (`git orch wait --until done`), or cancel them with `git orch run close --cancel`")
+        .detail("run", row.name.clone())
+        .detail("in_flight", live));
     }
+    set_status(conn, &act, changes, row, RunStatus::Closed)?;
     show(conn, &get(conn, &row.name)?)
 }

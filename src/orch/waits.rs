@@ -2,9 +2,10 @@
 //! database's change counter (no transaction held), reconciles after every wake, and
 //! wakes on its own when a lease runs out so expiries are seen without another process.
 
+use super::facade::Orch;
 use super::runs;
+use super::status::TaskStatus;
 use super::tasks;
-use super::Orch;
 use crate::error::{Error, Result};
 use crate::inbox::{self, EventFilter};
 use crate::store::events::{self, Event};
@@ -111,7 +112,7 @@ fn holds(
             is_orch_event(&e.kind) && spec.task.is_none_or(|t| e.task.as_deref() == Some(t))
         }));
     }
-    let status_holds = |status: &str| -> Result<Vec<String>> {
+    let status_holds = |status: TaskStatus| -> Result<Vec<String>> {
         Ok(match spec.task {
             Some(key) => {
                 let task = tasks::get_row(conn, run, key)?;
@@ -131,12 +132,12 @@ fn holds(
         Until::Change => {
             return Ok((!since.is_empty()).then_some(since));
         }
-        Until::Ready => status_holds("ready")?,
-        Until::Blocked => status_holds("blocked")?,
+        Until::Ready => status_holds(TaskStatus::Ready)?,
+        Until::Blocked => status_holds(TaskStatus::Blocked)?,
         Until::Done => match spec.task {
             Some(key) => {
                 let task = tasks::get_row(conn, run, key)?;
-                if super::is_final_task(&task.status) {
+                if task.status.is_final() {
                     vec![task.key]
                 } else {
                     Vec::new()

@@ -6,8 +6,11 @@
 //! `review` and `chore` tasks stay worktree-less: their base is resolved when one is
 //! named, nothing is made.
 
-use super::dispatch::{BaseChoice, Prepared, Step, Workspace, Workspaces};
-use super::{get_attempt, Act, Changes};
+use super::attempts::get_attempt;
+use super::changes::{Act, Changes};
+use super::dispatch::base::BaseChoice;
+use super::dispatch::workspace::{Prepared, Step, Workspace, Workspaces};
+use super::model::AttemptId;
 use crate::error::{Code, Error, Result};
 use crate::inbox;
 use crate::repo::{AttemptMarker, AttemptName, CommitStats, Repo, Untracked};
@@ -192,7 +195,7 @@ impl Workspaces for GitWorkspaces<'_> {
             &AttemptMarker {
                 run: attempt.run.clone(),
                 task: attempt.task.clone(),
-                attempt: attempt.attempt,
+                attempt: attempt.attempt.0,
                 thread,
                 agent: attempt.agent().map(str::to_owned),
             },
@@ -295,14 +298,14 @@ pub(crate) fn record_head(
     conn: &Connection,
     act: &Act<'_>,
     changes: &mut Changes,
-    attempt_id: i64,
+    attempt_id: AttemptId,
     stats: &CommitStats,
     commits: u64,
     source: &str,
 ) -> Result<bool> {
     let attempt = get_attempt(conn, attempt_id)?;
     let current = attempt.head_sha.as_ref().or(attempt.base_sha.as_ref());
-    if !super::is_live_attempt(&attempt.status) || current == Some(&stats.sha) {
+    if !attempt.status.is_live() || current == Some(&stats.sha) {
         return Ok(false);
     }
     let commits = i64::try_from(commits).unwrap_or(i64::MAX);
@@ -316,7 +319,7 @@ pub(crate) fn record_head(
             thread: attempt.thread,
             run: Some(&attempt.run),
             task: Some(&attempt.task),
-            attempt: Some(attempt_id),
+            attempt: Some(attempt_id.0),
             data: Some(json!({
                 "sha": stats.sha, "subject": stats.subject, "files_changed": stats.files_changed,
                 "insertions": stats.insertions, "deletions": stats.deletions,
@@ -379,7 +382,7 @@ pub fn record_hook(
     if !call.rewritten.is_empty() {
         data["rewritten"] = serde_json::Value::Array(call.rewritten.clone());
     }
-    let attempt = store.read(|tx| match get_attempt(tx, marker.attempt) {
+    let attempt = store.read(|tx| match get_attempt(tx, AttemptId(marker.attempt)) {
         Ok(a) => Ok(Some(a)),
         Err(err) if err.code == Code::NotFound => Ok(None),
         Err(err) => Err(err),
@@ -387,7 +390,7 @@ pub fn record_hook(
     // Only a live attempt of the marker's own thread takes the head; else only the
     // message is kept.
     let head_update = match attempt {
-        Some(a) if super::is_live_attempt(&a.status) && a.thread == Some(marker.thread) => {
+        Some(a) if a.status.is_live() && a.thread == Some(marker.thread) => {
             let commits = match &a.base_sha {
                 Some(base) => repo.count_commits(&head, base)?,
                 None => 0,
@@ -400,10 +403,7 @@ pub fn record_hook(
         let posted = inbox::progress(tx, cfg, actor, marker.thread, &body, &data)?;
         if let Some((attempt, commits)) = head_update {
             // The progress message names who committed: the thread's holder.
-            let act = Act {
-                now: crate::time::now_ms(),
-                leader: &posted.message.author,
-            };
+            let act = Act::now(&posted.message.author);
             let mut changes = Changes::default();
             record_head(tx, &act, &mut changes, attempt, &stats, commits, "hook")?;
         }

@@ -18,7 +18,7 @@ mod worktree;
 pub use bases::MergedBase;
 pub use hooks::{HookOutcome, HooksReport, HOOK_NAMES};
 pub use refs::{AttemptBranch, LinkedWorktree};
-pub use revs::{BaseRef, CommitStats};
+pub use revs::{check_ref_text, BaseRef, CommitStats};
 pub use status::{worktree_dirty_paths, Untracked};
 pub use worktree::{
     remove_attempt_marker, write_attempt_marker, AttemptName, AttemptWorktree, Rescue,

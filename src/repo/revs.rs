@@ -41,6 +41,18 @@ fn gix_failed(what: &str, err: impl std::fmt::Display) -> Error {
     Error::new(Code::GitFailed, format!("{what}: {err}"))
 }
 
+/// A revision as typed by the user: resolved when a worktree is made; here only refused
+/// when it could never be one (a leading `-` would read as an option to git).
+pub fn check_ref_text(text: &str) -> Result<()> {
+    if text.is_empty() || text.starts_with('-') || text.chars().any(char::is_control) {
+        return Err(
+            Error::new(Code::BadRef, format!("invalid revision {text:?}"))
+                .hint("give a branch, tag or commit, e.g. --base main"),
+        );
+    }
+    Ok(())
+}
+
 pub(crate) fn parse_sha(sha: &str) -> Result<ObjectId> {
     ObjectId::from_hex(sha.as_bytes()).map_err(|e| {
         Error::invalid_input(format!("{sha:?} is not a full object id: {e}"))

@@ -4,7 +4,7 @@ use crate::cli::ctx::Ctx;
 use crate::cli::output::Out;
 use crate::error::{Code, Error, Result};
 use crate::inbox;
-use crate::orch::{runs, tasks};
+use crate::orch::{cancel, runs, tasks};
 use serde_json::json;
 
 #[derive(clap::Args, Debug)]
@@ -44,7 +44,7 @@ pub fn run(ctx: &mut Ctx, out: &Out, args: CancelArgs) -> Result<()> {
         None if args.run.is_some() => {
             let run = ctx.orch()?.write(|tx, cfg, changes| {
                 let row = runs::resolve(tx, run_name)?;
-                runs::close(tx, cfg, changes, &row, true)
+                cancel::cancel_run(tx, cfg, changes, &row)
             })?;
             out.success(&json!({ "run": run }), || {
                 format!(

@@ -163,7 +163,7 @@ fn render_council(council: &Council) -> String {
             .as_ref()
             .and_then(|a| a.thread)
             .map_or("-".to_owned(), |t| t.to_string());
-        table.row(vec![task.key.clone(), task.status.clone(), thread]);
+        table.row(vec![task.key.clone(), task.status.to_string(), thread]);
     }
     format!(
         "Council {}: {}\n\n{}",

@@ -4,7 +4,7 @@ use super::opts::RunOpt;
 use crate::cli::ctx::Ctx;
 use crate::cli::output::Out;
 use crate::error::Result;
-use crate::orch::{runs, tasks};
+use crate::orch::{dag, runs};
 use clap::Subcommand;
 use serde_json::json;
 
@@ -36,7 +36,7 @@ pub struct DepArgs {
 pub fn add(ctx: &mut Ctx, out: &Out, args: DepArgs) -> Result<()> {
     let (task, changed) = ctx.orch()?.write(|tx, cfg, changes| {
         let run = runs::resolve(tx, args.run.run.as_deref())?;
-        tasks::dep_add(tx, cfg, changes, &run, &args.key, &args.depends_on)
+        dag::dep_add(tx, cfg, changes, &run, &args.key, &args.depends_on)
     })?;
     out.success(&json!({"task": task, "changed": changed}), || {
         if changed {
@@ -53,7 +53,7 @@ pub fn add(ctx: &mut Ctx, out: &Out, args: DepArgs) -> Result<()> {
 pub fn rm(ctx: &mut Ctx, out: &Out, args: DepArgs) -> Result<()> {
     let task = ctx.orch()?.write(|tx, cfg, changes| {
         let run = runs::resolve(tx, args.run.run.as_deref())?;
-        tasks::dep_rm(tx, cfg, changes, &run, &args.key, &args.depends_on)
+        dag::dep_rm(tx, cfg, changes, &run, &args.key, &args.depends_on)
     })?;
     out.success(&json!({"task": task, "changed": true}), || {
         format!(

@@ -6,6 +6,7 @@ use crate::cli::output::Out;
 use crate::error::Result;
 use crate::names::Address;
 use crate::orch::dispatch::{self, Options};
+use crate::orch::retry;
 use crate::orch::{Attempt, Task};
 use serde_json::{json, Value};
 
@@ -81,7 +82,7 @@ pub struct RetryArgs {
 pub fn retry(ctx: &mut Ctx, out: &Out, args: RetryArgs) -> Result<()> {
     let to = address(args.to.as_deref())?;
     let attempt = ctx.dispatching(|orch, workspaces| {
-        dispatch::retry(
+        retry::retry(
             orch,
             workspaces,
             args.run.run.as_deref(),
@@ -113,7 +114,7 @@ pub struct ReassignArgs {
 pub fn reassign(ctx: &mut Ctx, out: &Out, args: ReassignArgs) -> Result<()> {
     let to = Address::parse(&args.to)?;
     let attempt = ctx.dispatching(|orch, workspaces| {
-        dispatch::reassign(
+        retry::reassign(
             orch,
             workspaces,
             args.run.run.as_deref(),

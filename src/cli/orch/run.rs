@@ -5,7 +5,7 @@ use crate::cli::output::Out;
 use crate::cli::render::{or_dash, Table};
 use crate::error::Result;
 use crate::orch::runs::{self, NewRun};
-use crate::orch::{Counts, Run, TASK_STATUSES};
+use crate::orch::{cancel, Counts, Run, TaskStatus};
 use clap::Subcommand;
 use serde_json::json;
 
@@ -85,7 +85,7 @@ pub fn list(ctx: &mut Ctx, out: &Out) -> Result<()> {
             table.row(vec![
                 mark.into(),
                 run.name.clone(),
-                run.status.clone(),
+                run.status.to_string(),
                 run.kind.clone(),
                 run.counts.total.to_string(),
                 run.counts.done.to_string(),
@@ -139,7 +139,11 @@ pub struct RunCloseArgs {
 pub fn close(ctx: &mut Ctx, out: &Out, args: RunCloseArgs) -> Result<()> {
     let run = ctx.orch()?.write(|tx, cfg, changes| {
         let row = runs::resolve(tx, args.name.as_deref())?;
-        runs::close(tx, cfg, changes, &row, args.cancel)
+        if args.cancel {
+            cancel::cancel_run(tx, cfg, changes, &row)
+        } else {
+            runs::close(tx, cfg, changes, &row)
+        }
     })?;
     out.success(&json!({ "run": run }), || {
         format!("Run {} is {}.", run.name, run.status)
@@ -147,10 +151,10 @@ pub fn close(ctx: &mut Ctx, out: &Out, args: RunCloseArgs) -> Result<()> {
 }
 
 pub(super) fn counts_line(counts: &Counts) -> String {
-    let parts: Vec<String> = TASK_STATUSES
+    let parts: Vec<String> = TaskStatus::ALL
         .iter()
-        .filter(|s| counts.get(s) > 0)
-        .map(|s| format!("{} {s}", counts.get(s)))
+        .filter(|&&s| counts.get(s) > 0)
+        .map(|&s| format!("{} {s}", counts.get(s)))
         .collect();
     if parts.is_empty() {
         "no tasks".into()

@@ -12,7 +12,7 @@ use crate::cli::render::{or_dash, preview, render_events, Table};
 use crate::error::{Code, Error, Result};
 use crate::inbox::{self, Note};
 use crate::orch::tasks::{self, Select};
-use crate::orch::{reconcile, runs, Counts, Run, Task};
+use crate::orch::{reconcile, runs, Counts, Run, Task, TaskStatus};
 use serde::Serialize;
 use serde_json::json;
 
@@ -37,7 +37,7 @@ pub fn blocked(ctx: &mut Ctx, out: &Out, args: RunOpt) -> Result<()> {
     orch.reconcile()?;
     let tasks = orch.read(|tx| {
         let run = runs::resolve(tx, args.run.as_deref())?;
-        tasks::load(tx, &run.name, Select::Status("blocked"))
+        tasks::load(tx, &run.name, Select::Status(TaskStatus::Blocked))
     })?;
     out.success(&TasksData { tasks: &tasks }, || render_blocked(&tasks))
 }
@@ -57,7 +57,7 @@ pub fn status(ctx: &mut Ctx, out: &Out, args: RunOpt) -> Result<()> {
         let tasks = tasks::load(tx, &row.name, Select::All)?;
         let mut counts = Counts::default();
         for task in &tasks {
-            counts.add(&task.status, 1);
+            counts.add(task.status, 1);
         }
         Ok((runs::to_json(&row, counts), tasks))
     })?;
@@ -215,7 +215,7 @@ fn render_status(run: &Run, tasks: &[Task]) -> String {
             task.key.clone(),
             match &task.blocked_reason {
                 Some(reason) => format!("{} ({reason})", task.status),
-                None => task.status.clone(),
+                None => task.status.to_string(),
             },
             or_dash(attempt.and_then(|a| a.agent.as_deref())),
             attempt.map_or("-".into(), |a| format!("{}/{}", a.n, task.max_attempts)),

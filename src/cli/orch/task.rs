@@ -9,7 +9,7 @@ use crate::cli::render::{or_dash, preview, Table};
 use crate::error::Result;
 use crate::orch::runs;
 use crate::orch::tasks::{self, Plan, Select, TaskSpec};
-use crate::orch::{Attempt, Task, TASK_STATUSES};
+use crate::orch::{Attempt, Task, TaskStatus, TASK_STATUSES};
 use clap::Subcommand;
 use serde::Serialize;
 use serde_json::json;
@@ -114,7 +114,10 @@ pub fn import(ctx: &mut Ctx, out: &Out, args: TaskImportArgs) -> Result<()> {
         tasks::import(tx, cfg, changes, &run, &plan)
     })?;
     out.success(&TasksData { tasks: &tasks }, || {
-        let ready = tasks.iter().filter(|t| t.status == "ready").count();
+        let ready = tasks
+            .iter()
+            .filter(|t| t.status == TaskStatus::Ready)
+            .count();
         format!(
             "Imported {} task(s): {ready} ready, {} pending.",
             tasks.len(),
@@ -138,7 +141,7 @@ pub fn list(ctx: &mut Ctx, out: &Out, args: TaskListArgs) -> Result<()> {
     let tasks = orch.read(|tx| {
         let run = runs::resolve(tx, args.run.run.as_deref())?;
         match &args.status {
-            Some(status) => tasks::load(tx, &run.name, Select::Status(status)),
+            Some(status) => tasks::load(tx, &run.name, Select::Status(status.parse()?)),
             None => tasks::load(tx, &run.name, Select::All),
         }
     })?;
@@ -178,7 +181,7 @@ pub(super) fn render_tasks(tasks: &[Task]) -> String {
     for task in tasks {
         table.row(vec![
             task.key.clone(),
-            task.status.clone(),
+            task.status.to_string(),
             task.priority.to_string(),
             task.to.clone(),
             if task.after.is_empty() {
@@ -228,7 +231,7 @@ fn render_task(task: &Task, attempts: &[Attempt]) -> String {
         for a in attempts {
             table.row(vec![
                 a.n.to_string(),
-                a.status.clone(),
+                a.status.to_string(),
                 or_dash(a.agent.as_deref()),
                 a.thread.map_or("-".into(), |t| t.to_string()),
                 or_dash(a.branch.as_deref()),

@@ -1,0 +1,189 @@
+//! Reading tasks as JSON: tasks with their current attempts and dependencies in three
+//! queries whatever their number, a task's attempts, and the question that blocks it.
+
+use crate::error::{Error, Result};
+use crate::inbox;
+use crate::names::check_name;
+use crate::orch::attempts::{attempt_and_activity, attempt_from_row, ATTEMPT_COLUMNS};
+use crate::orch::model::{Attempt, Task};
+use crate::orch::status::TaskStatus;
+use crate::time::rfc3339;
+use rusqlite::{params, Connection};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+
+/// Which tasks of a run to read, and in what order.
+#[derive(Debug, Clone, Copy)]
+pub enum Select<'a> {
+    /// Every task, oldest first.
+    All,
+    /// Tasks in one status, oldest first.
+    Status(TaskStatus),
+    /// Ready tasks: priority high first, then oldest.
+    Ready,
+    /// One task.
+    Key(&'a str),
+}
+
+const TASK_COLUMNS: &str = "t.run, t.key, t.title, t.body, t.kind, t.status, t.to_addr, t.priority, \
+     t.max_attempts, t.attempts, t.blocked_reason, t.blocked_detail, t.base, t.created_at, t.updated_at";
+const TASK_COLUMN_COUNT: usize = 15;
+
+/// Tasks with their current attempts and dependencies, in three queries whatever their
+/// number (no query per task).
+pub fn load(conn: &Connection, run: &str, select: Select<'_>) -> Result<Vec<Task>> {
+    let (filter, order) = match select {
+        Select::All => ("", "t.id"),
+        Select::Status(_) => ("AND t.status = ?2", "t.id"),
+        Select::Ready => ("AND t.status = 'ready'", "t.priority DESC, t.id"),
+        Select::Key(_) => ("AND t.key = ?2", "t.id"),
+    };
+    let sql = format!(
+        "SELECT {TASK_COLUMNS}, {ATTEMPT_COLUMNS} FROM tasks t
+         LEFT JOIN attempts a ON a.id = t.current_attempt
+         WHERE t.run = ?1 {filter} ORDER BY {order}"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let row_to_task = |r: &rusqlite::Row<'_>| -> rusqlite::Result<Task> {
+        let detail: Option<String> = r.get(11)?;
+        let updated_ms: i64 = r.get(14)?;
+        let updated_at = rfc3339(updated_ms);
+        let current = attempt_and_activity(r, TASK_COLUMN_COUNT)?;
+        let (mut last_activity_at, mut last_activity_ms) = (updated_at.clone(), updated_ms);
+        if let Some((_, Some((seen, seen_ms)))) = &current {
+            // RFC 3339 with fixed width compares like the times it names.
+            if *seen > last_activity_at {
+                last_activity_at = seen.clone();
+                last_activity_ms = *seen_ms;
+            }
+        }
+        Ok(Task {
+            run: r.get(0)?,
+            key: r.get(1)?,
+            title: r.get(2)?,
+            body: r.get(3)?,
+            kind: r.get(4)?,
+            status: r.get(5)?,
+            to: r.get(6)?,
+            after: Vec::new(),
+            priority: r.get(7)?,
+            max_attempts: r.get(8)?,
+            attempts: r.get(9)?,
+            current_attempt: current.map(|(a, _)| a),
+            blocked_reason: r.get(10)?,
+            blocked_detail: detail
+                .and_then(|d| serde_json::from_str(&d).ok())
+                .unwrap_or(Value::Null),
+            base: r.get(12)?,
+            created_at: rfc3339(r.get(13)?),
+            updated_at,
+            last_activity_at,
+            last_activity_ms,
+        })
+    };
+    let mut tasks: Vec<Task> = match select {
+        Select::All | Select::Ready => stmt.query_map([run], row_to_task)?,
+        Select::Status(status) => stmt.query_map(params![run, status], row_to_task)?,
+        Select::Key(key) => stmt.query_map(params![run, key], row_to_task)?,
+    }
+    .collect::<rusqlite::Result<_>>()?;
+    if tasks.is_empty() {
+        return Ok(tasks);
+    }
+    let mut after = match select {
+        Select::Key(key) => {
+            let deps: Vec<String> = conn
+                .prepare_cached(
+                    "SELECT depends_on FROM deps WHERE run = ?1 AND task = ?2 ORDER BY depends_on",
+                )?
+                .query_map(params![run, key], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            HashMap::from([(key.to_owned(), deps)])
+        }
+        Select::All => deps_where(conn, run, "", None)?,
+        Select::Status(status) => deps_where(conn, run, "AND t.status = ?2", Some(status))?,
+        Select::Ready => deps_where(conn, run, "AND t.status = 'ready'", None)?,
+    };
+    for task in &mut tasks {
+        if let Some(deps) = after.remove(&task.key) {
+            task.after = deps;
+        }
+    }
+    Ok(tasks)
+}
+
+fn deps_where(
+    conn: &Connection,
+    run: &str,
+    filter: &str,
+    status: Option<TaskStatus>,
+) -> Result<HashMap<String, Vec<String>>> {
+    let sql = if filter.is_empty() {
+        "SELECT d.task, d.depends_on FROM deps d WHERE d.run = ?1 ORDER BY d.task, d.depends_on"
+            .to_owned()
+    } else {
+        // CROSS JOIN keeps the selected tasks outside: otherwise SQLite may walk every
+        // dependency of the run in key order to spare itself a sort.
+        format!(
+            "SELECT d.task, d.depends_on FROM tasks t CROSS JOIN deps d ON d.run = t.run AND d.task = t.key
+             WHERE t.run = ?1 {filter}"
+        )
+    };
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut map: HashMap<String, Vec<String>> = HashMap::new();
+    let mut add = |row: rusqlite::Result<(String, String)>| -> Result<()> {
+        let (task, dep) = row?;
+        map.entry(task).or_default().push(dep);
+        Ok(())
+    };
+    let pair = |r: &rusqlite::Row<'_>| Ok((r.get(0)?, r.get(1)?));
+    match status {
+        Some(status) => {
+            for row in stmt.query_map(params![run, status], pair)? {
+                add(row)?;
+            }
+        }
+        None => {
+            for row in stmt.query_map([run], pair)? {
+                add(row)?;
+            }
+        }
+    }
+    for deps in map.values_mut() {
+        deps.sort_unstable();
+    }
+    Ok(map)
+}
+
+pub fn load_one(conn: &Connection, run: &str, key: &str) -> Result<Task> {
+    check_name("task", key)?;
+    load(conn, run, Select::Key(key))?.pop().ok_or_else(|| {
+        Error::not_found(format!("task {key} does not exist in run {run}"))
+            .hint("list the run's tasks with `git orch task list`")
+            .detail("run", run)
+            .detail("task", key)
+    })
+}
+
+/// Every attempt of a task, first to last.
+pub fn attempts(conn: &Connection, run: &str, key: &str) -> Result<Vec<Attempt>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {ATTEMPT_COLUMNS} FROM attempts a WHERE a.run = ?1 AND a.task = ?2 ORDER BY a.n"
+    ))?;
+    let rows = stmt
+        .query_map(params![run, key], |r| attempt_from_row(r, 0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows.into_iter().flatten().collect())
+}
+
+/// Why a task is blocked by a question: the open question on its thread.
+pub(crate) fn question_detail(conn: &Connection, thread: i64) -> Result<Value> {
+    let messages = inbox::thread_messages(conn, thread)?;
+    Ok(match messages.iter().rev().find(|m| m.kind == "ask") {
+        Some(ask) => json!({
+            "question": ask.body, "message": ask.id, "thread": thread,
+            "asked_by": ask.author, "asked_at": ask.created_at,
+        }),
+        None => json!({"thread": thread}),
+    })
+}

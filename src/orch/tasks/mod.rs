@@ -1,0 +1,19 @@
+//! Tasks: the plan format (`spec`), the stored row and its status changes (`row`),
+//! adding and importing (`add`), and reading tasks as JSON (`load`). Dependencies are
+//! [`super::dag`]'s, cancelling is [`super::cancel`]'s. This file only declares and
+//! re-exports.
+
+mod add;
+pub(crate) mod load;
+pub(crate) mod row;
+mod spec;
+
+pub use add::{add, import};
+pub(crate) use load::question_detail;
+pub use load::{attempts, load, load_one, Select};
+pub use row::{deps_done, find_row, get_row, waiting_status, TaskRow};
+pub(crate) use row::{set_status, Transition};
+pub use spec::{
+    Plan, TaskSpec, DEFAULT_KIND, DEFAULT_MAX_ATTEMPTS, DEFAULT_TO, MAX_MAX_ATTEMPTS,
+    MAX_PLAN_TASKS,
+};
