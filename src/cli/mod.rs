@@ -5,6 +5,7 @@ mod ctx;
 mod hook;
 mod inbox;
 mod input;
+mod mcp;
 mod orch;
 mod output;
 mod render;

@@ -77,6 +77,8 @@ pub enum InboxCommand {
     Artifact(artifact::ArtifactCommand),
     /// Print who I am acting as, and the attempt worktree I stand in
     Whoami,
+    /// Serve the worker's tools over MCP on stdin/stdout (see docs/mcp.md)
+    Mcp,
     /// Internal: called by the installed git hooks
     #[command(hide = true)]
     Hook(hook::HookArgs),
@@ -104,6 +106,7 @@ pub fn run(ctx: &mut Ctx, out: &Out, command: InboxCommand) -> Result<()> {
         InboxCommand::Unsubscribe(args) => queue::unsubscribe(ctx, out, args),
         InboxCommand::Artifact(command) => artifact::run(ctx, out, command),
         InboxCommand::Whoami => whoami::run(ctx, out),
+        InboxCommand::Mcp => crate::cli::mcp::serve(ctx, crate::cli::mcp::tools::Side::Inbox),
         InboxCommand::Hook(args) => hook::run(ctx, out, args),
     }
 }

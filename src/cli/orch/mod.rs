@@ -75,6 +75,8 @@ pub enum OrchCommand {
     Council(council::CouncilCommand),
     /// Print the run's event log
     Log(log::LogArgs),
+    /// Serve the leader's tools over MCP on stdin/stdout (see docs/mcp.md)
+    Mcp,
 }
 
 pub fn run(ctx: &mut Ctx, out: &Out, command: OrchCommand) -> Result<()> {
@@ -97,5 +99,6 @@ pub fn run(ctx: &mut Ctx, out: &Out, command: OrchCommand) -> Result<()> {
         OrchCommand::Wait(args) => log::wait(ctx, out, args),
         OrchCommand::Council(command) => council::run(ctx, out, command),
         OrchCommand::Log(args) => log::log(ctx, out, args),
+        OrchCommand::Mcp => crate::cli::mcp::serve(ctx, crate::cli::mcp::tools::Side::Orch),
     }
 }
