@@ -1,5 +1,6 @@
 //! `cargo xtask e2e [--release]`: the demo's scenario with assertions, then
-//! crash-consistency runs, against the built binaries.
+//! crash-consistency runs, against the built binaries, and the MCP servers with a real client (`e2e mcp`
+//! alone: see `mcp.rs`).
 
 use crate::demo::{scenario, Narrator};
 use crate::util::{finish_or_kill, Bins, Rng, Sandbox};
@@ -9,6 +10,9 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 pub fn run(args: &[String]) -> Result<()> {
+    if args.first().is_some_and(|a| a == "mcp") {
+        return crate::mcp::run(&args[1..]);
+    }
     let release = args.iter().any(|a| a == "--release");
     let bins = crate::util::build(release)?;
     let (passed, failed) = run_all(&bins)?;
@@ -22,10 +26,11 @@ pub fn run(args: &[String]) -> Result<()> {
 /// Runs every scenario, printing one line each; returns (passed, failed).
 pub fn run_all(bins: &Bins) -> Result<(usize, usize)> {
     type Scenario = fn(&Bins) -> Result<String>;
-    let scenarios: [(&str, Scenario); 3] = [
+    let scenarios: [(&str, Scenario); 4] = [
         ("demo plan and council", demo_scenario),
         ("crash consistency of inbox writes", inbox_crashes),
         ("crash consistency of dispatch", dispatch_crashes),
+        ("mcp with the Python SDK", crate::mcp::scenario),
     ];
     let (mut passed, mut failed) = (0, 0);
     for (name, scenario) in scenarios {
