@@ -538,6 +538,17 @@ mod tests {
         assert_eq!(call("fail", reason).unwrap_err().code, Code::TooLarge);
     }
 
+    /// The bound holds for whole tables, `land` included, whatever this binary offers.
+    #[test]
+    fn whole_tables_list_in_under_6_kib() {
+        for table in [INBOX_TOOLS, ORCH_TOOLS] {
+            let tools: Vec<Value> = table.iter().map(describe).collect();
+            let line = json!({"jsonrpc": "2.0", "id": 1, "result": {"tools": tools}}).to_string();
+            println!("{} tools: tools/list is {} bytes", table.len(), line.len());
+            assert!(line.len() <= 6 * 1024, "{} bytes", line.len());
+        }
+    }
+
     /// Every flag a tool can emit exists on its subcommand, so the tables cannot drift
     /// from the CLI (a tool whose subcommand is missing is not offered at all).
     #[test]
