@@ -219,9 +219,13 @@ impl Server {
             .stderr(Stdio::inherit());
         let stdout = {
             let mut calls = self.lock();
-            match calls.by_id.get(key) {
-                Some(call) if !call.cancelled && !(calls.closing && call.blocks) => {}
-                _ => return None,
+            let closing = calls.closing;
+            if calls
+                .by_id
+                .get(key)
+                .is_none_or(|c| c.cancelled || (closing && c.blocks))
+            {
+                return None;
             }
             let mut child = match cmd.spawn() {
                 Ok(child) => child,
