@@ -1,16 +1,18 @@
 //! `cargo xtask …`: benchmarks, end-to-end scenarios and the demo, run against release
 //! builds of the real binaries.
 
+mod agents;
 mod bench;
 mod demo;
 mod e2e;
+mod endpoint;
 mod mcp;
 mod soak;
 mod util;
 
 use anyhow::{bail, Result};
 
-const USAGE: &str = "usage: cargo xtask demo [--dir DIR] [--release]\n       cargo xtask test\n       cargo xtask e2e [mcp] [--release]\n       cargo xtask bench [inbox|hooks|orch|worktree|council|all]\n       cargo xtask soak [--workers N] [--threads M] [--seconds S] [--small] [--debug]";
+const USAGE: &str = "usage: cargo xtask demo [--dir DIR] [--release]\n       cargo xtask test\n       cargo xtask e2e [mcp] [--release]\n       cargo xtask bench [inbox|hooks|orch|worktree|council|all]\n       cargo xtask soak [--workers N] [--threads M] [--seconds S] [--small] [--debug]\n       cargo xtask agents install [--only NAME,…] | smoke [NAME…]\n       cargo xtask endpoint [--port P] [--scenario worker|exit-without-done|hang|mcp-worker] [--expect TEXT]… [--log FILE]";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -20,6 +22,8 @@ fn main() -> Result<()> {
         Some("test") => test(),
         Some("demo") => demo::run(&args[1..]),
         Some("e2e") => e2e::run(&args[1..]),
+        Some("agents") => agents::run(&args[1..]),
+        Some("endpoint") => endpoint::run(&args[1..]),
         _ => bail!("{USAGE}"),
     }
 }

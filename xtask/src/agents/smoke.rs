@@ -1,0 +1,325 @@
+//! `cargo xtask agents smoke [NAME…]`: each pinned CLI does one real code task the way the
+//! supervisor will launch it: a repository with `git orch init`, one dispatched attempt,
+//! its thread claimed for `<cli>-<attempt id>`, the CLI started in the attempt worktree
+//! against the scripted endpoint, a leader answering its question with `git orch answer`,
+//! and a wall-clock limit. Where `unshare -n` works, the CLI and the endpoint run in a
+//! network namespace that has only loopback.
+
+use super::clis::{Cli, Context as LaunchContext};
+use crate::endpoint::{self, script, Config, Endpoint, Verdict};
+use crate::util::{Bins, Sandbox};
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// In a fresh network namespace every port is free; the CLIs' config needs it up front.
+const NETNS_PORT: u16 = 18080;
+
+pub struct SmokeArgs {
+    pub names: Vec<String>,
+    pub timeout: Duration,
+    pub netns: bool,
+}
+
+pub fn run(args: &[String]) -> Result<()> {
+    let mut smoke = SmokeArgs {
+        names: Vec::new(),
+        timeout: Duration::from_secs(300),
+        netns: true,
+    };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--timeout" => {
+                let secs: u64 = it.next().context("--timeout needs seconds")?.parse()?;
+                smoke.timeout = Duration::from_secs(secs);
+            }
+            "--no-netns" => smoke.netns = false,
+            name if !name.starts_with('-') => smoke.names.push(name.to_owned()),
+            other => bail!("unknown agents smoke argument {other:?}"),
+        }
+    }
+    let clis = super::clis::select(&smoke.names)?;
+    for cli in &clis {
+        super::install::install(cli)?;
+    }
+    let bins = crate::util::build(false)?;
+    let netns = smoke.netns && netns_works();
+    println!(
+        "network: {}",
+        if netns {
+            "each CLI in its own namespace with only loopback (unshare -n)"
+        } else {
+            "host network (unshare -n unavailable or --no-netns)"
+        }
+    );
+    let mut failed = Vec::new();
+    for cli in clis {
+        match smoke_one(cli, &bins, netns, smoke.timeout) {
+            Ok(line) => println!("{}: PASS {line}", cli.name),
+            Err(err) => {
+                println!("{}: FAIL {err:#}", cli.name);
+                failed.push(cli.name);
+            }
+        }
+    }
+    if !failed.is_empty() {
+        bail!("agents smoke failed for {}", failed.join(", "));
+    }
+    Ok(())
+}
+
+fn netns_works() -> bool {
+    Command::new("unshare")
+        .args(["-n", "--", "ip", "link", "set", "lo", "up"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// The brief: `git orch brief` once the launcher has it, else the same protocol lines.
+fn brief(sb: &Sandbox, bins: &Bins, cli: &Cli) -> String {
+    if let Ok(text) = sb.run(&bins.orch, &["brief", "greet"]) {
+        return text;
+    }
+    let protocol = if cli.inbox_protocol {
+        "- Commit your work with git commit as you go.\n\
+         - Need a decision? `git inbox ask --body \"…\"`, then `git inbox wait-reply`.\n\
+         - Finished: `git inbox done --body \"summary\"`. Stuck: `git inbox fail --reason … --retryable`.\n"
+    } else {
+        "- Edit the files; commit your work; exit when finished.\n"
+    };
+    format!(
+        "You are a git-orch worker on task greet of run smoke, in its own worktree.\n\
+         Task: Write a greeting\n\
+         Create {} with a one-line greeting.\n\nProtocol:\n{protocol}",
+        script::FILE
+    )
+}
+
+fn smoke_one(cli: &'static Cli, bins: &Bins, netns: bool, limit: Duration) -> Result<String> {
+    let started = Instant::now();
+    let root = super::install::cache_dir().join("smoke").join(cli.name);
+    if root.exists() {
+        std::fs::remove_dir_all(&root)?;
+    }
+    let sb = Sandbox::at(bins, &root)?;
+    let orch = |args: &[&str]| sb.data(&bins.orch, args);
+    orch(&["init"])?;
+    orch(&["run", "init", "smoke", "--title", "Agent smoke", "--base", "main"])?;
+    orch(&["task", "add", "greet", "--title", "Write a greeting", "--kind", "code"])?;
+    let attempt = orch(&["dispatch", "greet"])?["attempts"][0].clone();
+    let (id, thread) = (attempt["id"].as_i64().context("id")?, attempt["thread"].as_i64().context("thread")?);
+    let worktree = PathBuf::from(attempt["worktree"].as_str().context("worktree")?);
+    let agent = format!("{}-{id}", cli.name);
+    // The supervisor claims first, so the agent needs no claim and no ids.
+    sb.data(&bins.inbox, &["--agent", &agent, "claim", &thread.to_string(), "--lease", "30m"])?;
+
+    let brief = brief(&sb, bins, cli);
+    let git_dir = PathBuf::from(sb.git(&["-C", &worktree.to_string_lossy(), "rev-parse", "--absolute-git-dir"])?.trim());
+    let common_dir = PathBuf::from(sb.git(&["rev-parse", "--path-format=absolute", "--git-common-dir"])?.trim());
+    std::fs::write(git_dir.join("orch-brief.md"), &brief)?;
+    let log_dir = common_dir.join("orch/logs/smoke");
+    std::fs::create_dir_all(&log_dir)?;
+    let agent_log = log_dir.join("greet-1.log");
+    let endpoint_log = root.join("endpoint.jsonl");
+    let expect: Vec<String> = if cli.inbox_protocol {
+        endpoint::DEFAULT_EXPECT.iter().map(|s| s.to_string()).collect()
+    } else {
+        vec![script::FILE.to_owned(), "commit your work".to_owned()]
+    };
+
+    let home = root.join("agent-home");
+    std::fs::create_dir_all(&home)?;
+    // In the namespace the endpoint runs beside the CLI; otherwise here, on a thread.
+    let local = if netns {
+        None
+    } else {
+        Some(Endpoint::start(Config {
+            port: 0,
+            scenario: script::Scenario::Worker,
+            expect: expect.clone(),
+            log: endpoint_log.clone(),
+        })?)
+    };
+    let port = local.as_ref().map_or(NETNS_PORT, |e| e.port);
+    let ctx = LaunchContext {
+        worktree: worktree.clone(),
+        common_dir: common_dir.clone(),
+        home: home.clone(),
+        base_url: format!("http://127.0.0.1:{port}"),
+        brief: brief.clone(),
+    };
+    let launch = cli.launch(&ctx)?;
+    let mut cmd = if netns {
+        let mut c = Command::new("unshare");
+        c.args(["-n", "--"]).arg(std::env::current_exe()?).args(["agents", "netns-exec"]);
+        c.args(["--port", &port.to_string(), "--log"]).arg(&endpoint_log);
+        for e in &expect {
+            c.args(["--expect", e]);
+        }
+        c.arg("--").args(&launch.argv);
+        c
+    } else {
+        let mut c = Command::new(&launch.argv[0]);
+        c.args(&launch.argv[1..]);
+        c
+    };
+    let mut cmd = with_env(&sb, cmd.current_dir(&worktree), cli, &launch.env, &agent, id, thread, &git_dir);
+    let out = std::fs::File::create(&agent_log)?;
+    let stdout_path = root.join("agent.stdout");
+    cmd.stdout(std::fs::File::create(&stdout_path)?).stderr(out);
+    std::os::unix::process::CommandExt::process_group(cmd, 0);
+    let agent_started = Instant::now();
+    let mut child = cmd.spawn().with_context(|| format!("starting {}", launch.argv[0]))?;
+
+    // The leader: answer the question from this side, as `git orch answer` would from any
+    // shell, while the agent runs.
+    let deadline = agent_started + limit;
+    let mut answered = false;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            kill_group(child.id());
+            child.wait()?;
+            bail!("{} still running after {limit:?}: killed (log {})", cli.name, agent_log.display());
+        }
+        let task = orch(&["task", "show", "greet"])?;
+        if !answered && task["task"]["blocked_reason"] == "question" {
+            orch(&["answer", "greet", "--body", "Yes, make it formal."])?;
+            answered = true;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let agent_secs = agent_started.elapsed().as_secs_f64();
+    // A CLI that left a child behind must not outlive the run.
+    kill_group(child.id());
+    drop(local);
+    let stdout = std::fs::read_to_string(&stdout_path).unwrap_or_default();
+    let mut problems = Vec::new();
+    if !status.success() {
+        problems.push(format!("exit {status}"));
+    }
+    if let Err(why) = cli.success(&stdout) {
+        problems.push(format!("{}'s own result: {why}", cli.name));
+    }
+    if !cli.inbox_protocol && status.success() {
+        // protocol=exit: the supervisor completes the thread for an agent that exited 0.
+        let head = sb.git(&["-C", &worktree.to_string_lossy(), "rev-parse", "HEAD"])?;
+        let result = serde_json::json!({"exit_code": 0, "head_sha": head.trim(), "summary": "aider exited 0"});
+        sb.data(&bins.inbox, &["--agent", &agent, "done", &thread.to_string(), "--result", &result.to_string()])?;
+    }
+    let verdict = Verdict::read(&endpoint_log)?;
+    check(&sb, bins, cli, &verdict, answered, &mut problems)?;
+    if !problems.is_empty() {
+        bail!(
+            "{}\n  endpoint: {verdict}\n  agent log: {}\n  stdout: {}",
+            problems.join("; "),
+            agent_log.display(),
+            stdout_path.display()
+        );
+    }
+    Ok(format!(
+        "in {:.1} s (agent {agent_secs:.1} s): {verdict}",
+        started.elapsed().as_secs_f64()
+    ))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn with_env<'a>(
+    sb: &Sandbox,
+    cmd: &'a mut Command,
+    cli: &Cli,
+    extra: &[(String, String)],
+    agent: &str,
+    attempt: i64,
+    thread: i64,
+    git_dir: &Path,
+) -> &'a mut Command {
+    // The sandbox's hermetic git identity and PATH (with this build's git-inbox first).
+    let template = sb.command("true");
+    for (k, v) in template.get_envs() {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    let node_bin = super::install::cache_dir().join(cli.name).join("node_modules/.bin");
+    let path = std::env::join_paths(
+        std::iter::once(node_bin).chain(std::env::split_paths(&sb.path_env)),
+    )
+    .unwrap_or_default();
+    cmd.env("PATH", path)
+        .env("ORCH_AGENT", agent)
+        .env("ORCH_RUN", "smoke")
+        .env("ORCH_TASK", "greet")
+        .env("ORCH_ATTEMPT", attempt.to_string())
+        .env("ORCH_THREAD", thread.to_string())
+        .env("ORCH_BRIEF", git_dir.join("orch-brief.md"))
+        .stdin(Stdio::null());
+    for (k, v) in extra {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+fn check(sb: &Sandbox, bins: &Bins, cli: &Cli, v: &Verdict, answered: bool, problems: &mut Vec<String>) -> Result<()> {
+    let task = sb.data(&bins.orch, &["task", "show", "greet"])?;
+    if task["task"]["status"] != "done" {
+        problems.push(format!("task is {} ({})", task["task"]["status"], task["task"]["current_attempt"]["failure"]));
+    }
+    if task["attempts"][0]["commits"].as_i64().unwrap_or(0) < 1 {
+        problems.push("no commit recorded by the hooks".into());
+    }
+    match sb.git(&["show", &format!("orch/smoke/greet-1:{}", script::FILE)]) {
+        Ok(text) if text == script::CONTENT => {}
+        Ok(text) => problems.push(format!("{} on the branch holds {text:?}", script::FILE)),
+        Err(_) => problems.push(format!("{} is not on the branch", script::FILE)),
+    }
+    if !v.prompt_ok() {
+        problems.push(format!("prompt check failed, missing {:?}", v.missing));
+    }
+    if !v.errors.is_empty() {
+        problems.push(format!("endpoint errors: {:?}", v.errors));
+    }
+    if cli.inbox_protocol {
+        if !answered {
+            problems.push("the agent never asked".into());
+        }
+        if !v.done_sent {
+            problems.push("the script never got to `git inbox done`".into());
+        }
+    }
+    Ok(())
+}
+
+/// SIGKILL to a process group, ignoring one that is already gone.
+pub fn kill_group(pgid: u32) {
+    let _ = Command::new("kill")
+        .args(["-KILL", "--", &format!("-{pgid}")])
+        .stderr(Stdio::null())
+        .status();
+}
+
+/// `xtask agents netns-exec --port P --log F [--expect S]… -- ARGV…`, run by `unshare -n`:
+/// brings loopback up, serves the endpoint on it, runs the agent, exits with its status.
+pub fn netns_exec(args: &[String]) -> Result<()> {
+    let split = args.iter().position(|a| a == "--").context("netns-exec needs -- ARGV")?;
+    let config = endpoint::parse_args(&args[..split])?;
+    let argv = &args[split + 1..];
+    let up = Command::new("ip").args(["link", "set", "lo", "up"]).status()?;
+    if !up.success() {
+        bail!("ip link set lo up failed");
+    }
+    let endpoint = Endpoint::start(config)?;
+    let status = Command::new(argv.first().context("empty ARGV")?)
+        .args(&argv[1..])
+        .status()
+        .with_context(|| format!("starting {}", argv[0]))?;
+    drop(endpoint);
+    std::process::exit(status.code().unwrap_or(128));
+}

@@ -1,0 +1,170 @@
+//! What the scripted model does next. Stateless: the step is the number of tool results
+//! the request carries, so a retried request gets the same answer and one endpoint can
+//! serve any number of agents at once.
+
+use super::wire::{Conversation, Reply, Wire};
+use anyhow::{bail, Result};
+use serde_json::json;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scenario {
+    /// whoami, edit, commit, ask, wait-reply, done.
+    Worker,
+    /// whoami, edit, commit, then stops talking: the thread is left open.
+    ExitWithoutDone,
+    /// whoami, then a stream that never ends.
+    Hang,
+    /// The worker's protocol through the inbox MCP tools instead of the shell.
+    McpWorker,
+}
+
+impl Scenario {
+    pub fn parse(s: &str) -> Result<Scenario> {
+        Ok(match s {
+            "worker" => Scenario::Worker,
+            "exit-without-done" => Scenario::ExitWithoutDone,
+            "hang" => Scenario::Hang,
+            "mcp-worker" => Scenario::McpWorker,
+            other => {
+                bail!("unknown scenario {other:?} (worker, exit-without-done, hang, mcp-worker)")
+            }
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::Worker => "worker",
+            Scenario::ExitWithoutDone => "exit-without-done",
+            Scenario::Hang => "hang",
+            Scenario::McpWorker => "mcp-worker",
+        }
+    }
+}
+
+/// The file the worker writes and commits.
+pub const FILE: &str = "greeting.txt";
+pub const CONTENT: &str = "Hello from the scripted worker.\n";
+pub const QUESTION: &str = "Should the greeting be formal?";
+pub const SUMMARY: &str = "Wrote greeting.txt and committed it; the leader answered my question.";
+
+/// One step of a scenario, before it is dressed in a CLI's tool names.
+#[derive(Debug, PartialEq)]
+pub enum Action {
+    Shell(String),
+    /// Write `FILE` (absolute path when the CLI's file tool wants one).
+    WriteFile,
+    /// An inbox MCP tool: `whoami`, `ask`, `wait_reply`, `done`.
+    Mcp(&'static str, serde_json::Value),
+    Text(&'static str),
+    Hang,
+}
+
+pub fn action(scenario: Scenario, step: usize) -> Action {
+    use Action::*;
+    let shell = |s: &str| Shell(s.to_owned());
+    match (scenario, step) {
+        (Scenario::McpWorker, 0) => Mcp("whoami", json!({})),
+        (_, 0) => shell("git inbox whoami"),
+        (Scenario::Hang, _) => Hang,
+        // The worktree's absolute path, which file tools want; a git command so that a
+        // `Bash(git *)` permission covers it.
+        (_, 1) => shell("git rev-parse --show-toplevel"),
+        (_, 2) => WriteFile,
+        (_, 3) => shell(&format!("git add {FILE}")),
+        (_, 4) => shell("git commit -q -m \"Add greeting.txt\""),
+        (Scenario::ExitWithoutDone, _) => Text("I stopped before finishing."),
+        (Scenario::McpWorker, 5) => Mcp("ask", json!({"body": QUESTION})),
+        (Scenario::McpWorker, 6) => Mcp("wait_reply", json!({"timeout": "10m"})),
+        (Scenario::McpWorker, 7) => Mcp("done", json!({"body": SUMMARY})),
+        (_, 5) => shell(&format!("git inbox ask --body \"{QUESTION}\"")),
+        (_, 6) => shell("git inbox wait-reply --timeout 10m"),
+        (_, 7) => shell(&format!("git inbox done --body \"{SUMMARY}\"")),
+        _ => Text("All done."),
+    }
+}
+
+/// The worktree path printed by step 1, if the conversation has got that far.
+fn worktree(c: &Conversation) -> Option<String> {
+    let out = c.results.get(1)?;
+    out.lines()
+        .map(|l| l.trim().trim_matches('"'))
+        .rfind(|l| l.starts_with('/'))
+        .map(str::to_owned)
+}
+
+/// Dresses an action in the tool names and argument shapes of the CLI behind `wire`.
+/// `Err` carries the reason the step cannot be played (a tool the CLI did not offer).
+pub fn reply(wire: Wire, c: &Conversation, action: &Action) -> Result<Reply, String> {
+    let tool = |name: &str, args: serde_json::Value| Reply::Tool {
+        name: name.to_owned(),
+        namespace: None,
+        args,
+    };
+    let offered = |name: &str| c.tools.iter().any(|t| t == name);
+    let shell = |cmd: &str| match wire {
+        Wire::Anthropic => tool("Bash", json!({"command": cmd, "description": "Run a git command"})),
+        // Long enough that `wait-reply` returns in one call instead of a polling session.
+        Wire::Responses => tool("exec_command", json!({"cmd": cmd, "yield_time_ms": 600_000})),
+        Wire::Gemini => tool("run_shell_command", json!({"command": cmd, "description": "Run a git command"})),
+        Wire::Chat => tool("bash", json!({"command": cmd, "description": "Run a git command"})),
+    };
+    let reply = match action {
+        Action::Shell(cmd) => shell(cmd),
+        Action::WriteFile => {
+            let Some(dir) = worktree(c) else {
+                return Err("no worktree path in the result of `git rev-parse --show-toplevel`".into());
+            };
+            let path = format!("{dir}/{FILE}");
+            match wire {
+                Wire::Anthropic => tool("Write", json!({"file_path": path, "content": CONTENT})),
+                Wire::Gemini => tool("write_file", json!({"file_path": path, "content": CONTENT})),
+                Wire::Chat => tool("write", json!({"filePath": path, "content": CONTENT})),
+                // Codex offers no file tool to an unknown model: it edits through the shell.
+                Wire::Responses => shell(&format!("printf '%s\\n' '{}' > {FILE}", CONTENT.trim_end())),
+            }
+        }
+        Action::Mcp(verb, args) => {
+            // Each CLI spells a server's tool its own way; the server is called `inbox`.
+            let (name, namespace) = match wire {
+                Wire::Anthropic => (format!("mcp__inbox__{verb}"), None),
+                Wire::Responses => ((*verb).to_owned(), Some("mcp__inbox".to_owned())),
+                Wire::Gemini => (format!("mcp_inbox_{verb}"), None),
+                Wire::Chat => (format!("inbox_{verb}"), None),
+            };
+            let listed = match &namespace {
+                Some(ns) => format!("{ns}/{name}"),
+                None => name.clone(),
+            };
+            if !offered(&listed) {
+                return Err(format!("MCP tool {listed} was not offered"));
+            }
+            Reply::Tool {
+                name,
+                namespace,
+                args: args.clone(),
+            }
+        }
+        Action::Text(t) => Reply::Text((*t).to_owned()),
+        Action::Hang => return Err("hang".into()),
+    };
+    if let Reply::Tool {
+        name,
+        namespace: None,
+        ..
+    } = &reply
+    {
+        if !offered(name) {
+            return Err(format!("tool {name} was not offered (offered: {:?})", c.tools));
+        }
+    }
+    Ok(reply)
+}
+
+/// aider offers no tools: it wants its edit format, and applies and commits the edit
+/// itself.
+pub fn aider_edit() -> Reply {
+    Reply::Text(format!(
+        "I will create {FILE}.\n\n{FILE}\n```\n<<<<<<< SEARCH\n=======\n{}\n>>>>>>> REPLACE\n```\n",
+        CONTENT.trim_end()
+    ))
+}
