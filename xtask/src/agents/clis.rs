@@ -123,6 +123,7 @@ impl Cli {
                     codex_home.join("config.toml"),
                     format!(
                         "model = \"scripted-model\"\nmodel_provider = \"scripted\"\n\
+                         allow_login_shell = false\n\
                          [model_providers.scripted]\nname = \"Scripted\"\nbase_url = \"{url}/v1\"\n\
                          wire_api = \"responses\"\nenv_key = \"SCRIPTED_API_KEY\"\n\
                          [sandbox_workspace_write]\nexclude_slash_tmp = true\nexclude_tmpdir_env_var = true\n"
@@ -133,8 +134,10 @@ impl Cli {
                 args(&mut l, &["exec", "--json", "--ephemeral", "-s", "workspace-write"]);
                 // Commits and the inbox write under the common git dir, outside the
                 // worktree: the one extra writable root the sandbox needs.
-                l.argv.push("--add-dir".into());
-                l.argv.push(ctx.common_dir.to_string_lossy().into_owned());
+                for dir in [&ctx.common_dir, &ctx.git_dir] {
+                    l.argv.push("--add-dir".into());
+                    l.argv.push(dir.to_string_lossy().into_owned());
+                }
                 l.argv.push("-C".into());
                 l.argv.push(ctx.worktree.to_string_lossy().into_owned());
                 l.argv.push(ctx.brief.clone());
@@ -236,6 +239,8 @@ impl Cli {
 pub struct Context {
     pub worktree: PathBuf,
     pub common_dir: PathBuf,
+    /// The worktree's private git dir (index, HEAD), under the common dir.
+    pub git_dir: PathBuf,
     pub home: PathBuf,
     pub base_url: String,
     pub brief: String,

@@ -148,6 +148,7 @@ fn smoke_one(cli: &'static Cli, bins: &Bins, netns: bool, limit: Duration) -> Re
     let ctx = LaunchContext {
         worktree: worktree.clone(),
         common_dir: common_dir.clone(),
+        git_dir: git_dir.clone(),
         home: home.clone(),
         base_url: format!("http://127.0.0.1:{port}"),
         brief: brief.clone(),
