@@ -190,6 +190,8 @@ fn handle(shared: &Shared, stream: &TcpStream, entry: &mut Value) -> Result<()> 
         Ok(reply) => send(stream, wire, &reply, &c, step),
         Err(why) => {
             entry["error"] = json!(why);
+            // The whole request, to see what a CLI's new version changed.
+            entry["request"] = body.clone();
             send(stream, wire, &Reply::Text(format!("The script cannot go on: {why}")), &c, step)
         }
     }

@@ -86,8 +86,9 @@ pub fn action(scenario: Scenario, step: usize) -> Action {
 /// The worktree path printed by step 1, if the conversation has got that far.
 fn worktree(c: &Conversation) -> Option<String> {
     let out = c.results.get(1)?;
+    // Gemini CLI prefixes the output with "Output: ", Codex puts it under "Output:".
     out.lines()
-        .map(|l| l.trim().trim_matches('"'))
+        .map(|l| l.trim().trim_start_matches("Output:").trim().trim_matches('"'))
         .rfind(|l| l.starts_with('/'))
         .map(str::to_owned)
 }

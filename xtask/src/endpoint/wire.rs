@@ -74,6 +74,19 @@ fn texts(v: &Value, out: &mut String) {
     }
 }
 
+/// Every string inside `v`: Gemini CLI wraps a tool's output in an object of its own.
+fn strings(v: &Value, out: &mut String) {
+    match v {
+        Value::String(s) => {
+            out.push_str(s);
+            out.push('\n');
+        }
+        Value::Array(items) => items.iter().for_each(|i| strings(i, out)),
+        Value::Object(map) => map.values().for_each(|i| strings(i, out)),
+        _ => {}
+    }
+}
+
 fn text_of(v: &Value) -> String {
     let mut s = String::new();
     texts(v, &mut s);
@@ -146,7 +159,9 @@ pub fn parse(wire: Wire, req: &Value, path: &str) -> Conversation {
             for m in req["contents"].as_array().unwrap_or(&empty) {
                 for p in m["parts"].as_array().unwrap_or(&empty) {
                     if let Some(r) = p.get("functionResponse") {
-                        c.results.push(r["response"].to_string());
+                        let mut out = String::new();
+                        strings(&r["response"], &mut out);
+                        c.results.push(out);
                     } else if m["role"] == "user" {
                         c.prompt.push_str(&text_of(&p["text"]));
                     }
