@@ -101,7 +101,9 @@ fn brief(sb: &Sandbox, bins: &Bins, cli: &Cli) -> String {
 
 fn smoke_one(cli: &'static Cli, bins: &Bins, netns: bool, limit: Duration) -> Result<String> {
     let started = Instant::now();
-    let root = super::install::cache_dir().join("smoke").join(cli.name);
+    // Outside the project's own repository, so that no CLI that looks upwards for a
+    // repository root can find this one; kept until the next run for inspection.
+    let root = std::env::temp_dir().join("git-orch-agents-smoke").join(cli.name);
     if root.exists() {
         std::fs::remove_dir_all(&root)?;
     }
@@ -254,7 +256,11 @@ fn with_env<'a>(
         std::iter::once(node_bin).chain(std::env::split_paths(&sb.path_env)),
     )
     .unwrap_or_default();
+    // Node and Bun CLIs (opencode) take the project from $PWD, not from the process's
+    // working directory: an inherited PWD sends them into the caller's repository.
+    let pwd = cmd.get_current_dir().map(Path::to_path_buf).unwrap_or_default();
     cmd.env("PATH", path)
+        .env("PWD", pwd)
         .env("ORCH_AGENT", agent)
         .env("ORCH_RUN", "smoke")
         .env("ORCH_TASK", "greet")
