@@ -103,17 +103,38 @@ impl Cli {
             "claude" => {
                 env(&mut l, "ANTHROPIC_BASE_URL", url);
                 env(&mut l, "ANTHROPIC_API_KEY", "sk-scripted");
-                env(&mut l, "CLAUDE_CONFIG_DIR", &home.join(".claude").to_string_lossy());
+                env(
+                    &mut l,
+                    "CLAUDE_CONFIG_DIR",
+                    &home.join(".claude").to_string_lossy(),
+                );
                 env(&mut l, "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1");
                 env(&mut l, "DISABLE_AUTOUPDATER", "1");
                 env(&mut l, "DISABLE_TELEMETRY", "1");
                 // Default retries take minutes on a dead endpoint; the supervisor's
                 // timeout is the backstop, this keeps a real failure quick.
                 env(&mut l, "CLAUDE_CODE_MAX_RETRIES", "2");
-                args(&mut l, &["-p", &ctx.brief, "--output-format", "stream-json", "--verbose"]);
+                args(
+                    &mut l,
+                    &[
+                        "-p",
+                        &ctx.brief,
+                        "--output-format",
+                        "stream-json",
+                        "--verbose",
+                    ],
+                );
                 // Root-safe and narrow: edits inside the worktree, and git (which covers
                 // `git inbox`) without asking; anything else is denied, not hung.
-                args(&mut l, &["--permission-mode", "acceptEdits", "--allowedTools", "Bash(git *)"]);
+                args(
+                    &mut l,
+                    &[
+                        "--permission-mode",
+                        "acceptEdits",
+                        "--allowedTools",
+                        "Bash(git *)",
+                    ],
+                );
                 args(&mut l, &["--strict-mcp-config", "--no-session-persistence"]);
             }
             "codex" => {
@@ -131,7 +152,10 @@ impl Cli {
                 )?;
                 env(&mut l, "CODEX_HOME", &codex_home.to_string_lossy());
                 env(&mut l, "SCRIPTED_API_KEY", "sk-scripted");
-                args(&mut l, &["exec", "--json", "--ephemeral", "-s", "workspace-write"]);
+                args(
+                    &mut l,
+                    &["exec", "--json", "--ephemeral", "-s", "workspace-write"],
+                );
                 // Commits and the inbox write under the common git dir, outside the
                 // worktree: the one extra writable root the sandbox needs.
                 for dir in [&ctx.common_dir, &ctx.git_dir] {
@@ -177,11 +201,31 @@ impl Cli {
             "aider" => {
                 env(&mut l, "LITELLM_LOCAL_MODEL_COST_MAP", "True");
                 let base = format!("{url}/v1");
-                args(&mut l, &["--model", "openai/scripted-model", "--openai-api-base", &base]);
-                args(&mut l, &["--openai-api-key", "sk-scripted", "--edit-format", "diff"]);
-                args(&mut l, &["--yes-always", "--no-check-update", "--analytics-disable"]);
-                args(&mut l, &["--no-show-release-notes", "--no-show-model-warnings"]);
-                args(&mut l, &["--no-pretty", "--no-fancy-input", "--no-gitignore"]);
+                args(
+                    &mut l,
+                    &[
+                        "--model",
+                        "openai/scripted-model",
+                        "--openai-api-base",
+                        &base,
+                    ],
+                );
+                args(
+                    &mut l,
+                    &["--openai-api-key", "sk-scripted", "--edit-format", "diff"],
+                );
+                args(
+                    &mut l,
+                    &["--yes-always", "--no-check-update", "--analytics-disable"],
+                );
+                args(
+                    &mut l,
+                    &["--no-show-release-notes", "--no-show-model-warnings"],
+                );
+                args(
+                    &mut l,
+                    &["--no-pretty", "--no-fancy-input", "--no-gitignore"],
+                );
                 args(&mut l, &["--message", &ctx.brief]);
             }
             other => bail!("no launch recipe for {other}"),
@@ -204,17 +248,24 @@ impl Cli {
                     return Err(format!("result {}", r["subtype"]));
                 }
                 match r["permission_denials"].as_array() {
-                    Some(d) if !d.is_empty() => Err(format!("denied tool calls: {}", r["permission_denials"])),
+                    Some(d) if !d.is_empty() => {
+                        Err(format!("denied tool calls: {}", r["permission_denials"]))
+                    }
                     _ => Ok(()),
                 }
             }
             "codex" => {
                 if let Some(e) = last_of("turn.failed").or(last_of("error").filter(|e| {
-                    !e["message"].as_str().unwrap_or("").contains("Model metadata")
+                    !e["message"]
+                        .as_str()
+                        .unwrap_or("")
+                        .contains("Model metadata")
                 })) {
                     return Err(format!("{e}"));
                 }
-                last_of("turn.completed").map(|_| ()).ok_or("no turn.completed event".into())
+                last_of("turn.completed")
+                    .map(|_| ())
+                    .ok_or("no turn.completed event".into())
             }
             "gemini" => {
                 let r = last_of("result").ok_or("no result event")?;
@@ -258,7 +309,9 @@ impl Launch {
             .iter()
             .map(|a| {
                 if a == &program.to_string_lossy() {
-                    program.file_name().map_or(a.clone(), |f| f.to_string_lossy().into_owned())
+                    program
+                        .file_name()
+                        .map_or(a.clone(), |f| f.to_string_lossy().into_owned())
                 } else if a.contains('\n') || a.len() > 60 {
                     "'<brief>'".to_owned()
                 } else if a.contains(' ') || a.contains('(') || a.contains('*') {

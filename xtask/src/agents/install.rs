@@ -120,13 +120,21 @@ pub fn install(cli: &'static Cli) -> Result<Installed> {
         Kind::Pypi { .. } => {
             step(
                 cli.name,
-                Command::new("python3").args(["-m", "venv"]).arg(dir.join("venv")),
+                Command::new("python3")
+                    .args(["-m", "venv"])
+                    .arg(dir.join("venv")),
             )?;
             step(
                 cli.name,
                 Command::new(dir.join("venv/bin/pip"))
                     .args(["install", "--quiet", "--disable-pip-version-check"])
-                    .args(["--require-hashes", "--no-deps", "--only-binary", ":all:", "-r"])
+                    .args([
+                        "--require-hashes",
+                        "--no-deps",
+                        "--only-binary",
+                        ":all:",
+                        "-r",
+                    ])
                     .arg(lock),
             )?;
         }

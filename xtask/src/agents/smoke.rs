@@ -103,32 +103,77 @@ fn smoke_one(cli: &'static Cli, bins: &Bins, netns: bool, limit: Duration) -> Re
     let started = Instant::now();
     // Outside the project's own repository, so that no CLI that looks upwards for a
     // repository root can find this one; kept until the next run for inspection.
-    let root = std::env::temp_dir().join("git-orch-agents-smoke").join(cli.name);
+    let root = std::env::temp_dir()
+        .join("git-orch-agents-smoke")
+        .join(cli.name);
     if root.exists() {
         std::fs::remove_dir_all(&root)?;
     }
     let sb = Sandbox::at(bins, &root)?;
     let orch = |args: &[&str]| sb.data(&bins.orch, args);
     orch(&["init"])?;
-    orch(&["run", "init", "smoke", "--title", "Agent smoke", "--base", "main"])?;
-    orch(&["task", "add", "greet", "--title", "Write a greeting", "--kind", "code"])?;
+    orch(&[
+        "run",
+        "init",
+        "smoke",
+        "--title",
+        "Agent smoke",
+        "--base",
+        "main",
+    ])?;
+    orch(&[
+        "task",
+        "add",
+        "greet",
+        "--title",
+        "Write a greeting",
+        "--kind",
+        "code",
+    ])?;
     let attempt = orch(&["dispatch", "greet"])?["attempts"][0].clone();
-    let (id, thread) = (attempt["id"].as_i64().context("id")?, attempt["thread"].as_i64().context("thread")?);
+    let (id, thread) = (
+        attempt["id"].as_i64().context("id")?,
+        attempt["thread"].as_i64().context("thread")?,
+    );
     let worktree = PathBuf::from(attempt["worktree"].as_str().context("worktree")?);
     let agent = format!("{}-{id}", cli.name);
     // The supervisor claims first, so the agent needs no claim and no ids.
-    sb.data(&bins.inbox, &["--agent", &agent, "claim", &thread.to_string(), "--lease", "30m"])?;
+    sb.data(
+        &bins.inbox,
+        &[
+            "--agent",
+            &agent,
+            "claim",
+            &thread.to_string(),
+            "--lease",
+            "30m",
+        ],
+    )?;
 
     let brief = brief(&sb, bins, cli);
-    let git_dir = PathBuf::from(sb.git(&["-C", &worktree.to_string_lossy(), "rev-parse", "--absolute-git-dir"])?.trim());
-    let common_dir = PathBuf::from(sb.git(&["rev-parse", "--path-format=absolute", "--git-common-dir"])?.trim());
+    let git_dir = PathBuf::from(
+        sb.git(&[
+            "-C",
+            &worktree.to_string_lossy(),
+            "rev-parse",
+            "--absolute-git-dir",
+        ])?
+        .trim(),
+    );
+    let common_dir = PathBuf::from(
+        sb.git(&["rev-parse", "--path-format=absolute", "--git-common-dir"])?
+            .trim(),
+    );
     std::fs::write(git_dir.join("orch-brief.md"), &brief)?;
     let log_dir = common_dir.join("orch/logs/smoke");
     std::fs::create_dir_all(&log_dir)?;
     let agent_log = log_dir.join("greet-1.log");
     let endpoint_log = root.join("endpoint.jsonl");
     let expect: Vec<String> = if cli.inbox_protocol {
-        endpoint::DEFAULT_EXPECT.iter().map(|s| s.to_string()).collect()
+        endpoint::DEFAULT_EXPECT
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
     } else {
         vec![script::FILE.to_owned(), "commit your work".to_owned()]
     };
@@ -156,10 +201,20 @@ fn smoke_one(cli: &'static Cli, bins: &Bins, netns: bool, limit: Duration) -> Re
         brief: brief.clone(),
     };
     let launch = cli.launch(&ctx)?;
+    println!(
+        "{} ({}@{}): {}",
+        cli.name,
+        cli.package,
+        cli.version,
+        launch.display(&cli.program())
+    );
     let mut cmd = if netns {
         let mut c = Command::new("unshare");
-        c.args(["-n", "--"]).arg(std::env::current_exe()?).args(["agents", "netns-exec"]);
-        c.args(["--port", &port.to_string(), "--log"]).arg(&endpoint_log);
+        c.args(["-n", "--"])
+            .arg(std::env::current_exe()?)
+            .args(["agents", "netns-exec"]);
+        c.args(["--port", &port.to_string(), "--log"])
+            .arg(&endpoint_log);
         for e in &expect {
             c.args(["--expect", e]);
         }
@@ -170,13 +225,24 @@ fn smoke_one(cli: &'static Cli, bins: &Bins, netns: bool, limit: Duration) -> Re
         c.args(&launch.argv[1..]);
         c
     };
-    let mut cmd = with_env(&sb, cmd.current_dir(&worktree), cli, &launch.env, &agent, id, thread, &git_dir);
+    let cmd = with_env(
+        &sb,
+        cmd.current_dir(&worktree),
+        cli,
+        &launch.env,
+        &agent,
+        id,
+        thread,
+        &git_dir,
+    );
     let out = std::fs::File::create(&agent_log)?;
     let stdout_path = root.join("agent.stdout");
     cmd.stdout(std::fs::File::create(&stdout_path)?).stderr(out);
     std::os::unix::process::CommandExt::process_group(cmd, 0);
     let agent_started = Instant::now();
-    let mut child = cmd.spawn().with_context(|| format!("starting {}", launch.argv[0]))?;
+    let mut child = cmd
+        .spawn()
+        .with_context(|| format!("starting {}", launch.argv[0]))?;
 
     // The leader: answer the question from this side, as `git orch answer` would from any
     // shell, while the agent runs.
@@ -189,7 +255,11 @@ fn smoke_one(cli: &'static Cli, bins: &Bins, netns: bool, limit: Duration) -> Re
         if Instant::now() >= deadline {
             kill_group(child.id());
             child.wait()?;
-            bail!("{} still running after {limit:?}: killed (log {})", cli.name, agent_log.display());
+            bail!(
+                "{} still running after {limit:?}: killed (log {})",
+                cli.name,
+                agent_log.display()
+            );
         }
         let task = orch(&["task", "show", "greet"])?;
         if !answered && task["task"]["blocked_reason"] == "question" {
@@ -201,6 +271,10 @@ fn smoke_one(cli: &'static Cli, bins: &Bins, netns: bool, limit: Duration) -> Re
     let agent_secs = agent_started.elapsed().as_secs_f64();
     // A CLI that left a child behind must not outlive the run.
     kill_group(child.id());
+    let verdict = match &local {
+        Some(endpoint) => endpoint.verdict()?,
+        None => Verdict::read(&endpoint_log)?,
+    };
     drop(local);
     let stdout = std::fs::read_to_string(&stdout_path).unwrap_or_default();
     let mut problems = Vec::new();
@@ -214,9 +288,18 @@ fn smoke_one(cli: &'static Cli, bins: &Bins, netns: bool, limit: Duration) -> Re
         // protocol=exit: the supervisor completes the thread for an agent that exited 0.
         let head = sb.git(&["-C", &worktree.to_string_lossy(), "rev-parse", "HEAD"])?;
         let result = serde_json::json!({"exit_code": 0, "head_sha": head.trim(), "summary": "aider exited 0"});
-        sb.data(&bins.inbox, &["--agent", &agent, "done", &thread.to_string(), "--result", &result.to_string()])?;
+        sb.data(
+            &bins.inbox,
+            &[
+                "--agent",
+                &agent,
+                "done",
+                &thread.to_string(),
+                "--result",
+                &result.to_string(),
+            ],
+        )?;
     }
-    let verdict = Verdict::read(&endpoint_log)?;
     check(&sb, bins, cli, &verdict, answered, &mut problems)?;
     if !problems.is_empty() {
         bail!(
@@ -251,14 +334,18 @@ fn with_env<'a>(
             None => cmd.env_remove(k),
         };
     }
-    let node_bin = super::install::cache_dir().join(cli.name).join("node_modules/.bin");
-    let path = std::env::join_paths(
-        std::iter::once(node_bin).chain(std::env::split_paths(&sb.path_env)),
-    )
-    .unwrap_or_default();
+    let node_bin = super::install::cache_dir()
+        .join(cli.name)
+        .join("node_modules/.bin");
+    let path =
+        std::env::join_paths(std::iter::once(node_bin).chain(std::env::split_paths(&sb.path_env)))
+            .unwrap_or_default();
     // Node and Bun CLIs (opencode) take the project from $PWD, not from the process's
     // working directory: an inherited PWD sends them into the caller's repository.
-    let pwd = cmd.get_current_dir().map(Path::to_path_buf).unwrap_or_default();
+    let pwd = cmd
+        .get_current_dir()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
     cmd.env("PATH", path)
         .env("PWD", pwd)
         .env("ORCH_AGENT", agent)
@@ -274,10 +361,20 @@ fn with_env<'a>(
     cmd
 }
 
-fn check(sb: &Sandbox, bins: &Bins, cli: &Cli, v: &Verdict, answered: bool, problems: &mut Vec<String>) -> Result<()> {
+fn check(
+    sb: &Sandbox,
+    bins: &Bins,
+    cli: &Cli,
+    v: &Verdict,
+    answered: bool,
+    problems: &mut Vec<String>,
+) -> Result<()> {
     let task = sb.data(&bins.orch, &["task", "show", "greet"])?;
     if task["task"]["status"] != "done" {
-        problems.push(format!("task is {} ({})", task["task"]["status"], task["task"]["current_attempt"]["failure"]));
+        problems.push(format!(
+            "task is {} ({})",
+            task["task"]["status"], task["task"]["current_attempt"]["failure"]
+        ));
     }
     if task["attempts"][0]["commits"].as_i64().unwrap_or(0) < 1 {
         problems.push("no commit recorded by the hooks".into());
@@ -315,10 +412,15 @@ pub fn kill_group(pgid: u32) {
 /// `xtask agents netns-exec --port P --log F [--expect S]… -- ARGV…`, run by `unshare -n`:
 /// brings loopback up, serves the endpoint on it, runs the agent, exits with its status.
 pub fn netns_exec(args: &[String]) -> Result<()> {
-    let split = args.iter().position(|a| a == "--").context("netns-exec needs -- ARGV")?;
+    let split = args
+        .iter()
+        .position(|a| a == "--")
+        .context("netns-exec needs -- ARGV")?;
     let config = endpoint::parse_args(&args[..split])?;
     let argv = &args[split + 1..];
-    let up = Command::new("ip").args(["link", "set", "lo", "up"]).status()?;
+    let up = Command::new("ip")
+        .args(["link", "set", "lo", "up"])
+        .status()?;
     if !up.success() {
         bail!("ip link set lo up failed");
     }

@@ -8,9 +8,8 @@ use std::net::TcpStream;
 
 pub struct Request {
     pub method: String,
-    /// The path without the query string.
+    /// The path without the query string (Gemini's `?alt=sse` changes nothing here).
     pub path: String,
-    pub query: String,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
 }
@@ -48,14 +47,13 @@ pub fn read_request(stream: &TcpStream) -> Result<Request> {
             headers.push((k.trim().to_owned(), v.trim().to_owned()));
         }
     }
-    let (path, query) = match target.split_once('?') {
-        Some((p, q)) => (p.to_owned(), q.to_owned()),
-        None => (target, String::new()),
+    let path = match target.split_once('?') {
+        Some((p, _)) => p.to_owned(),
+        None => target,
     };
     let mut req = Request {
         method,
         path,
-        query,
         headers,
         body: Vec::new(),
     };

@@ -10,6 +10,8 @@
 
 mod http;
 pub mod script;
+#[cfg(test)]
+mod tests;
 pub mod wire;
 
 use anyhow::{Context, Result};
@@ -153,7 +155,12 @@ fn handle(shared: &Shared, stream: &TcpStream, entry: &mut Value) -> Result<()> 
     };
     entry["wire"] = json!(wire.name());
     if let Some(enc) = req.header("content-encoding").filter(|e| *e != "identity") {
-        http::respond(stream, 415, "text/plain", b"compressed bodies are not supported")?;
+        http::respond(
+            stream,
+            415,
+            "text/plain",
+            b"compressed bodies are not supported",
+        )?;
         anyhow::bail!("request body is {enc}-encoded");
     }
     let body: Value = serde_json::from_slice(&req.body).context("request body is not JSON")?;
@@ -192,7 +199,13 @@ fn handle(shared: &Shared, stream: &TcpStream, entry: &mut Value) -> Result<()> 
             entry["error"] = json!(why);
             // The whole request, to see what a CLI's new version changed.
             entry["request"] = body.clone();
-            send(stream, wire, &Reply::Text(format!("The script cannot go on: {why}")), &c, step)
+            send(
+                stream,
+                wire,
+                &Reply::Text(format!("The script cannot go on: {why}")),
+                &c,
+                step,
+            )
         }
     }
 }
@@ -209,7 +222,13 @@ fn side_answer(wire: Wire, c: &Conversation) -> Reply {
     Reply::Text("Scripted worker".into())
 }
 
-fn send(stream: &TcpStream, wire: Wire, reply: &Reply, c: &Conversation, step: usize) -> Result<()> {
+fn send(
+    stream: &TcpStream,
+    wire: Wire,
+    reply: &Reply,
+    c: &Conversation,
+    step: usize,
+) -> Result<()> {
     let (content_type, body) = wire::render(wire, reply, c, step);
     if content_type == "text/event-stream" {
         http::start_sse(stream)?;
@@ -228,7 +247,10 @@ fn hang(shared: &Shared, stream: &TcpStream) -> Result<()> {
     http::start_sse(stream)?;
     let mut s = stream;
     while !shared.stop.load(Ordering::SeqCst) {
-        if s.write_all(b": waiting\n\n").and_then(|_| s.flush()).is_err() {
+        if s.write_all(b": waiting\n\n")
+            .and_then(|_| s.flush())
+            .is_err()
+        {
             break;
         }
         std::thread::sleep(Duration::from_millis(500));

@@ -88,7 +88,12 @@ fn worktree(c: &Conversation) -> Option<String> {
     let out = c.results.get(1)?;
     // Gemini CLI prefixes the output with "Output: ", Codex puts it under "Output:".
     out.lines()
-        .map(|l| l.trim().trim_start_matches("Output:").trim().trim_matches('"'))
+        .map(|l| {
+            l.trim()
+                .trim_start_matches("Output:")
+                .trim()
+                .trim_matches('"')
+        })
         .rfind(|l| l.starts_with('/'))
         .map(str::to_owned)
 }
@@ -103,17 +108,31 @@ pub fn reply(wire: Wire, c: &Conversation, action: &Action) -> Result<Reply, Str
     };
     let offered = |name: &str| c.tools.iter().any(|t| t == name);
     let shell = |cmd: &str| match wire {
-        Wire::Anthropic => tool("Bash", json!({"command": cmd, "description": "Run a git command"})),
+        Wire::Anthropic => tool(
+            "Bash",
+            json!({"command": cmd, "description": "Run a git command"}),
+        ),
         // Long enough that `wait-reply` returns in one call instead of a polling session.
-        Wire::Responses => tool("exec_command", json!({"cmd": cmd, "yield_time_ms": 600_000})),
-        Wire::Gemini => tool("run_shell_command", json!({"command": cmd, "description": "Run a git command"})),
-        Wire::Chat => tool("bash", json!({"command": cmd, "description": "Run a git command"})),
+        Wire::Responses => tool(
+            "exec_command",
+            json!({"cmd": cmd, "yield_time_ms": 600_000}),
+        ),
+        Wire::Gemini => tool(
+            "run_shell_command",
+            json!({"command": cmd, "description": "Run a git command"}),
+        ),
+        Wire::Chat => tool(
+            "bash",
+            json!({"command": cmd, "description": "Run a git command"}),
+        ),
     };
     let reply = match action {
         Action::Shell(cmd) => shell(cmd),
         Action::WriteFile => {
             let Some(dir) = worktree(c) else {
-                return Err("no worktree path in the result of `git rev-parse --show-toplevel`".into());
+                return Err(
+                    "no worktree path in the result of `git rev-parse --show-toplevel`".into(),
+                );
             };
             let path = format!("{dir}/{FILE}");
             match wire {
@@ -121,7 +140,9 @@ pub fn reply(wire: Wire, c: &Conversation, action: &Action) -> Result<Reply, Str
                 Wire::Gemini => tool("write_file", json!({"file_path": path, "content": CONTENT})),
                 Wire::Chat => tool("write", json!({"filePath": path, "content": CONTENT})),
                 // Codex offers no file tool to an unknown model: it edits through the shell.
-                Wire::Responses => shell(&format!("printf '%s\\n' '{}' > {FILE}", CONTENT.trim_end())),
+                Wire::Responses => {
+                    shell(&format!("printf '%s\\n' '{}' > {FILE}", CONTENT.trim_end()))
+                }
             }
         }
         Action::Mcp(verb, args) => {
@@ -155,7 +176,10 @@ pub fn reply(wire: Wire, c: &Conversation, action: &Action) -> Result<Reply, Str
     } = &reply
     {
         if !offered(name) {
-            return Err(format!("tool {name} was not offered (offered: {:?})", c.tools));
+            return Err(format!(
+                "tool {name} was not offered (offered: {:?})",
+                c.tools
+            ));
         }
     }
     Ok(reply)

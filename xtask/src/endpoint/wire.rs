@@ -240,11 +240,26 @@ pub fn render(wire: Wire, reply: &Reply, c: &Conversation, step: usize) -> (&'st
                 return ("application/json", body.to_string().into_bytes());
             }
             let events = [
-                ("message_start", json!({"type":"message_start","message":{"id":format!("msg_{step}"),"type":"message","role":"assistant","model":model,"content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":usage_in,"output_tokens":1}}})),
-                ("content_block_start", json!({"type":"content_block_start","index":0,"content_block":block.0})),
-                ("content_block_delta", json!({"type":"content_block_delta","index":0,"delta":block.1})),
-                ("content_block_stop", json!({"type":"content_block_stop","index":0})),
-                ("message_delta", json!({"type":"message_delta","delta":{"stop_reason":block.2,"stop_sequence":null},"usage":{"output_tokens":5}})),
+                (
+                    "message_start",
+                    json!({"type":"message_start","message":{"id":format!("msg_{step}"),"type":"message","role":"assistant","model":model,"content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":usage_in,"output_tokens":1}}}),
+                ),
+                (
+                    "content_block_start",
+                    json!({"type":"content_block_start","index":0,"content_block":block.0}),
+                ),
+                (
+                    "content_block_delta",
+                    json!({"type":"content_block_delta","index":0,"delta":block.1}),
+                ),
+                (
+                    "content_block_stop",
+                    json!({"type":"content_block_stop","index":0}),
+                ),
+                (
+                    "message_delta",
+                    json!({"type":"message_delta","delta":{"stop_reason":block.2,"stop_sequence":null},"usage":{"output_tokens":5}}),
+                ),
                 ("message_stop", json!({"type":"message_stop"})),
             ];
             for (name, data) in events {
@@ -265,18 +280,32 @@ pub fn render(wire: Wire, reply: &Reply, c: &Conversation, step: usize) -> (&'st
                     }
                     item
                 }
-                Reply::Text(t) => json!({"type":"message","id":format!("msg_{step}"),"role":"assistant","status":"completed",
-                    "content":[{"type":"output_text","text":t,"annotations":[]}]}),
+                Reply::Text(t) => {
+                    json!({"type":"message","id":format!("msg_{step}"),"role":"assistant","status":"completed",
+                    "content":[{"type":"output_text","text":t,"annotations":[]}]})
+                }
             };
             let id = format!("resp_{step}");
             let mut added = item.clone();
             added["status"] = json!("in_progress");
             let usage = json!({"input_tokens":usage_in,"input_tokens_details":{"cached_tokens":0},"output_tokens":5,"output_tokens_details":{"reasoning_tokens":0},"total_tokens":15});
             let events = [
-                ("response.created", json!({"type":"response.created","response":{"id":id,"object":"response","status":"in_progress","model":model,"output":[]}})),
-                ("response.output_item.added", json!({"type":"response.output_item.added","output_index":0,"item":added})),
-                ("response.output_item.done", json!({"type":"response.output_item.done","output_index":0,"item":item})),
-                ("response.completed", json!({"type":"response.completed","response":{"id":id,"object":"response","status":"completed","model":model,"output":[item],"usage":usage}})),
+                (
+                    "response.created",
+                    json!({"type":"response.created","response":{"id":id,"object":"response","status":"in_progress","model":model,"output":[]}}),
+                ),
+                (
+                    "response.output_item.added",
+                    json!({"type":"response.output_item.added","output_index":0,"item":added}),
+                ),
+                (
+                    "response.output_item.done",
+                    json!({"type":"response.output_item.done","output_index":0,"item":item}),
+                ),
+                (
+                    "response.completed",
+                    json!({"type":"response.completed","response":{"id":id,"object":"response","status":"completed","model":model,"output":[item],"usage":usage}}),
+                ),
             ];
             for (name, data) in events {
                 let _ = write!(out, "event: {name}\ndata: {data}\n\n");
