@@ -303,7 +303,7 @@ pub struct Launch {
 }
 
 impl Launch {
-    /// The argv as one line, long arguments (the brief, JSON config) shortened.
+    /// The argv as one line, the brief shortened.
     pub fn display(&self, program: &Path) -> String {
         self.argv
             .iter()
@@ -312,7 +312,7 @@ impl Launch {
                     program
                         .file_name()
                         .map_or(a.clone(), |f| f.to_string_lossy().into_owned())
-                } else if a.contains('\n') || a.len() > 60 {
+                } else if a.contains('\n') {
                     "'<brief>'".to_owned()
                 } else if a.contains(' ') || a.contains('(') || a.contains('*') {
                     format!("'{a}'")
