@@ -30,6 +30,8 @@ pub enum Code {
     WorktreeExists,
     BaseConflict,
     GitFailed,
+    UnknownProfile,
+    AgentFailedToStart,
     Busy,
     SchemaTooNew,
 }
@@ -60,6 +62,8 @@ impl Code {
             Code::WorktreeExists => "worktree_exists",
             Code::BaseConflict => "base_conflict",
             Code::GitFailed => "git_failed",
+            Code::UnknownProfile => "unknown_profile",
+            Code::AgentFailedToStart => "agent_failed_to_start",
             Code::Busy => "busy",
             Code::SchemaTooNew => "schema_too_new",
         }
@@ -71,11 +75,12 @@ impl Code {
         match self {
             Internal | Io => 1,
             Usage | InvalidInput | InvalidName | TooLarge => 2,
-            NotFound | NotInitialized | NoIdentity => 3,
+            NotFound | NotInitialized | NoIdentity | UnknownProfile => 3,
             Conflict | AlreadyClaimed | NotClaimant | LeaseLost | InvalidTransition | Exists
             | Cycle | ThreadClosed => 4,
             Timeout => 5,
-            DirtyWorktree | BadRef | WorktreeExists | BaseConflict | GitFailed => 6,
+            DirtyWorktree | BadRef | WorktreeExists | BaseConflict | GitFailed
+            | AgentFailedToStart => 6,
             Busy => 7,
             SchemaTooNew => 8,
         }

@@ -10,6 +10,7 @@ mod inbox_basics;
 mod inbox_commands;
 mod inbox_concurrency;
 mod inbox_errors;
+mod launch;
 mod mcp;
 mod orch_dispatch;
 mod orch_plan;

@@ -26,6 +26,8 @@ pub struct GlobalArgs {
 /// the environment.
 pub struct Env {
     pub orch_agent: Option<String>,
+    /// `ORCH_THREAD`, set for a launched agent: its thread where no marker names it.
+    pub orch_thread: Option<i64>,
     /// `ORCH_TEST_CRASH_AFTER`, raw: parsed only by the commands that dispatch.
     pub crash_after: Option<String>,
 }
@@ -34,6 +36,9 @@ impl Env {
     pub fn from_process() -> Env {
         Env {
             orch_agent: std::env::var("ORCH_AGENT").ok().filter(|v| !v.is_empty()),
+            orch_thread: std::env::var("ORCH_THREAD")
+                .ok()
+                .and_then(|v| v.parse().ok()),
             crash_after: std::env::var("ORCH_TEST_CRASH_AFTER")
                 .ok()
                 .filter(|v| !v.is_empty()),
@@ -183,6 +188,7 @@ impl Ctx {
         }
         match self.marker()? {
             Some(marker) => Ok(marker.thread),
+            None if self.env.orch_thread.is_some() => Ok(self.env.orch_thread.unwrap_or(0)),
             None => Err(Error::new(Code::Usage, "no thread id given")
                 .hint("pass the thread id, or run this inside an attempt worktree")),
         }

@@ -129,6 +129,7 @@ pub fn start(orch: &mut Orch<'_>, spec: &StartSpec<'_>) -> Result<Council> {
             base: None,
             force: false,
             extra: extra.clone(),
+            launch: None,
         };
         dispatch::dispatch_one(orch, &NoWorkspaces, &run, &req)?;
     }

@@ -17,7 +17,14 @@ pub(crate) const ATTEMPT_COLUMNS: &str = "a.id, a.run, a.task, a.n, a.agent, a.t
      a.worktree, a.branch, a.base_ref, a.base_sha, a.head_sha, a.commits, a.started_at, a.ended_at, \
      a.fail_reason, a.fail_retryable, a.seen_updated_at, a.seen_updated_ms, \
      json_extract(a.data, '$.bases_ref'), json_extract(a.data, '$.rescue_ref'), \
-     json_extract(a.data, '$.worktree_removed_at'), json_extract(a.data, '$.branch_deleted_at')";
+     json_extract(a.data, '$.worktree_removed_at'), json_extract(a.data, '$.branch_deleted_at'), \
+     (SELECT json_object('profile', l.profile, 'agent', l.agent, 'pid', l.pid, 'log', l.log, \
+       'started_at', l.started_at, 'exit_code', l.exit_code, 'signal', l.signal, \
+       'ended_at', l.ended_at, 'stalled', l.stalled, 'supervisor_pid', l.supervisor_pid) \
+      FROM launches l WHERE l.attempt_id = a.id)";
+
+/// How many columns [`ATTEMPT_COLUMNS`] has.
+pub(crate) const ATTEMPT_WIDTH: usize = 25;
 
 /// Reads an attempt starting at column `at`; `None` when the (left-joined) id is null.
 /// Also returns when its thread last changed, as far as reconcile has seen.
@@ -62,6 +69,7 @@ pub(crate) fn attempt_and_activity(
         rescue_ref: row.get(at + 21)?,
         worktree_removed_at: row.get::<_, Option<i64>>(at + 22)?.map(rfc3339),
         branch_deleted_at: row.get::<_, Option<i64>>(at + 23)?.map(rfc3339),
+        launch: super::launch::launch_from_column(row.get(at + 24)?),
     };
     let seen: Option<String> = row.get(at + 18)?;
     let seen_ms: Option<i64> = row.get(at + 19)?;

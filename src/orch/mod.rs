@@ -22,6 +22,7 @@ pub mod cleanup;
 pub mod dag;
 pub mod dispatch;
 mod facade;
+pub mod launch;
 mod model;
 pub mod reconcile;
 pub mod repair;

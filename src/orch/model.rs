@@ -165,6 +165,8 @@ pub struct Attempt {
     pub worktree_removed_at: Option<String>,
     /// When `cleanup --prune-branches` deleted its branch.
     pub branch_deleted_at: Option<String>,
+    /// The launched agent working on it (SPEC §11); null when nobody was launched.
+    pub launch: Option<super::launch::Launch>,
 }
 
 /// A state forbids what was asked.

@@ -110,6 +110,12 @@ pub fn reconcile(
             Err(_) => {}
         }
     }
+    // Launch hook (SPEC §11): launched attempts whose supervisor is gone.
+    match super::launch::reap_lost(store, cfg) {
+        Ok(mut lost) => events.append(&mut lost),
+        Err(err) if thorough => return Err(err),
+        Err(_) => {}
+    }
     if thorough {
         events.append(&mut take_back_orphans(store, cfg, repo)?);
         clear_stale_locks(store)?;

@@ -67,6 +67,7 @@ pub fn retry(
         base,
         force: true,
         extra: Map::new(),
+        launch: None,
     };
     dispatch_one(orch, workspaces, &run, &req)
 }
@@ -136,6 +137,7 @@ pub fn reassign(
         base: base.as_deref(),
         force: true,
         extra,
+        launch: None,
     };
     dispatch_one(orch, workspaces, &run, &req)
 }

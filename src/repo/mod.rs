@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 mod bases;
+mod config;
 pub mod git;
 pub mod hooks;
 mod refs;

@@ -18,6 +18,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0002_orch.sql",
         include_str!("../../migrations/0002_orch.sql"),
     ),
+    (
+        "0003_launch.sql",
+        include_str!("../../migrations/0003_launch.sql"),
+    ),
 ];
 
 /// The schema version this binary writes.

@@ -29,11 +29,18 @@ pub struct DispatchArgs {
     /// Dispatch named tasks even when they are not ready
     #[arg(long)]
     pub force: bool,
+    /// Start an agent for each attempt with PROFILE (default: the task's, else orch.launch)
+    #[arg(long, value_name = "PROFILE", num_args = 0..=1, default_missing_value = "", conflicts_with = "to")]
+    pub launch: Option<String>,
     #[command(flatten)]
     pub run: RunOpt,
 }
 
 pub fn dispatch(ctx: &mut Ctx, out: &Out, args: DispatchArgs) -> Result<()> {
+    // Launch hook (SPEC §11).
+    if args.launch.is_some() {
+        return super::launch::dispatch(ctx, out, args);
+    }
     let to = address(args.to.as_deref())?;
     let opts = Options {
         keys: &args.keys,
@@ -42,6 +49,7 @@ pub fn dispatch(ctx: &mut Ctx, out: &Out, args: DispatchArgs) -> Result<()> {
         to: to.as_ref(),
         base: args.base.as_deref(),
         force: args.force,
+        launch: None,
     };
     let done = ctx.dispatching(|orch, workspaces| {
         dispatch::dispatch_tasks(orch, workspaces, args.run.run.as_deref(), &opts)

@@ -6,6 +6,7 @@ mod cleanup;
 mod council;
 mod dep;
 mod dispatch;
+mod launch;
 mod log;
 mod opts;
 mod run;
@@ -77,6 +78,19 @@ pub enum OrchCommand {
     Log(log::LogArgs),
     /// Serve the leader's tools over MCP on stdin/stdout (see docs/mcp.md)
     Mcp,
+    // Launch hook (SPEC §11): commands for launched agents, in launch.rs.
+    /// List launch profiles, or show one with its resolved argv
+    #[command(subcommand)]
+    Profile(launch::ProfileCommand),
+    /// Print the brief a launched agent gets for a task
+    Brief(launch::BriefArgs),
+    /// List the run's launched agents
+    Agents(RunOpt),
+    /// Print the agent log of a task's current attempt
+    Logs(launch::LogsArgs),
+    /// Supervise one launched agent (started by dispatch --launch)
+    #[command(hide = true)]
+    Supervise(launch::SuperviseArgs),
 }
 
 pub fn run(ctx: &mut Ctx, out: &Out, command: OrchCommand) -> Result<()> {
@@ -100,5 +114,10 @@ pub fn run(ctx: &mut Ctx, out: &Out, command: OrchCommand) -> Result<()> {
         OrchCommand::Council(command) => council::run(ctx, out, command),
         OrchCommand::Log(args) => log::log(ctx, out, args),
         OrchCommand::Mcp => crate::cli::mcp::serve(ctx, crate::cli::mcp::tools::Side::Orch),
+        OrchCommand::Profile(command) => launch::profile_command(ctx, out, command),
+        OrchCommand::Brief(args) => launch::brief(ctx, out, args),
+        OrchCommand::Agents(args) => launch::agents(ctx, out, args),
+        OrchCommand::Logs(args) => launch::logs(ctx, out, args),
+        OrchCommand::Supervise(args) => launch::supervise(ctx, args),
     }
 }

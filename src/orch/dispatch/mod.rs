@@ -153,6 +153,8 @@ pub struct Options<'a> {
     pub to: Option<&'a Address>,
     pub base: Option<&'a str>,
     pub force: bool,
+    /// Launch an agent for every attempt; every task's profile is checked first.
+    pub launch: Option<&'a crate::orch::launch::Plan>,
 }
 
 /// What a dispatch of several tasks did: the attempts it started, and the tasks that
@@ -201,6 +203,12 @@ pub fn dispatch_tasks(
                 }
             }
         }
+        // Launch hook: a task that cannot be launched is refused before anything is made.
+        if let Some(plan) = opts.launch {
+            for key in keys.iter().take(opts.max.unwrap_or(usize::MAX)) {
+                plan.profile_for(tx, &run.name, key)?;
+            }
+        }
         Ok((run, keys))
     })?;
     let limit = opts.max.unwrap_or(usize::MAX);
@@ -212,6 +220,7 @@ pub fn dispatch_tasks(
             base: opts.base,
             force: opts.force,
             extra: Map::new(),
+            launch: opts.launch,
         };
         match dispatch_outcome(orch, workspaces, &run, &req)? {
             Outcome::Dispatched(attempt) => out.attempts.push(*attempt),

@@ -28,6 +28,8 @@ pub struct Request<'a> {
     /// Dispatch even when the task is not `ready` (never when an attempt is in flight).
     pub force: bool,
     pub extra: Map<String, Value>,
+    /// Launch an agent for the attempt (SPEC §11): addressed to it, recorded with it.
+    pub launch: Option<&'a crate::orch::launch::Plan>,
 }
 
 fn live_attempt(conn: &Connection, run: &str, key: &str) -> Result<Option<(i64, AttemptStatus)>> {
@@ -134,8 +136,14 @@ pub(crate) fn allocate(conn: &Connection, run: &RunRow, req: &Request<'_>) -> Re
         now,
         Value::Object(req.extra.clone()).to_string()
     ])?;
+    let attempt = AttemptId(conn.last_insert_rowid());
+    // Launch hook: a launched attempt's thread goes to its own agent only.
+    let to = match req.launch {
+        Some(plan) => Address::Agent(plan.record(conn, &run.name, &task.key, n, attempt)?),
+        None => to,
+    };
     Ok(Prepared {
-        attempt: AttemptId(conn.last_insert_rowid()),
+        attempt,
         run: run.name.clone(),
         task: task.key,
         kind: task.kind,

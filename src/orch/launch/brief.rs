@@ -1,0 +1,110 @@
+//! The brief a launched agent gets (SPEC §11): the task, where it stands, and the
+//! protocol in at most ten lines; at most forty lines before the task's body. It names no
+//! ids: inside its worktree `git inbox` finds the thread and the agent by itself.
+
+use super::preset::Protocol;
+use crate::orch::{Attempt, Task};
+
+/// Everything the brief says, gathered by the caller.
+pub struct Brief<'a> {
+    pub task: &'a Task,
+    /// The attempt it is for; `None` to preview what the next attempt would get.
+    pub attempt: Option<&'a Attempt>,
+    /// The launched agent's name, when known.
+    pub agent: Option<&'a str>,
+    pub protocol: Protocol,
+}
+
+/// The protocol lines for agents that report through `git inbox` (what a scripted
+/// model endpoint checks for, so change them with care).
+pub const INBOX_PROTOCOL: [&str; 5] = [
+    "- Work only in this worktree, and commit as you go: `git add -A && git commit -m \"…\"`.",
+    "- Need a decision? `git inbox ask --body \"your question\"`, then `git inbox wait-reply`; follow the answer.",
+    "- Finished: commit, then `git inbox done --body \"summary of what you did\"`.",
+    "- Cannot finish: `git inbox fail --reason \"why\"` (add `--retryable` if another attempt could succeed).",
+    "- You need no ids and no claim: `git inbox` knows this worktree's task and your name.",
+];
+
+/// The protocol lines for agents that report by their exit status.
+pub const EXIT_PROTOCOL: [&str; 4] = [
+    "- Work only in this worktree, and commit everything you change: `git add -A && git commit -m \"…\"`.",
+    "- Finished: exit with status 0; what you committed is the result (uncommitted changes do not count).",
+    "- Cannot finish: exit with a non-zero status, and say why in your last line of output.",
+    "- Do not ask questions: nobody reads them until you have exited.",
+];
+
+fn short(sha: &str) -> &str {
+    sha.get(..12).unwrap_or(sha)
+}
+
+impl Brief<'_> {
+    pub fn render(&self) -> String {
+        let task = self.task;
+        let mut lines: Vec<String> = Vec::new();
+        lines.push(format!("# Task {}: {}", task.key, task.title));
+        lines.push(String::new());
+        let who = self.agent.unwrap_or("the agent");
+        let n = self
+            .attempt
+            .map(|a| a.n.to_string())
+            .unwrap_or_else(|| (task.attempts + 1).to_string());
+        lines.push(format!(
+            "You are {who}, launched by git-orch for attempt {n} of the {} task `{}` in run `{}`.",
+            task.kind, task.key, task.run
+        ));
+        match self.attempt {
+            Some(a) => {
+                match &a.worktree {
+                    Some(path) => lines.push(format!("Worktree: {path}")),
+                    None => lines.push(
+                        "Worktree: none; you work in the repository as it is and commit nothing."
+                            .into(),
+                    ),
+                }
+                if let Some(branch) = &a.branch {
+                    let base = match (&a.base_ref, &a.base_sha) {
+                        (Some(r), Some(sha)) => format!("{r} at {}", short(sha)),
+                        (None, Some(sha)) => short(sha).to_owned(),
+                        (Some(r), None) => r.clone(),
+                        (None, None) => "its base".into(),
+                    };
+                    lines.push(format!("Branch: {branch}, started from {base}."));
+                }
+            }
+            None => lines.push("Worktree and branch: made when the task is dispatched.".into()),
+        }
+        if !task.after.is_empty() {
+            lines.push(format!(
+                "It comes after {}: their committed work is already in your base.",
+                task.after.join(", ")
+            ));
+        }
+        if self.attempt.is_some_and(|a| a.n > 1) {
+            lines
+                .push("Earlier attempts did not finish; start from what your branch holds.".into());
+        }
+        lines.push(String::new());
+        lines.push("## Protocol".into());
+        match self.protocol {
+            Protocol::Inbox => {
+                lines.extend(INBOX_PROTOCOL.iter().map(|l| (*l).to_owned()));
+                if task.kind == "review" {
+                    lines.push("- If the task asks for a JSON result: `git inbox done --result-file FILE`.".into());
+                }
+            }
+            Protocol::Exit => lines.extend(EXIT_PROTOCOL.iter().map(|l| (*l).to_owned())),
+        }
+        lines.push(String::new());
+        lines.push("## The task".into());
+        lines.push(String::new());
+        let mut text = lines.join("\n");
+        text.push('\n');
+        if task.body.trim().is_empty() {
+            text.push_str(&task.title);
+        } else {
+            text.push_str(task.body.trim_end());
+        }
+        text.push('\n');
+        text
+    }
+}

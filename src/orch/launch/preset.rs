@@ -1,0 +1,380 @@
+//! The built-in presets (SPEC §11): for each agent CLI its headless argv, where the
+//! prompt goes, the narrowest flags that let it edit the worktree and run `git` and
+//! `git inbox` without asking (as root too), its default protocol, and its success test,
+//! which reads the CLI's own JSON result where it prints one.
+//!
+//! Flags were measured on Claude Code 2.1, Codex CLI 0.171, Gemini CLI 0.61, opencode
+//! 1.18 and aider 0.86 (see docs/agents.md); they drift, so a profile's `command`
+//! overrides the argv while keeping the preset's success test.
+
+use serde_json::Value;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Preset {
+    Claude,
+    Codex,
+    Gemini,
+    Opencode,
+    Aider,
+    Script,
+}
+
+/// How an agent reports back: itself through `git inbox` (`inbox`), or only by its exit
+/// status with its work committed (`exit`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    Inbox,
+    Exit,
+}
+
+impl Protocol {
+    pub fn parse(text: &str) -> Option<Protocol> {
+        match text.trim() {
+            "inbox" => Some(Protocol::Inbox),
+            "exit" => Some(Protocol::Exit),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Inbox => "inbox",
+            Protocol::Exit => "exit",
+        }
+    }
+}
+
+/// The parts of a preset's argv: the model flag goes between `head` and `tail`, since
+/// some CLIs want options before the prompt.
+pub struct Argv {
+    pub head: &'static [&'static str],
+    pub model: &'static [&'static str],
+    pub tail: &'static [&'static str],
+}
+
+impl Preset {
+    pub const ALL: [Preset; 6] = [
+        Preset::Claude,
+        Preset::Codex,
+        Preset::Gemini,
+        Preset::Opencode,
+        Preset::Aider,
+        Preset::Script,
+    ];
+
+    pub fn parse(text: &str) -> Option<Preset> {
+        Preset::ALL.into_iter().find(|p| p.as_str() == text.trim())
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Preset::Claude => "claude",
+            Preset::Codex => "codex",
+            Preset::Gemini => "gemini",
+            Preset::Opencode => "opencode",
+            Preset::Aider => "aider",
+            Preset::Script => "script",
+        }
+    }
+
+    pub fn protocol(self) -> Protocol {
+        match self {
+            Preset::Aider | Preset::Script => Protocol::Exit,
+            _ => Protocol::Inbox,
+        }
+    }
+
+    /// The built-in argv; `None` for `script`, which has only its profile's `command`.
+    pub fn argv(self) -> Option<Argv> {
+        Some(match self {
+            // acceptEdits approves file edits; the allow-list adds git (and so `git
+            // inbox`) and nothing else: no --dangerously-skip-permissions, which root
+            // may not use anyway.
+            Preset::Claude => Argv {
+                head: &[
+                    "claude",
+                    "-p",
+                    "{brief}",
+                    "--output-format",
+                    "json",
+                    "--permission-mode",
+                    "acceptEdits",
+                    "--allowedTools",
+                    "Bash(git *)",
+                ],
+                model: &["--model", "{model}"],
+                tail: &[],
+            },
+            // workspace-write confines writes to the worktree; the common dir holds
+            // the worktree's index and objects and the state database, so it is added.
+            Preset::Codex => Argv {
+                head: &[
+                    "codex",
+                    "exec",
+                    "--json",
+                    "-s",
+                    "workspace-write",
+                    "--add-dir",
+                    "{common_dir}",
+                ],
+                model: &["-m", "{model}"],
+                tail: &["{brief}"],
+            },
+            Preset::Gemini => Argv {
+                head: &[
+                    "gemini",
+                    "--skip-trust",
+                    "--approval-mode",
+                    "auto_edit",
+                    "--allowed-tools",
+                    "run_shell_command(git)",
+                    "-o",
+                    "stream-json",
+                ],
+                model: &["-m", "{model}"],
+                tail: &["-p", "{brief}"],
+            },
+            Preset::Opencode => Argv {
+                head: &["opencode", "run", "--format", "json"],
+                model: &["-m", "{model}"],
+                tail: &["{brief}"],
+            },
+            // Aider never runs shell commands headlessly: it edits and commits itself,
+            // so it speaks the `exit` protocol.
+            Preset::Aider => Argv {
+                head: &[
+                    "aider",
+                    "--yes-always",
+                    "--no-check-update",
+                    "--analytics-disable",
+                    "--no-show-release-notes",
+                    "--no-show-model-warnings",
+                    "--no-pretty",
+                    "--no-fancy-input",
+                    "--no-gitignore",
+                ],
+                model: &["--model", "{model}"],
+                tail: &["--message-file", "{brief_file}"],
+            },
+            Preset::Script => return None,
+        })
+    }
+
+    /// Environment the preset always sets (a profile's `env` comes after and wins).
+    pub fn env(self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            // Edits yes, `git …` yes, every other shell command no.
+            Preset::Opencode => &[(
+                "OPENCODE_PERMISSION",
+                r#"{"edit":"allow","bash":{"*":"deny","git *":"allow"},"webfetch":"deny"}"#,
+            )],
+            Preset::Aider => &[("LITELLM_LOCAL_MODEL_COST_MAP", "True")],
+            _ => &[],
+        }
+    }
+
+    /// The success test of a finished agent: its exit code, its output, and how many
+    /// commits its branch gained. `Err` says why a zero exit is still a failure.
+    pub fn verdict(self, exit_code: Option<i32>, output: &str, commits: u64) -> Verdict {
+        if exit_code != Some(0) {
+            let why = match exit_code {
+                Some(code) => format!("exited with status {code}"),
+                None => "was killed by a signal".to_owned(),
+            };
+            return Verdict::failed(why, summary_line(output));
+        }
+        match self {
+            Preset::Claude => claude(output),
+            Preset::Codex => codex(output),
+            Preset::Gemini => gemini(output),
+            Preset::Opencode => opencode(output),
+            // Aider exits 0 even when the model never answered: no commit, no work.
+            Preset::Aider if commits == 0 => {
+                Verdict::failed("made no commit".into(), summary_line(output))
+            }
+            Preset::Aider | Preset::Script => Verdict::ok(summary_line(output)),
+        }
+    }
+}
+
+/// What the success test concluded, and a one-line summary of the agent's output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    pub ok: bool,
+    pub why: Option<String>,
+    pub summary: String,
+}
+
+impl Verdict {
+    fn ok(summary: String) -> Verdict {
+        Verdict {
+            ok: true,
+            why: None,
+            summary,
+        }
+    }
+
+    fn failed(why: String, summary: String) -> Verdict {
+        Verdict {
+            ok: false,
+            why: Some(why),
+            summary,
+        }
+    }
+}
+
+/// JSON objects printed one per line, newest last.
+fn json_lines(output: &str) -> impl DoubleEndedIterator<Item = Value> + '_ {
+    output
+        .lines()
+        .filter(|l| l.trim_start().starts_with('{'))
+        .filter_map(|l| serde_json::from_str::<Value>(l.trim()).ok())
+}
+
+fn summary_line(output: &str) -> String {
+    let line = output
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with("[git-orch]"))
+        .unwrap_or("");
+    line.chars().take(500).collect()
+}
+
+fn text_of(value: Option<&Value>) -> String {
+    value
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .chars()
+        .take(500)
+        .collect()
+}
+
+/// `--output-format json`: one result object; `is_error` or denied tool calls fail it
+/// (Claude exits 0 when tools were denied).
+fn claude(output: &str) -> Verdict {
+    let Some(result) = json_lines(output).rev().find(|v| v["type"] == "result") else {
+        return Verdict::failed("printed no result JSON".into(), summary_line(output));
+    };
+    let summary = text_of(result.get("result"));
+    if result["is_error"] == Value::Bool(true) {
+        return Verdict::failed(format!("reported an error: {summary}"), summary);
+    }
+    let denied = result["permission_denials"]
+        .as_array()
+        .map(|d| {
+            d.iter()
+                .filter_map(|x| x["tool_name"].as_str())
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    if !denied.is_empty() {
+        return Verdict::failed(
+            format!("was denied tool calls: {}", denied.join(", ")),
+            summary,
+        );
+    }
+    Verdict::ok(summary)
+}
+
+/// `exec --json`: JSONL events; a finished run ends with `turn.completed`.
+fn codex(output: &str) -> Verdict {
+    let events: Vec<Value> = json_lines(output).collect();
+    let summary = events
+        .iter()
+        .rev()
+        .find(|e| e["item"]["type"] == "agent_message")
+        .map(|e| text_of(e["item"].get("text")))
+        .unwrap_or_else(|| summary_line(output));
+    if let Some(failed) = events.iter().find(|e| e["type"] == "turn.failed") {
+        let why = failed["error"]["message"].as_str().unwrap_or("turn failed");
+        return Verdict::failed(format!("reported: {why}"), summary);
+    }
+    if !events.iter().any(|e| e["type"] == "turn.completed") {
+        return Verdict::failed("never completed a turn".into(), summary);
+    }
+    Verdict::ok(summary)
+}
+
+/// `-o stream-json`: the last event is `result` with a `status`.
+fn gemini(output: &str) -> Verdict {
+    let Some(result) = json_lines(output).rev().find(|v| v["type"] == "result") else {
+        return Verdict::failed("printed no result event".into(), summary_line(output));
+    };
+    let summary = summary_line(output);
+    match result["status"].as_str() {
+        Some("success") => Verdict::ok(summary),
+        other => Verdict::failed(
+            format!("ended with status {}", other.unwrap_or("unknown")),
+            summary,
+        ),
+    }
+}
+
+/// `--format json`: events; an `error` event fails the run.
+fn opencode(output: &str) -> Verdict {
+    let events: Vec<Value> = json_lines(output).collect();
+    if let Some(error) = events.iter().find(|e| e["type"] == "error") {
+        let why = error["error"]["name"].as_str().unwrap_or("error");
+        return Verdict::failed(format!("reported {why}"), summary_line(output));
+    }
+    let summary = events
+        .iter()
+        .rev()
+        .find(|e| e["type"] == "text")
+        .map(|e| text_of(e["part"].get("text")))
+        .unwrap_or_else(|| summary_line(output));
+    Verdict::ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn claude_fails_a_zero_exit_with_denials_or_an_error_flag() {
+        let ok = r#"{"type":"result","subtype":"success","is_error":false,"result":"All done.","permission_denials":[]}"#;
+        assert_eq!(
+            Preset::Claude.verdict(Some(0), ok, 0),
+            Verdict::ok("All done.".into())
+        );
+        let denied = r#"{"type":"result","is_error":false,"result":"x","permission_denials":[{"tool_name":"Bash"}]}"#;
+        let v = Preset::Claude.verdict(Some(0), denied, 0);
+        assert!(!v.ok && v.why.unwrap().contains("Bash"));
+        let error = r#"{"type":"result","is_error":true,"result":"API Error"}"#;
+        assert!(!Preset::Claude.verdict(Some(0), error, 0).ok);
+        assert!(!Preset::Claude.verdict(Some(0), "plain text", 0).ok);
+        assert!(!Preset::Claude.verdict(Some(1), ok, 0).ok);
+    }
+
+    #[test]
+    fn the_other_presets_read_their_own_output() {
+        let codex = "{\"type\":\"turn.started\"}\n{\"type\":\"item.completed\",\"item\":{\"type\":\"agent_message\",\"text\":\"hi\"}}\n{\"type\":\"turn.completed\"}";
+        assert_eq!(
+            Preset::Codex.verdict(Some(0), codex, 0),
+            Verdict::ok("hi".into())
+        );
+        assert!(
+            !Preset::Codex
+                .verdict(Some(0), "{\"type\":\"turn.started\"}", 0)
+                .ok
+        );
+        let gemini = "{\"type\":\"init\"}\n{\"type\":\"result\",\"status\":\"success\"}";
+        assert!(Preset::Gemini.verdict(Some(0), gemini, 0).ok);
+        assert!(
+            !Preset::Gemini
+                .verdict(Some(0), "{\"type\":\"result\",\"status\":\"error\"}", 0)
+                .ok
+        );
+        let oc = "{\"type\":\"error\",\"error\":{\"name\":\"APIError\"}}";
+        assert!(!Preset::Opencode.verdict(Some(0), oc, 0).ok);
+        assert!(!Preset::Aider.verdict(Some(0), "done", 0).ok);
+        assert!(Preset::Aider.verdict(Some(0), "done", 1).ok);
+        assert_eq!(
+            Preset::Script
+                .verdict(Some(0), "line\n[git-orch] agent exited\n", 0)
+                .summary,
+            "line"
+        );
+    }
+}
