@@ -395,3 +395,38 @@ fn the_brief_names_the_task_its_place_and_the_protocol_in_few_lines() {
         .unwrap()
         .contains("exit with status 0"));
 }
+
+#[test]
+fn orch_setup_runs_in_the_new_worktree_before_the_agent_and_its_failure_fails_the_attempt() {
+    let env = with_run();
+    profile(&env, "w", "done", &[("protocol", "inbox")]);
+    env.git(&["config", "orch.setup", "sh -c 'echo ready > .setup-ran'"]);
+    add(&env, "a", &[]);
+    env.orch().args(["dispatch", "a", "--launch", "w"]).ok();
+    let a = until_agent_ended(&env, "a");
+    assert_eq!(a["status"], "done", "{a}");
+    let worktree = PathBuf::from(a["current_attempt"]["worktree"].as_str().unwrap());
+    assert_eq!(
+        std::fs::read_to_string(worktree.join(".setup-ran")).unwrap(),
+        "ready\n"
+    );
+
+    env.git(&[
+        "config",
+        "orch.setup",
+        "sh -c 'echo no database here; exit 4'",
+    ]);
+    add(&env, "b", &[]);
+    env.orch().args(["dispatch", "b", "--launch", "w"]).ok();
+    let b = until_agent_ended(&env, "b");
+    let failure = &b["current_attempt"]["failure"];
+    assert_eq!(failure["reason"], "setup_failed", "{b}");
+    assert_eq!(failure["retryable"], true);
+    assert!(
+        b["current_attempt"]["launch"]["pid"].is_null(),
+        "the agent never started"
+    );
+    let thread = b["current_attempt"]["thread"].as_i64().unwrap().to_string();
+    let messages = env.inbox().args(["show", &thread]).ok()["messages"].to_string();
+    assert!(messages.contains("no database here"), "{messages}");
+}

@@ -21,7 +21,7 @@ pub mod template;
 use super::attempts::{attempt_from_row, ATTEMPT_COLUMNS, ATTEMPT_WIDTH};
 use super::{Attempt, AttemptId, Step, Workspace, Workspaces};
 use crate::error::{Code, Error, Result};
-use crate::inbox::{self, Note};
+use crate::inbox::{self, Note, ThreadStatus};
 use crate::orch::dispatch::Prepared;
 use crate::store::events::{self, Event, NewEvent};
 use crate::store::Store;
@@ -219,9 +219,9 @@ impl Plan {
             .chain(given.clone())
             .chain(default.clone())
         {
-            if !profiles.contains_key(&name) {
-                let resolved = resolve(&name);
-                profiles.insert(name, resolved);
+            if let std::collections::btree_map::Entry::Vacant(slot) = profiles.entry(name) {
+                let resolved = resolve(slot.key());
+                slot.insert(resolved);
             }
         }
         Plan {
@@ -363,12 +363,12 @@ pub(crate) fn fail_for_agent(
     if thread.is_closed() {
         return Ok(false);
     }
-    if thread.status == "claimed" && thread.claimed_by.as_deref() != Some(agent) {
+    if thread.status == ThreadStatus::Claimed && thread.claimed_by.as_deref() != Some(agent) {
         // Not ours to fail: someone else holds it, so withdraw it as the leader.
         inbox::cancel(conn, cfg, &cfg.leader, id, reason)?;
         return Ok(true);
     }
-    if thread.status != "claimed" {
+    if thread.status != ThreadStatus::Claimed {
         inbox::claim(conn, cfg, agent, id, None)?;
     }
     if let Some(detail) = detail.filter(|d| !d.trim().is_empty()) {

@@ -96,26 +96,37 @@ impl Preset {
                     "-p",
                     "{brief}",
                     "--output-format",
-                    "json",
+                    "stream-json",
+                    "--verbose",
                     "--permission-mode",
                     "acceptEdits",
                     "--allowedTools",
                     "Bash(git *)",
+                    "--no-session-persistence",
                 ],
                 model: &["--model", "{model}"],
                 tail: &[],
             },
-            // workspace-write confines writes to the worktree; the common dir holds
-            // the worktree's index and objects and the state database, so it is added.
+            // workspace-write confines writes to the worktree and makes the git dir
+            // its `.git` points at read-only: the common dir (objects, refs, the state
+            // database) and the worktree's private git dir (its index) are added. A
+            // login shell would reset PATH and lose `git inbox`.
             Preset::Codex => Argv {
                 head: &[
                     "codex",
                     "exec",
                     "--json",
+                    "--ephemeral",
                     "-s",
                     "workspace-write",
                     "--add-dir",
                     "{common_dir}",
+                    "--add-dir",
+                    "{git_dir}",
+                    "-c",
+                    "allow_login_shell=false",
+                    "-C",
+                    "{worktree}",
                 ],
                 model: &["-m", "{model}"],
                 tail: &["{brief}"],
@@ -164,10 +175,13 @@ impl Preset {
     pub fn env(self) -> &'static [(&'static str, &'static str)] {
         match self {
             // Edits yes, `git …` yes, every other shell command no.
-            Preset::Opencode => &[(
-                "OPENCODE_PERMISSION",
-                r#"{"edit":"allow","bash":{"*":"deny","git *":"allow"},"webfetch":"deny"}"#,
-            )],
+            Preset::Opencode => &[
+                (
+                    "OPENCODE_PERMISSION",
+                    r#"{"edit":"allow","bash":{"*":"deny","git *":"allow"},"webfetch":"deny"}"#,
+                ),
+                ("OPENCODE_DISABLE_AUTOUPDATE", "1"),
+            ],
             Preset::Aider => &[("LITELLM_LOCAL_MODEL_COST_MAP", "True")],
             _ => &[],
         }
@@ -257,7 +271,9 @@ fn claude(output: &str) -> Verdict {
         return Verdict::failed("printed no result JSON".into(), summary_line(output));
     };
     let summary = text_of(result.get("result"));
-    if result["is_error"] == Value::Bool(true) {
+    if result["is_error"] == Value::Bool(true)
+        || result["subtype"].as_str().is_some_and(|s| s != "success")
+    {
         return Verdict::failed(format!("reported an error: {summary}"), summary);
     }
     let denied = result["permission_denials"]
@@ -287,6 +303,7 @@ fn codex(output: &str) -> Verdict {
         .map(|e| text_of(e["item"].get("text")))
         .unwrap_or_else(|| summary_line(output));
     if let Some(failed) = events.iter().find(|e| e["type"] == "turn.failed") {
+        // (An `error` item about missing model metadata is only a warning.)
         let why = failed["error"]["message"].as_str().unwrap_or("turn failed");
         return Verdict::failed(format!("reported: {why}"), summary);
     }

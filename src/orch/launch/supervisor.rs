@@ -23,7 +23,7 @@ use super::template::{self, Vars};
 use super::{emit, fail_for_agent, open_log, remove_lock, Launch};
 use super::{AGENT_EXITED, AGENT_FAILED_TO_START, AGENT_TIMEOUT, SETUP_FAILED};
 use crate::error::{Error, Result};
-use crate::inbox::{self, Note};
+use crate::inbox::{self, Note, ThreadStatus};
 use crate::orch::{get_attempt, tasks, Attempt, AttemptId, Task};
 use crate::repo::{Repo, Untracked};
 use crate::store::Store;
@@ -70,6 +70,8 @@ struct Supervisor<'a> {
     launch: Launch,
     thread: i64,
     log: File,
+    /// The agent's pid (and process group) once it started.
+    agent_pid: Option<i64>,
 }
 
 /// Runs the supervisor of attempt `id` to the end. Errors are also written to the log.
@@ -100,6 +102,7 @@ pub fn supervise(
         launch,
         thread,
         log,
+        agent_pid: None,
     };
     let outcome = sup.run(&task, edge);
     if let Err(err) = &outcome {
@@ -108,6 +111,13 @@ pub fn supervise(
             err.message,
             err.code.as_str()
         ));
+        // Nothing keeps running once nobody supervises it.
+        if let Some(pid) = sup.agent_pid {
+            process::end_group(pid, KILL_GRACE, |wait| {
+                std::thread::sleep(wait);
+                true
+            });
+        }
         // A supervisor that cannot go on must not leave the thread to look alive.
         let _ = sup.give_up(AGENT_EXITED, &err.message);
     }
@@ -179,6 +189,10 @@ impl Supervisor<'_> {
         }
         let brief = std::fs::read_to_string(&brief_file)
             .map_err(|e| Error::io(format!("reading {}", brief_file.display()), e))?;
+        let git_dir = match &self.attempt.worktree {
+            Some(_) => Repo::open_worktree(&cwd)?.git_dir().to_owned(),
+            None => self.repo.common_dir().to_owned(),
+        };
         let vars = Vars {
             brief: &brief,
             brief_file: &brief_file,
@@ -186,6 +200,7 @@ impl Supervisor<'_> {
             agent: &agent,
             model: profile.model.as_deref(),
             common_dir: self.repo.common_dir(),
+            git_dir: &git_dir,
         };
         let mut argv = match profile.argv(&vars) {
             Ok(argv) => argv,
@@ -208,6 +223,7 @@ impl Supervisor<'_> {
             }
         };
         let pid = child.id() as i64;
+        self.agent_pid = Some(pid);
         let attempt = self.attempt.clone();
         self.store.write(|tx| {
             tx.prepare_cached(
@@ -253,7 +269,8 @@ impl Supervisor<'_> {
 
     fn base_command(&self, program: &str, cwd: &Path, edge: &Edge) -> Result<Command> {
         let mut cmd = Command::new(program);
-        cmd.current_dir(cwd).stdin(Stdio::null());
+        // PWD too: some CLIs (opencode) take their project from it, not from the cwd.
+        cmd.current_dir(cwd).env("PWD", cwd).stdin(Stdio::null());
         for out in [0, 1] {
             let file = self
                 .log
@@ -378,7 +395,7 @@ impl Supervisor<'_> {
             if current != version {
                 version = current;
                 if let Some(thread) = self.store.read(|tx| inbox::find_thread(tx, thread_id))? {
-                    if thread.status == "cancelled" {
+                    if thread.status == ThreadStatus::Cancelled {
                         self.say("the thread was cancelled: ending the agent");
                         process::signal_group(pid, rustix::process::Signal::TERM);
                         ending = Some((Ending::Cancelled, now + KILL_GRACE));
@@ -387,7 +404,7 @@ impl Supervisor<'_> {
                     if own_update.as_deref() != Some(thread.updated_at.as_str()) {
                         last_activity = now;
                     }
-                    if thread.status == "open" {
+                    if thread.status == ThreadStatus::Open {
                         next_renew = now;
                     }
                 }
@@ -500,7 +517,7 @@ impl Supervisor<'_> {
                     fail_for_agent(tx, cfg, &agent, thread_id, AGENT_TIMEOUT, Some(&detail)).map(drop)
                 }
                 (_, Protocol::Exit) if verdict.ok && dirty.is_empty() => {
-                    if thread.status != "claimed" {
+                    if thread.status != ThreadStatus::Claimed {
                         inbox::claim(tx, cfg, &agent, thread_id, None)?;
                     }
                     let result = json!({"exit_code": status.code(), "head_sha": head_sha,

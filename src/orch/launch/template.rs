@@ -6,13 +6,14 @@ use crate::error::{Error, Result};
 use std::path::Path;
 
 /// The placeholders a template may use.
-pub const PLACEHOLDERS: [&str; 6] = [
+pub const PLACEHOLDERS: [&str; 7] = [
     "brief",
     "brief_file",
     "worktree",
     "agent",
     "model",
     "common_dir",
+    "git_dir",
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +35,8 @@ pub struct Vars<'a> {
     pub agent: &'a str,
     pub model: Option<&'a str>,
     pub common_dir: &'a Path,
+    /// The worktree's private git dir (the common dir for a task without a worktree).
+    pub git_dir: &'a Path,
 }
 
 impl Word {
@@ -55,6 +58,7 @@ impl Word {
                     "worktree" => vars.worktree.to_string_lossy().into_owned(),
                     "agent" => vars.agent.to_owned(),
                     "common_dir" => vars.common_dir.to_string_lossy().into_owned(),
+                    "git_dir" => vars.git_dir.to_string_lossy().into_owned(),
                     _ => vars.model.map(str::to_owned).ok_or_else(|| {
                         Error::invalid_input("the command uses {model} but no model is set")
                             .hint("set one: git config orch.agent.PROFILE.model NAME")
@@ -161,6 +165,7 @@ mod tests {
             agent: "claude-3",
             model,
             common_dir: Path::new("/repo/.git"),
+            git_dir: Path::new("/repo/.git/worktrees/wt"),
         }
     }
 
