@@ -102,6 +102,7 @@ impl Preset {
                     "acceptEdits",
                     "--allowedTools",
                     "Bash(git *)",
+                    "--strict-mcp-config",
                     "--no-session-persistence",
                 ],
                 model: &["--model", "{model}"],
@@ -307,6 +308,17 @@ fn codex(output: &str) -> Verdict {
         let why = failed["error"]["message"].as_str().unwrap_or("turn failed");
         return Verdict::failed(format!("reported: {why}"), summary);
     }
+    // An `error` about missing model metadata is only a warning; any other fails.
+    if let Some(error) = events.iter().find(|e| {
+        e["type"] == "error"
+            && !e["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("Model metadata")
+    }) {
+        let why = error["message"].as_str().unwrap_or("error");
+        return Verdict::failed(format!("reported: {why}"), summary);
+    }
     if !events.iter().any(|e| e["type"] == "turn.completed") {
         return Verdict::failed("never completed a turn".into(), summary);
     }
@@ -376,6 +388,12 @@ mod tests {
                 .verdict(Some(0), "{\"type\":\"turn.started\"}", 0)
                 .ok
         );
+        let warned = format!(
+            "{{\"type\":\"error\",\"message\":\"Model metadata for m not found\"}}\n{codex}"
+        );
+        assert!(Preset::Codex.verdict(Some(0), &warned, 0).ok);
+        let broken = format!("{{\"type\":\"error\",\"message\":\"stream disconnected\"}}\n{codex}");
+        assert!(!Preset::Codex.verdict(Some(0), &broken, 0).ok);
         let gemini = "{\"type\":\"init\"}\n{\"type\":\"result\",\"status\":\"success\"}";
         assert!(Preset::Gemini.verdict(Some(0), gemini, 0).ok);
         assert!(
