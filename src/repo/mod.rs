@@ -12,6 +12,8 @@ mod refs;
 mod revs;
 mod status;
 #[cfg(test)]
+mod test_env;
+#[cfg(test)]
 pub(crate) mod testing;
 mod worktree;
 
