@@ -27,7 +27,10 @@ pub fn hermetic_vars(home: &Path) -> Vec<(&'static str, OsString)> {
         ("HOME", home.as_os_str().to_owned()),
         ("XDG_CONFIG_HOME", home.join(".config").into_os_string()),
         ("GIT_CONFIG_NOSYSTEM", os("1")),
-        ("GIT_CONFIG_GLOBAL", home.join(".gitconfig").into_os_string()),
+        (
+            "GIT_CONFIG_GLOBAL",
+            home.join(".gitconfig").into_os_string(),
+        ),
         ("GIT_AUTHOR_NAME", os("Test Author")),
         ("GIT_AUTHOR_EMAIL", os("author@example.com")),
         ("GIT_COMMITTER_NAME", os("Test Committer")),

@@ -121,7 +121,10 @@ mod tests {
             .lines()
             .filter(|l| !l.starts_with("local\t"))
             .collect();
-        assert!(foreign.is_empty(), "config from outside the repo: {foreign:?}");
+        assert!(
+            foreign.is_empty(),
+            "config from outside the repo: {foreign:?}"
+        );
         assert_eq!(std::env::var("HOME").unwrap(), NO_HOME);
         assert!(std::env::var_os("ORCH_AGENT").is_none());
     }

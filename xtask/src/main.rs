@@ -7,12 +7,13 @@ mod demo;
 mod e2e;
 mod endpoint;
 mod mcp;
+mod lint;
 mod soak;
 mod util;
 
 use anyhow::{bail, Result};
 
-const USAGE: &str = "usage: cargo xtask demo [--dir DIR] [--release]\n       cargo xtask test\n       cargo xtask e2e [mcp] [--release]\n       cargo xtask bench [inbox|hooks|orch|worktree|council|all]\n       cargo xtask soak [--workers N] [--threads M] [--seconds S] [--small] [--debug]\n       cargo xtask agents install [--only NAME,…] | smoke [NAME…]\n       cargo xtask endpoint [--port P] [--scenario worker|exit-without-done|hang|mcp-worker] [--expect TEXT]… [--log FILE]";
+const USAGE: &str = "usage: cargo xtask demo [--dir DIR] [--release]\n       cargo xtask test\n       cargo xtask lint\n       cargo xtask e2e [mcp] [--release]\n       cargo xtask bench [inbox|hooks|orch|worktree|council|all]\n       cargo xtask soak [--workers N] [--threads M] [--seconds S] [--small] [--debug]\n       cargo xtask agents install [--only NAME,…] | smoke [NAME…]\n       cargo xtask endpoint [--port P] [--scenario worker|exit-without-done|hang|mcp-worker] [--expect TEXT]… [--log FILE]";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -24,13 +25,15 @@ fn main() -> Result<()> {
         Some("e2e") => e2e::run(&args[1..]),
         Some("agents") => agents::run(&args[1..]),
         Some("endpoint") => endpoint::run(&args[1..]),
+        Some("lint") => lint::run(&args[1..]),
         _ => bail!("{USAGE}"),
     }
 }
 
-/// The one test command: the cargo test suite, then the e2e scenarios and a small soak
-/// against the same debug binaries.
+/// The one test command: the layering check, the cargo test suite, then the e2e
+/// scenarios and a small soak against the same debug binaries.
 fn test() -> Result<()> {
+    lint::run(&[])?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = std::process::Command::new(&cargo)
         .args(["test", "--workspace"])
