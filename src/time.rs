@@ -1,4 +1,4 @@
-//! Wall-clock milliseconds, RFC 3339 rendering and the duration syntax of SPEC §3.
+//! Wall-clock milliseconds, RFC 3339 rendering and our duration syntax.
 
 use crate::error::{Code, Error, Result};
 use jiff::Timestamp;

@@ -27,7 +27,7 @@ pub use worktree::{
     WorktreeGuard,
 };
 
-/// Name of the attempt marker file in a linked worktree's private git dir (SPEC §7).
+/// Name of the attempt marker file in a linked worktree's private git dir.
 pub const ATTEMPT_MARKER: &str = "orch-attempt";
 
 /// A discovered repository: where its git dirs and work tree are, and its config.
