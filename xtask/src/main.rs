@@ -6,8 +6,8 @@ mod bench;
 mod demo;
 mod e2e;
 mod endpoint;
-mod mcp;
 mod lint;
+mod mcp;
 mod soak;
 mod util;
 
