@@ -1,10 +1,11 @@
 //! The one error type every layer returns: a stable code, a message, an optional hint and
-//! structured details. The CLI maps the code to the exit status of SPEC §3.
+//! structured details. The CLI maps the code to its exit status (docs/reference.md lists
+//! both, generated from [`Code::ALL`]).
 
 use serde_json::{Map, Value};
 use std::fmt;
 
-/// Stable error codes (SPEC §3). The string form is part of the public contract.
+/// Stable error codes. The string form is part of the public contract.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Code {
     Internal,
@@ -37,6 +38,37 @@ pub enum Code {
 }
 
 impl Code {
+    /// Every code, in the order the reference lists them (by exit status).
+    pub const ALL: [Code; 27] = [
+        Code::Internal,
+        Code::Io,
+        Code::Usage,
+        Code::InvalidInput,
+        Code::InvalidName,
+        Code::TooLarge,
+        Code::NotFound,
+        Code::NotInitialized,
+        Code::NoIdentity,
+        Code::UnknownProfile,
+        Code::Conflict,
+        Code::AlreadyClaimed,
+        Code::NotClaimant,
+        Code::LeaseLost,
+        Code::InvalidTransition,
+        Code::Exists,
+        Code::Cycle,
+        Code::ThreadClosed,
+        Code::Timeout,
+        Code::DirtyWorktree,
+        Code::BadRef,
+        Code::WorktreeExists,
+        Code::BaseConflict,
+        Code::GitFailed,
+        Code::AgentFailedToStart,
+        Code::Busy,
+        Code::SchemaTooNew,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Code::Internal => "internal",
@@ -69,7 +101,50 @@ impl Code {
         }
     }
 
-    /// The process exit status for this code (SPEC §3).
+    /// What the code tells the caller, for the reference.
+    pub fn meaning(self) -> &'static str {
+        match self {
+            Code::Internal => "a bug in git-orch; the message and details say where",
+            Code::Io => "reading or writing a file failed (permissions, a full disk)",
+            Code::Usage => "the command line is wrong: a missing, extra or clashing argument",
+            Code::InvalidInput => "a value is malformed: a duration, an id, JSON, a plan",
+            Code::InvalidName => "an agent, run, task or queue name breaks the naming rule",
+            Code::TooLarge => "a body, data object or artifact is over its size limit",
+            Code::NotFound => "the thread, task, run, attempt or artifact named does not exist",
+            Code::NotInitialized => "the repository has no git-orch state: run `git orch init`",
+            Code::NoIdentity => {
+                "no agent name: pass --agent, set ORCH_AGENT, or stand in an attempt worktree"
+            }
+            Code::Conflict => "someone else holds or owns it, or another attempt is in flight",
+            Code::AlreadyClaimed => "the thread is claimed by another agent under a live lease",
+            Code::NotClaimant => "the command needs the claim on the thread and you do not hold it",
+            Code::LeaseLost => "your claim ran out and was taken back before this command",
+            Code::InvalidTransition => "the thread, task or run is in a status that forbids this",
+            Code::Exists => "something by that name already exists",
+            Code::Cycle => "the dependency would make the task graph cyclic",
+            Code::ThreadClosed => "the thread is done, failed or cancelled",
+            Code::Timeout => "a blocking wait ran out before its condition held",
+            Code::DirtyWorktree => {
+                "the main worktree has uncommitted changes; details list the paths"
+            }
+            Code::BadRef => "a revision or branch name does not resolve to a commit",
+            Code::WorktreeExists => "the attempt's worktree path or branch is already taken",
+            Code::BaseConflict => {
+                "the dependencies' results do not merge cleanly; the task is blocked"
+            }
+            Code::GitFailed => "a git command failed; details carry its arguments and stderr",
+            Code::UnknownProfile => {
+                "no agent profile or preset by that name (orch.agent.<profile>.*)"
+            }
+            Code::AgentFailedToStart => {
+                "the profile's program is missing or not executable; nothing was dispatched"
+            }
+            Code::Busy => "the database stayed locked past the busy timeout",
+            Code::SchemaTooNew => "the database was written by a newer git-orch than this binary",
+        }
+    }
+
+    /// The process exit status for this code.
     pub fn exit_status(self) -> u8 {
         use Code::*;
         match self {
@@ -213,5 +288,46 @@ mod tests {
         assert_eq!(full.kind(), Kind::Failure);
         assert_eq!(full.code, Code::Io);
         assert_eq!(Error::new(Code::Io, "x").kind(), Kind::Failure);
+    }
+
+    #[test]
+    fn all_lists_every_code_once_by_exit_status() {
+        // Exhaustive on purpose: a new variant stops this compiling until it is in ALL.
+        let listed = |code: Code| match code {
+            Code::Internal
+            | Code::Io
+            | Code::Usage
+            | Code::InvalidInput
+            | Code::InvalidName
+            | Code::TooLarge
+            | Code::NotFound
+            | Code::NotInitialized
+            | Code::NoIdentity
+            | Code::Conflict
+            | Code::AlreadyClaimed
+            | Code::NotClaimant
+            | Code::LeaseLost
+            | Code::InvalidTransition
+            | Code::Exists
+            | Code::Cycle
+            | Code::ThreadClosed
+            | Code::Timeout
+            | Code::DirtyWorktree
+            | Code::BadRef
+            | Code::WorktreeExists
+            | Code::BaseConflict
+            | Code::GitFailed
+            | Code::Busy
+            | Code::UnknownProfile
+            | Code::AgentFailedToStart
+            | Code::SchemaTooNew => Code::ALL.contains(&code),
+        };
+        assert!(Code::ALL.iter().all(|&c| listed(c)));
+        let names: std::collections::BTreeSet<&str> =
+            Code::ALL.iter().map(|c| c.as_str()).collect();
+        assert_eq!(names.len(), Code::ALL.len());
+        assert!(Code::ALL
+            .windows(2)
+            .all(|w| w[0].exit_status() <= w[1].exit_status()));
     }
 }

@@ -4,11 +4,13 @@
 //! them, `orch` above the inbox, `cli` on top. The two binaries only call [`cli::inbox_main`] and [`cli::orch_main`].
 
 pub mod cli;
+pub mod config_keys;
 pub mod council;
 pub mod error;
 pub mod inbox;
 pub mod names;
 pub mod orch;
+pub mod reference;
 pub mod repo;
 pub mod store;
 pub mod time;

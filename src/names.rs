@@ -1,4 +1,4 @@
-//! Names of agents, runs, tasks and queues (SPEC §4): they become branch names, paths and
+//! Names of agents, runs, tasks and queues: they become branch names, paths and
 //! argv, so the grammar is strict.
 
 use crate::error::{Code, Error, Result};

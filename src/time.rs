@@ -1,43 +1,23 @@
-//! Wall-clock milliseconds, RFC 3339 rendering and the duration syntax of SPEC §3.
+//! Wall-clock milliseconds, RFC 3339 rendering and our duration syntax.
 
 use crate::error::{Code, Error, Result};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use jiff::Timestamp;
+use std::time::Duration;
 
 /// Milliseconds since the Unix epoch; every stored time uses this unit.
 pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    Timestamp::now().as_millisecond()
 }
 
 /// `2026-11-25T15:09:20.123Z`: RFC 3339, UTC, milliseconds.
 pub fn rfc3339(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let millis = ms.rem_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let sod = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z",
-        sod / 3600,
-        (sod % 3600) / 60,
-        sod % 60
-    )
-}
-
-// Howard Hinnant's days-to-civil algorithm: exact for the whole proleptic Gregorian range.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
+    // Beyond jiff's ±9999 years no stored time can come from a clock: clamp, don't fail.
+    let ts = Timestamp::from_millisecond(ms).unwrap_or(if ms < 0 {
+        Timestamp::MIN
+    } else {
+        Timestamp::MAX
+    });
+    format!("{ts:.3}")
 }
 
 /// Parses `90`, `90s`, `15m`, `2h`, `1h30m` (and `500ms`, `1d` as conveniences).
@@ -98,6 +78,9 @@ mod tests {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(rfc3339(1_795_619_360_123), "2026-11-25T15:09:20.123Z");
         assert_eq!(rfc3339(951_782_400_000), "2000-02-29T00:00:00.000Z");
+        assert_eq!(rfc3339(-1), "1969-12-31T23:59:59.999Z");
+        assert!(rfc3339(i64::MAX).starts_with("9999-12-"));
+        assert!(rfc3339(i64::MIN).starts_with("-009999-01-"));
     }
 
     #[test]

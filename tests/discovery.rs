@@ -1,4 +1,4 @@
-//! Finding the repository and its state like git does (SPEC §2), global flags in any
+//! Finding the repository and its state like git does, global flags in any
 //! position (§3), init and migrations.
 
 use crate::common::{finish, TestEnv};

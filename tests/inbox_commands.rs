@@ -1,4 +1,4 @@
-//! Every `git inbox` command doing its job (SPEC §5), through the real binary.
+//! Every `git inbox` command doing its job, through the real binary.
 
 use crate::common::{finish, wait_until_db_open, TestEnv};
 use serde_json::{json, Value};
@@ -932,7 +932,7 @@ fn whoami_and_thread_defaults_inside_an_attempt_worktree() {
         "attempt",
         wt.to_str().unwrap(),
     ]);
-    // What `git orch dispatch` writes (SPEC §7), written by hand here.
+    // What `git orch dispatch` writes, written by hand here.
     let git_dir = env.git_in(&wt, &["rev-parse", "--absolute-git-dir"]);
     let marker = json!({"run": "r1", "task": "lexer", "attempt": 1, "thread": t, "agent": "w1"});
     std::fs::write(

@@ -1,4 +1,4 @@
-//! Every error a `git inbox` command can return, with its exit status (SPEC §3), and that a
+//! Every error a `git inbox` command can return, with its exit status (docs/reference.md), and that a
 //! refused command wrote nothing.
 
 use crate::common::{Cmd, TestEnv};

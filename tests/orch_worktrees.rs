@@ -1,4 +1,4 @@
-//! Code tasks in attempt worktrees (SPEC §7): dispatch with real git, the worker's side
+//! Code tasks in attempt worktrees: dispatch with real git, the worker's side
 //! from inside the worktree, progress from hooks and from reconcile, strict mode, bad
 //! refs, stacked bases and their conflicts, crashes at every dispatch step, worktrees
 //! deleted by hand, cleanup and reassign. Every test ends with a repository that

@@ -1,4 +1,4 @@
-//! The hooks `git orch init` installs (SPEC §7): next to the user's own, idempotent,
+//! The hooks `git orch init` installs: next to the user's own, idempotent,
 //! removable, silent outside attempt worktrees, recording commits inside them.
 
 use crate::common::{TestEnv, INBOX};

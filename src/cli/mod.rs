@@ -95,6 +95,16 @@ pub fn inbox_main(args: Vec<OsString>) -> ExitCode {
     })
 }
 
+/// The command trees of `git inbox` and `git orch`, built, for generated documentation.
+pub fn commands() -> [clap::Command; 2] {
+    use clap::CommandFactory;
+    let mut trees = [inbox::InboxCli::command(), orch::OrchCli::command()];
+    for tree in &mut trees {
+        tree.build();
+    }
+    trees
+}
+
 /// The whole of `git-orch`: returns the exit status.
 pub fn orch_main(args: Vec<OsString>) -> ExitCode {
     let parsed: orch::OrchCli = match parse_args(args) {

@@ -1,4 +1,4 @@
-//! The council's pure core (SPEC §8): what a reviewer's result must look like, the
+//! The council's pure core (docs/council.md): what a reviewer's result must look like, the
 //! deterministic tally that groups the recommendations of several reviewers, and the
 //! markdown report. Only [`run`] touches state: it makes a council an orch run of kind
 //! `council`, feeds the tally the reviewers' results and stores the report.
@@ -137,7 +137,7 @@ impl Level {
     }
 }
 
-/// The result of a tally, serialized exactly as SPEC §8 shows.
+/// The result of a tally, serialized as `git orch council tally --json` prints it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Tally {
     pub council: String,

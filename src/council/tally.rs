@@ -1,4 +1,4 @@
-//! Grouping the reviewers' recommendations (SPEC §8).
+//! Grouping the reviewers' recommendations (docs/council.md).
 //!
 //! Greedy and deterministic: every pair of recommendations from different reviewers that
 //! scores at least the threshold is a candidate; candidates are taken best score first

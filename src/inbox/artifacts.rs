@@ -114,7 +114,7 @@ pub fn stage(state_dir: &Path, source: &Path) -> Result<StagedArtifact> {
         temp.write_all(&buf[..n])
             .map_err(|e| Error::io("writing artifact", e))?;
     }
-    let sha256 = hex(&hasher.finalize());
+    let sha256 = format!("{:x}", hasher.finalize());
     let dest = blob_path(state_dir, &sha256);
     if !dest.exists() {
         temp.as_file()
@@ -143,8 +143,4 @@ pub fn stage_bytes(state_dir: &Path, name: &str, bytes: &[u8]) -> Result<StagedA
         name: name.to_owned(),
         ..staged
     })
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

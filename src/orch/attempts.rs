@@ -3,13 +3,14 @@
 //! thread. Attempts never read tasks.
 
 use super::changes::{Act, Changes};
-use super::model::{Attempt, AttemptId};
+use super::model::{signal_name, Attempt, AttemptId, Launch};
 use super::status::{AttemptStatus, LIVE_ATTEMPT_SQL};
 use crate::error::{Error, Result};
 use crate::inbox::{self, Failure, Thread};
 use crate::store::events::NewEvent;
 use crate::time::rfc3339;
 use rusqlite::{params, Connection, OptionalExtension, Row};
+use serde::Deserialize;
 
 /// Attempt columns in the order [`attempt_from_row`] reads them (the last two are the
 /// thread's `updated_at` as reconcile last saw it).
@@ -69,7 +70,7 @@ pub(crate) fn attempt_and_activity(
         rescue_ref: row.get(at + 21)?,
         worktree_removed_at: row.get::<_, Option<i64>>(at + 22)?.map(rfc3339),
         branch_deleted_at: row.get::<_, Option<i64>>(at + 23)?.map(rfc3339),
-        launch: super::launch::launch_from_column(row.get(at + 24)?),
+        launch: launch_from_column(row.get(at + 24)?),
     };
     let seen: Option<String> = row.get(at + 18)?;
     let seen_ms: Option<i64> = row.get(at + 19)?;
@@ -300,4 +301,35 @@ mod tests {
             "the task is the caller's"
         );
     }
+}
+
+#[derive(Deserialize)]
+struct LaunchRow {
+    profile: String,
+    agent: String,
+    pid: Option<i64>,
+    log: String,
+    started_at: Option<i64>,
+    exit_code: Option<i64>,
+    signal: Option<i32>,
+    ended_at: Option<i64>,
+    stalled: i64,
+    supervisor_pid: Option<i64>,
+}
+
+/// Reads the `launch` column of [`ATTEMPT_COLUMNS`]: the row as one JSON text, or null.
+pub(crate) fn launch_from_column(text: Option<String>) -> Option<Launch> {
+    let row: LaunchRow = serde_json::from_str(&text?).ok()?;
+    Some(Launch {
+        profile: row.profile,
+        agent: row.agent,
+        pid: row.pid,
+        log: row.log,
+        started_at: row.started_at.map(rfc3339),
+        exit_code: row.exit_code,
+        signal: row.signal.map(signal_name),
+        ended_at: row.ended_at.map(rfc3339),
+        stalled: row.stalled != 0,
+        supervisor_pid: row.supervisor_pid,
+    })
 }

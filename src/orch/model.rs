@@ -166,10 +166,48 @@ pub struct Attempt {
     /// When `cleanup --prune-branches` deleted its branch.
     pub branch_deleted_at: Option<String>,
     /// The launched agent working on it (SPEC §11); null when nobody was launched.
-    pub launch: Option<super::launch::Launch>,
+    pub launch: Option<Launch>,
 }
 
 /// A state forbids what was asked.
 pub(crate) fn invalid_transition(message: impl Into<String>) -> Error {
     Error::new(Code::InvalidTransition, message)
+}
+
+/// Attempt JSON's `launch` (SPEC §11).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Launch {
+    pub profile: String,
+    pub agent: String,
+    pub pid: Option<i64>,
+    pub log: String,
+    pub started_at: Option<String>,
+    pub exit_code: Option<i64>,
+    /// The signal that ended the agent, by name (`SIGTERM`).
+    pub signal: Option<String>,
+    pub ended_at: Option<String>,
+    pub stalled: bool,
+    /// The supervisor's pid (its session id too); not part of the JSON.
+    #[serde(skip)]
+    pub supervisor_pid: Option<i64>,
+}
+
+/// `SIGTERM` for 15, and so on; the number for signals without a common name.
+pub fn signal_name(signal: i32) -> String {
+    let name = match signal {
+        1 => "SIGHUP",
+        2 => "SIGINT",
+        3 => "SIGQUIT",
+        4 => "SIGILL",
+        6 => "SIGABRT",
+        7 => "SIGBUS",
+        8 => "SIGFPE",
+        9 => "SIGKILL",
+        11 => "SIGSEGV",
+        13 => "SIGPIPE",
+        14 => "SIGALRM",
+        15 => "SIGTERM",
+        _ => return format!("SIG{signal}"),
+    };
+    name.to_owned()
 }

@@ -1,4 +1,4 @@
-//! Stacked bases (SPEC §7): a task that depends on several code tasks starts from a
+//! Stacked bases (docs/git-layer.md): a task that depends on several code tasks starts from a
 //! merge of their heads, written as a commit and kept under `refs/orch/bases/…`.
 
 use super::git::git;

@@ -1,5 +1,5 @@
 //! Installing our block into the repository's `post-commit`, `post-merge` and
-//! `post-rewrite` hooks (SPEC §7), between marker lines, next to whatever the user has.
+//! `post-rewrite` hooks (docs/git-layer.md), between marker lines, next to whatever the user has.
 //!
 //! The block goes right after the shebang, so a user's `exit` further down cannot skip
 //! it; it reads no stdin and never exits, so the user's part runs as before with its
@@ -293,7 +293,7 @@ impl Repo {
         Ok(HooksDir { path, refused })
     }
 
-    /// Puts our block into each of [`HOOK_NAMES`] (SPEC §7): creates missing hooks, adds
+    /// Puts our block into each of [`HOOK_NAMES`]: creates missing hooks, adds
     /// the block to existing shell hooks right after their shebang, refreshes an outdated
     /// block; a second run changes nothing. Never writes inside a work tree.
     pub fn install_hooks(&self) -> Result<HooksReport> {

@@ -13,6 +13,8 @@ mod refs;
 mod revs;
 mod status;
 #[cfg(test)]
+mod test_env;
+#[cfg(test)]
 pub(crate) mod testing;
 mod worktree;
 
@@ -26,7 +28,7 @@ pub use worktree::{
     WorktreeGuard,
 };
 
-/// Name of the attempt marker file in a linked worktree's private git dir (SPEC §7).
+/// Name of the attempt marker file in a linked worktree's private git dir.
 pub const ATTEMPT_MARKER: &str = "orch-attempt";
 
 /// A discovered repository: where its git dirs and work tree are, and its config.

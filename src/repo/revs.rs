@@ -16,7 +16,7 @@ pub struct BaseRef {
     pub sha: String,
 }
 
-/// One commit as a progress message describes it (SPEC §7).
+/// One commit as a progress message describes it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CommitStats {
     pub sha: String,

@@ -8,7 +8,7 @@ use std::path::Path;
 /// Which changes count as dirty.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Untracked {
-    /// Only changes to tracked files, staged or not (SPEC §7 strict mode default).
+    /// Only changes to tracked files, staged or not (the strict check's default).
     Ignore,
     /// Untracked files (not ignored ones) count too (`orch.strictUntracked=true`, cleanup).
     Include,

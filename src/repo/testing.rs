@@ -1,9 +1,33 @@
 //! Real repositories in temp dirs for the unit tests of this module, made with the `git`
-//! binary and a fixed identity so commits are reproducible.
+//! binary in the same hermetic environment as the integration tests
+//! ([`super::test_env`]), so a developer's `~/.gitconfig` cannot change what they see.
 
+use super::test_env;
 use super::Repo;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Once;
+
+/// A home nobody can have made: git and gix find no user config, ignore or attributes
+/// file there, and a test that tried to write one would fail loudly.
+const NO_HOME: &str = "/nonexistent/git-orch-unit-tests";
+
+/// The code under test starts git through the runner and reads config through gix, both
+/// from this process's environment, so unlike the integration tests (which set each
+/// child's environment) the unit tests must clean the process's own, once, before the
+/// first repository exists. Every test that touches git makes a `TempRepo` first and
+/// waits here; std serialises its own environment reads against these writes.
+fn hermetic_process() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        for key in test_env::inherited_to_remove() {
+            std::env::remove_var(key);
+        }
+        for (key, value) in test_env::hermetic_vars(Path::new(NO_HOME)) {
+            std::env::set_var(key, value);
+        }
+    });
+}
 
 pub struct TempRepo {
     _tmp: tempfile::TempDir,
@@ -14,6 +38,7 @@ pub struct TempRepo {
 impl TempRepo {
     /// `root/repo` with one commit of `README.md`.
     pub fn new() -> TempRepo {
+        hermetic_process();
         let tmp = tempfile::tempdir().expect("tempdir");
         let root = tmp.path().canonicalize().expect("canonical tempdir");
         let path = root.join("repo");
@@ -24,8 +49,6 @@ impl TempRepo {
             path,
         };
         repo.git(&["init", "-q", "-b", "main"]);
-        repo.git(&["config", "user.name", "Test"]);
-        repo.git(&["config", "user.email", "test@example.com"]);
         repo.commit_file("README.md", "hello\n", "initial");
         repo
     }
@@ -68,18 +91,13 @@ pub fn write_file(dir: &Path, rel: &str, text: &str) {
     std::fs::write(path, text).expect("write");
 }
 
+/// Runs git in `dir` in the hermetic environment; panics on failure; returns trimmed stdout.
 pub fn git_in(dir: &Path, args: &[&str]) -> String {
-    let mut cmd = Command::new("git");
-    for key in super::git::LOCAL_ENV_VARS {
-        cmd.env_remove(key);
-    }
-    let out = cmd
+    hermetic_process();
+    let out = Command::new("git")
         .arg("-C")
         .arg(dir)
         .args(args)
-        .env("LC_ALL", "C")
-        .env("GIT_AUTHOR_DATE", "2026-01-01T00:00:00Z")
-        .env("GIT_COMMITTER_DATE", "2026-01-01T00:00:00Z")
         .stdin(Stdio::null())
         .output()
         .expect("git runs");
@@ -89,4 +107,25 @@ pub fn git_in(dir: &Path, args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn git_sees_only_the_repositorys_own_config() {
+        let t = TempRepo::new();
+        let origins = t.git(&["config", "--list", "--show-scope"]);
+        let foreign: Vec<&str> = origins
+            .lines()
+            .filter(|l| !l.starts_with("local\t"))
+            .collect();
+        assert!(
+            foreign.is_empty(),
+            "config from outside the repo: {foreign:?}"
+        );
+        assert_eq!(std::env::var("HOME").unwrap(), NO_HOME);
+        assert!(std::env::var_os("ORCH_AGENT").is_none());
+    }
 }

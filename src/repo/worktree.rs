@@ -1,4 +1,4 @@
-//! Attempt worktrees (SPEC §7): a branch `orch/<run>/<task>-<n>` and a linked worktree at
+//! Attempt worktrees (docs/git-layer.md): a branch `orch/<run>/<task>-<n>` and a linked worktree at
 //! `<root>/<run>/<task>-<n>`, the attempt marker in its private git dir, removal, undo,
 //! and rescuing uncommitted work before a forced removal.
 //!
@@ -19,7 +19,7 @@ pub struct AttemptName {
 }
 
 impl AttemptName {
-    /// Checks the names (SPEC §4) so they are safe as ref names, paths and argv.
+    /// Checks the names (see `crate::names`) so they are safe as ref names, paths and argv.
     pub fn new(run: &str, task: &str, n: u32) -> Result<AttemptName> {
         crate::names::check_name("run", run)?;
         crate::names::check_name("task", task)?;

@@ -1,4 +1,4 @@
-//! The append-only event log every state change writes to (SPEC §5 "Events"). Inbox and
+//! The append-only event log every state change writes to. Inbox and
 //! orch both append here; `watch`, `git orch wait` and `git orch log` read it.
 
 use crate::error::Result;

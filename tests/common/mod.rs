@@ -3,6 +3,9 @@
 
 #![allow(dead_code)]
 
+#[path = "../../src/repo/test_env.rs"]
+mod test_env;
+
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -47,23 +50,10 @@ impl TestEnv {
     }
 
     pub fn hermetic(&self, cmd: &mut Command) {
-        for (key, _) in std::env::vars_os() {
-            let key_str = key.to_string_lossy();
-            if key_str.starts_with("GIT_") || key_str.starts_with("ORCH_") {
-                cmd.env_remove(&key);
-            }
+        for key in test_env::inherited_to_remove() {
+            cmd.env_remove(key);
         }
-        cmd.env("HOME", &self.home)
-            .env("XDG_CONFIG_HOME", self.home.join(".config"))
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("GIT_AUTHOR_NAME", "Test Author")
-            .env("GIT_AUTHOR_EMAIL", "author@example.com")
-            .env("GIT_COMMITTER_NAME", "Test Committer")
-            .env("GIT_COMMITTER_EMAIL", "committer@example.com")
-            .env("GIT_AUTHOR_DATE", "2026-01-01T00:00:00Z")
-            .env("GIT_COMMITTER_DATE", "2026-01-01T00:00:00Z")
-            .env("LC_ALL", "C")
-            .env("NO_COLOR", "1");
+        cmd.envs(test_env::hermetic_vars(&self.home));
     }
 
     /// Runs git in the repository; panics on failure. Returns trimmed stdout.

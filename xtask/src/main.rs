@@ -6,13 +6,14 @@ mod bench;
 mod demo;
 mod e2e;
 mod endpoint;
+mod lint;
 mod mcp;
 mod soak;
 mod util;
 
 use anyhow::{bail, Result};
 
-const USAGE: &str = "usage: cargo xtask demo [--dir DIR] [--release]\n       cargo xtask test\n       cargo xtask e2e [mcp] [--release]\n       cargo xtask bench [inbox|hooks|orch|worktree|council|all]\n       cargo xtask soak [--workers N] [--threads M] [--seconds S] [--small] [--debug]\n       cargo xtask agents install [--only NAME,…] | smoke [NAME…]\n       cargo xtask endpoint [--port P] [--scenario worker|exit-without-done|hang|mcp-worker] [--expect TEXT]… [--log FILE]";
+const USAGE: &str = "usage: cargo xtask demo [--dir DIR] [--release]\n       cargo xtask test\n       cargo xtask lint\n       cargo xtask docs\n       cargo xtask e2e [mcp] [--release]\n       cargo xtask bench [inbox|hooks|orch|worktree|council|all]\n       cargo xtask soak [--workers N] [--threads M] [--seconds S] [--small] [--debug]\n       cargo xtask agents install [--only NAME,…] | smoke [NAME…]\n       cargo xtask endpoint [--port P] [--scenario worker|exit-without-done|hang|mcp-worker] [--expect TEXT]… [--log FILE]";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -24,13 +25,36 @@ fn main() -> Result<()> {
         Some("e2e") => e2e::run(&args[1..]),
         Some("agents") => agents::run(&args[1..]),
         Some("endpoint") => endpoint::run(&args[1..]),
+        Some("lint") => lint::run(&args[1..]),
+        Some("docs") => docs(),
         _ => bail!("{USAGE}"),
     }
 }
 
-/// The one test command: the cargo test suite, then the e2e scenarios and a small soak
-/// against the same debug binaries.
+/// Rewrites docs/reference.md from the code, through the test that checks it.
+fn docs() -> Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = std::process::Command::new(&cargo)
+        .args(["test", "--quiet", "--package", "git-orch", "--lib"])
+        .args([
+            "--",
+            "--exact",
+            "reference::tests::docs_reference_is_generated_from_the_code",
+        ])
+        .env("UPDATE_REFERENCE", "1")
+        .current_dir(util::workspace_root())
+        .status()?;
+    if !status.success() {
+        bail!("generating docs/reference.md failed");
+    }
+    println!("docs/reference.md is up to date");
+    Ok(())
+}
+
+/// The one test command: the layering check, the cargo test suite, then the e2e
+/// scenarios and a small soak against the same debug binaries.
 fn test() -> Result<()> {
+    lint::run(&[])?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = std::process::Command::new(&cargo)
         .args(["test", "--workspace"])

@@ -19,6 +19,7 @@ pub mod supervisor;
 pub mod template;
 
 use super::attempts::{attempt_from_row, ATTEMPT_COLUMNS, ATTEMPT_WIDTH};
+pub use super::model::Launch;
 use super::{Attempt, AttemptId, Step, Workspace, Workspaces};
 use crate::error::{Code, Error, Result};
 use crate::inbox::{self, Note, ThreadStatus};
@@ -28,7 +29,7 @@ use crate::store::Store;
 use crate::time::rfc3339;
 use profile::Profile;
 use rusqlite::{params, Connection, OptionalExtension};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{json, Value};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -42,55 +43,6 @@ pub const AGENT_TIMEOUT: &str = "agent_timeout";
 pub const SUPERVISOR_LOST: &str = "supervisor_lost";
 pub const AGENT_FAILED_TO_START: &str = "agent_failed_to_start";
 pub const SETUP_FAILED: &str = "setup_failed";
-
-/// Attempt JSON's `launch` (SPEC §11).
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct Launch {
-    pub profile: String,
-    pub agent: String,
-    pub pid: Option<i64>,
-    pub log: String,
-    pub started_at: Option<String>,
-    pub exit_code: Option<i64>,
-    /// The signal that ended the agent, by name (`SIGTERM`).
-    pub signal: Option<String>,
-    pub ended_at: Option<String>,
-    pub stalled: bool,
-    /// The supervisor's pid (its session id too); not part of the JSON.
-    #[serde(skip)]
-    pub supervisor_pid: Option<i64>,
-}
-
-#[derive(Deserialize)]
-struct LaunchRow {
-    profile: String,
-    agent: String,
-    pid: Option<i64>,
-    log: String,
-    started_at: Option<i64>,
-    exit_code: Option<i64>,
-    signal: Option<i32>,
-    ended_at: Option<i64>,
-    stalled: i64,
-    supervisor_pid: Option<i64>,
-}
-
-/// Reads the `launch` column of [`ATTEMPT_COLUMNS`]: the row as one JSON text, or null.
-pub(crate) fn launch_from_column(text: Option<String>) -> Option<Launch> {
-    let row: LaunchRow = serde_json::from_str(&text?).ok()?;
-    Some(Launch {
-        profile: row.profile,
-        agent: row.agent,
-        pid: row.pid,
-        log: row.log,
-        started_at: row.started_at.map(rfc3339),
-        exit_code: row.exit_code,
-        signal: row.signal.map(process::signal_name),
-        ended_at: row.ended_at.map(rfc3339),
-        stalled: row.stalled != 0,
-        supervisor_pid: row.supervisor_pid,
-    })
-}
 
 /// `<common>/orch/logs/<run>/<task>-<n>.log`.
 pub fn log_path(state_dir: &Path, run: &str, task: &str, n: i64) -> PathBuf {

@@ -83,25 +83,7 @@ pub fn kill_orphaned_group(pgid: i64, sid: i64) -> bool {
     signal_group(pgid, Signal::KILL)
 }
 
-/// `SIGTERM` for 15, and so on; the number for signals without a common name.
-pub fn signal_name(signal: i32) -> String {
-    let name = match signal {
-        1 => "SIGHUP",
-        2 => "SIGINT",
-        3 => "SIGQUIT",
-        4 => "SIGILL",
-        6 => "SIGABRT",
-        7 => "SIGBUS",
-        8 => "SIGFPE",
-        9 => "SIGKILL",
-        11 => "SIGSEGV",
-        13 => "SIGPIPE",
-        14 => "SIGALRM",
-        15 => "SIGTERM",
-        _ => return format!("SIG{signal}"),
-    };
-    name.to_owned()
-}
+pub use crate::orch::model::signal_name;
 
 #[cfg(test)]
 mod tests {

@@ -205,7 +205,7 @@ mod tests {
     #[test]
     fn bad_templates_are_refused_with_invalid_input() {
         for bad in ["run {prompt}", "run {brief", "run 'open", "", "run {}"] {
-            let err = parse("orch.agent.x.command", bad).unwrap_err();
+            let err = parse("orch.agent.<profile>.command", bad).unwrap_err();
             assert_eq!(err.code, crate::error::Code::InvalidInput, "{bad}");
         }
         let words = parse("cmd", "run {model}").unwrap();
