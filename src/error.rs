@@ -32,6 +32,8 @@ pub enum Code {
     GitFailed,
     Busy,
     SchemaTooNew,
+    /// `state.db` has content that is not a git-orch database; nothing was changed.
+    InvalidState,
 }
 
 impl Code {
@@ -62,6 +64,7 @@ impl Code {
             Code::GitFailed => "git_failed",
             Code::Busy => "busy",
             Code::SchemaTooNew => "schema_too_new",
+            Code::InvalidState => "invalid_state",
         }
     }
 
@@ -75,7 +78,7 @@ impl Code {
             Conflict | AlreadyClaimed | NotClaimant | LeaseLost | InvalidTransition | Exists
             | Cycle | ThreadClosed => 4,
             Timeout => 5,
-            DirtyWorktree | BadRef | WorktreeExists | BaseConflict | GitFailed => 6,
+            DirtyWorktree | BadRef | WorktreeExists | BaseConflict | GitFailed | InvalidState => 6,
             Busy => 7,
             SchemaTooNew => 8,
         }
