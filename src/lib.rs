@@ -6,9 +6,12 @@
 pub mod cli;
 pub mod council;
 pub mod error;
+#[cfg(test)]
+mod fuzz;
 pub mod inbox;
 pub mod names;
 pub mod orch;
+pub mod paths;
 pub mod repo;
 pub mod store;
 pub mod time;
