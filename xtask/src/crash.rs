@@ -64,8 +64,8 @@ pub fn crash_matrix(bins: &Bins, kills: usize) -> Result<String> {
                 .spawn()?;
             // Most kills land inside the command's work (a few ms), some before it opens
             // the database, and some never (it finished).
-            let after =
-                Duration::from_micros(rng.below(if rng.chance(20) { 60_000 } else { 12_000 }));
+            let span = if rng.chance(20) { 60_000 } else { 12_000 };
+            let after = Duration::from_micros(rng.below(span));
             if finish_or_kill(&mut child, after)? {
                 finished += 1;
             } else {
@@ -293,11 +293,8 @@ fn check_invariants(sb: &Sandbox, before: &Snapshot) -> Result<()> {
         let (branch, worktree) = row?;
         branches.extend(branch);
         if let Some(w) = worktree {
-            trees.insert(
-                PathBuf::from(w)
-                    .canonicalize()
-                    .unwrap_or_else(|_| PathBuf::from(w)),
-            );
+            let path = PathBuf::from(w);
+            trees.insert(path.canonicalize().unwrap_or(path));
         }
     }
     for branch in lines(&sb.git(&[
