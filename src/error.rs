@@ -35,11 +35,13 @@ pub enum Code {
     AgentFailedToStart,
     Busy,
     SchemaTooNew,
+    /// `state.db` has content that is not a git-orch database; nothing was changed.
+    InvalidState,
 }
 
 impl Code {
     /// Every code, in the order the reference lists them (by exit status).
-    pub const ALL: [Code; 27] = [
+    pub const ALL: [Code; 28] = [
         Code::Internal,
         Code::Io,
         Code::Usage,
@@ -65,6 +67,7 @@ impl Code {
         Code::BaseConflict,
         Code::GitFailed,
         Code::AgentFailedToStart,
+        Code::InvalidState,
         Code::Busy,
         Code::SchemaTooNew,
     ];
@@ -98,6 +101,7 @@ impl Code {
             Code::AgentFailedToStart => "agent_failed_to_start",
             Code::Busy => "busy",
             Code::SchemaTooNew => "schema_too_new",
+            Code::InvalidState => "invalid_state",
         }
     }
 
@@ -139,6 +143,9 @@ impl Code {
             Code::AgentFailedToStart => {
                 "the profile's program is missing or not executable; nothing was dispatched"
             }
+            Code::InvalidState => {
+                "state.db has content that is not a git-orch database; nothing was changed"
+            }
             Code::Busy => "the database stayed locked past the busy timeout",
             Code::SchemaTooNew => "the database was written by a newer git-orch than this binary",
         }
@@ -155,7 +162,7 @@ impl Code {
             | Cycle | ThreadClosed => 4,
             Timeout => 5,
             DirtyWorktree | BadRef | WorktreeExists | BaseConflict | GitFailed
-            | AgentFailedToStart => 6,
+            | AgentFailedToStart | InvalidState => 6,
             Busy => 7,
             SchemaTooNew => 8,
         }
@@ -320,6 +327,7 @@ mod tests {
             | Code::Busy
             | Code::UnknownProfile
             | Code::AgentFailedToStart
+            | Code::InvalidState
             | Code::SchemaTooNew => Code::ALL.contains(&code),
         };
         assert!(Code::ALL.iter().all(|&c| listed(c)));

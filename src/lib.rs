@@ -7,9 +7,12 @@ pub mod cli;
 pub mod config_keys;
 pub mod council;
 pub mod error;
+#[cfg(test)]
+mod fuzz;
 pub mod inbox;
 pub mod names;
 pub mod orch;
+pub mod paths;
 pub mod reference;
 pub mod repo;
 pub mod store;

@@ -302,15 +302,20 @@ fn concurrent_first_inits_agree() {
 }
 
 #[test]
-fn an_empty_database_is_migrated_on_open() {
+fn an_empty_database_is_not_initialized_until_init_adopts_and_migrates_it() {
     let env = TestEnv::bare_repo();
     let state = env.repo.join(".git/orch");
     std::fs::create_dir_all(&state).unwrap();
-    // A database at schema 0, as an older binary that knew no migrations would leave it.
+    // A database at schema 0 with nothing in it: only init may turn it into state.
     rusqlite::Connection::open(state.join("state.db"))
         .unwrap()
         .execute_batch("PRAGMA user_version = 0;")
         .unwrap();
+    env.inbox()
+        .agent("leader")
+        .args(["send", "--to", "w1", "--subject", "too early"])
+        .fails("not_initialized", 3);
+    env.orch().arg("init").ok();
     let id = env.send("leader", "w1", "after migrating");
     assert_eq!(env.show(id)["thread"]["subject"], "after migrating");
     assert_eq!(user_version(&env), migrations_count());

@@ -93,7 +93,9 @@ impl Ctx {
         if self.store.is_none() {
             let durability = self.durability()?;
             let state_dir = self.repo()?.state_dir();
-            self.store = Some(Store::open(&state_dir, durability)?);
+            let mut store = Store::open(&state_dir, durability)?;
+            store.take_spool_with(crate::orch::worktrees::take_in_spooled);
+            self.store = Some(store);
         }
         Ok(self.store.as_mut().expect("just set"))
     }
@@ -111,7 +113,8 @@ impl Ctx {
     pub fn init_store(&mut self) -> Result<bool> {
         let durability = self.durability()?;
         let state_dir = self.repo()?.state_dir();
-        let (store, created) = Store::init(&state_dir, durability)?;
+        let (mut store, created) = Store::init(&state_dir, durability)?;
+        store.take_spool_with(crate::orch::worktrees::take_in_spooled);
         self.store = Some(store);
         Ok(created)
     }

@@ -18,22 +18,32 @@ pub struct HookArgs {
 /// wrong is one line on stderr and exit 0: a hook must never fail the user's command.
 pub fn run(ctx: &mut Ctx, _out: &Out, args: HookArgs) -> Result<()> {
     let (name, args) = (args.name.as_str(), args.args.as_slice());
-    if let Err(err) = record_hook(ctx, name, args) {
-        let mut stderr = std::io::stderr().lock();
-        let _ = writeln!(
-            stderr,
-            "git-orch: {name}: not recorded ({}: {}); `git orch reconcile` will catch up",
-            err.code.as_str(),
-            err.message
-        );
+    let mut stderr = std::io::stderr().lock();
+    match record_hook(ctx, name, args) {
+        Ok(Some(_spooled)) => {
+            let _ = writeln!(
+                stderr,
+                "git-orch: {name}: the state database is busy; spooled, the next git-orch write records it"
+            );
+        }
+        Ok(None) => {}
+        Err(err) => {
+            let _ = writeln!(
+                stderr,
+                "git-orch: {name}: not recorded ({}: {}); `git orch reconcile` will catch up",
+                err.code.as_str(),
+                err.message
+            );
+        }
     }
     Ok(())
 }
 
-fn record_hook(ctx: &mut Ctx, name: &str, args: &[String]) -> Result<()> {
+/// Returns the spool key when the database was busy and the record was spooled.
+fn record_hook(ctx: &mut Ctx, name: &str, args: &[String]) -> Result<Option<String>> {
     worktrees::check_hook_name(name)?;
     let Some(marker) = ctx.marker()? else {
-        return Ok(());
+        return Ok(None);
     };
     let rewritten = if name == "post-rewrite" {
         read_rewritten()?

@@ -16,7 +16,7 @@ pub fn init(ctx: &mut Ctx, out: &Out, with_hooks: bool) -> Result<()> {
     } else {
         None
     };
-    let mut data = json!({"state_dir": state_dir, "created": created, "schema_version": crate::store::SCHEMA_VERSION});
+    let mut data = json!({"state_dir": crate::paths::lossy(&state_dir), "created": created, "schema_version": crate::store::SCHEMA_VERSION});
     if let Some(hooks) = &hooks {
         data["hooks"] = serde_json::to_value(hooks)?;
     }

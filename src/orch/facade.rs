@@ -60,6 +60,8 @@ impl<'s> Orch<'s> {
     /// tips and worktrees, and repairs abandoned dispatches. Returns the events of what
     /// changed.
     pub fn reconcile(&mut self) -> Result<Vec<Event>> {
+        // Hook records spooled under a busy lock come first: they may move threads.
+        self.store.take_in_spool()?;
         match self.repo {
             Some(repo) => repair::reconcile(self.store, &self.cfg, repo, false),
             None => reconcile::reconcile(self.store, &self.cfg),
@@ -69,6 +71,7 @@ impl<'s> Orch<'s> {
     /// `git orch reconcile`: [`Orch::reconcile`], and also attempt branches and
     /// worktrees that no attempt owns.
     pub fn reconcile_thorough(&mut self) -> Result<Vec<Event>> {
+        self.store.take_in_spool()?;
         match self.repo {
             Some(repo) => repair::reconcile(self.store, &self.cfg, repo, true),
             None => reconcile::reconcile(self.store, &self.cfg),

@@ -17,6 +17,7 @@ use crate::repo::{AttemptMarker, AttemptName, CommitStats, Repo, Untracked};
 use crate::store::events::NewEvent;
 use crate::store::Store;
 use rusqlite::{params, Connection};
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::path::Path;
 
@@ -351,10 +352,36 @@ pub fn check_hook_name(name: &str) -> Result<()> {
     )
 }
 
+/// How long a hook waits for the write lock before it spools its record instead: well
+/// inside the ~100 ms a commit may lose to us, with room for the two processes it starts.
+pub const HOOK_LOCK_WAIT: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// What a hook records, complete enough to be applied later from the spool: the
+/// progress message and, for a live attempt of the marker's thread, its new head.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct HookRecord {
+    actor: String,
+    leader: String,
+    max_claims: i64,
+    thread: i64,
+    body: String,
+    data: serde_json::Value,
+    head: Option<HeadUpdate>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct HeadUpdate {
+    attempt: i64,
+    commits: u64,
+    stats: CommitStats,
+}
+
 /// `git inbox hook NAME` in an attempt worktree (SPEC §7): records HEAD as a `progress`
 /// message on the attempt's thread and, when the marker names a live attempt of that
 /// thread, the attempt's new head and commit count, in one transaction. Commits are
-/// counted before it, so no git work happens inside the write.
+/// counted before it, so no git work happens inside the write. When another process
+/// holds the write lock past [`HOOK_LOCK_WAIT`], the record goes to the spool
+/// (`crate::store::spool`) and the next write takes it in; returns the spool key then.
 pub fn record_hook(
     repo: &Repo,
     store: &mut Store,
@@ -362,10 +389,10 @@ pub fn record_hook(
     actor: &str,
     marker: &AttemptMarker,
     call: &HookCall<'_>,
-) -> Result<()> {
+) -> Result<Option<String>> {
     check_hook_name(call.name)?;
     let Some(head) = repo.head_sha()? else {
-        return Ok(());
+        return Ok(None);
     };
     let stats = repo.commit_stats(&head)?;
     let body = format!(
@@ -382,6 +409,7 @@ pub fn record_hook(
     if !call.rewritten.is_empty() {
         data["rewritten"] = serde_json::Value::Array(call.rewritten.clone());
     }
+    // A read never waits on a writer in WAL mode.
     let attempt = store.read(|tx| match get_attempt(tx, AttemptId(marker.attempt)) {
         Ok(a) => Ok(Some(a)),
         Err(err) if err.code == Code::NotFound => Ok(None),
@@ -389,24 +417,80 @@ pub fn record_hook(
     })?;
     // Only a live attempt of the marker's own thread takes the head; else only the
     // message is kept.
-    let head_update = match attempt {
+    let head = match attempt {
         Some(a) if a.status.is_live() && a.thread == Some(marker.thread) => {
             let commits = match &a.base_sha {
                 Some(base) => repo.count_commits(&head, base)?,
                 None => 0,
             };
-            Some((a.id, commits))
+            Some(HeadUpdate {
+                attempt: a.id.0,
+                commits,
+                stats,
+            })
         }
         _ => None,
     };
-    store.write(|tx| {
-        let posted = inbox::progress(tx, cfg, actor, marker.thread, &body, &data)?;
-        if let Some((attempt, commits)) = head_update {
-            // The progress message names who committed: the thread's holder.
-            let act = Act::now(&posted.message.author);
-            let mut changes = Changes::default();
-            record_head(tx, &act, &mut changes, attempt, &stats, commits, "hook")?;
+    let record = HookRecord {
+        actor: actor.to_owned(),
+        leader: cfg.leader.clone(),
+        max_claims: cfg.max_claims,
+        thread: marker.thread,
+        body,
+        data,
+        head,
+    };
+    store.set_busy_timeout(HOOK_LOCK_WAIT)?;
+    match store.write(|tx| apply_hook_record(tx, cfg, &record)) {
+        Err(err) if err.code == Code::Busy => {
+            let value = json!({ "kind": "hook", "hook": record });
+            Ok(Some(crate::store::spool::put(store.state_dir(), &value)?))
         }
-        Ok(())
-    })
+        other => other.map(|()| None),
+    }
+}
+
+fn apply_hook_record(tx: &Connection, cfg: &inbox::Config, record: &HookRecord) -> Result<()> {
+    let posted = inbox::progress(
+        tx,
+        cfg,
+        &record.actor,
+        record.thread,
+        &record.body,
+        &record.data,
+    )?;
+    if let Some(head) = &record.head {
+        // The progress message names who committed: the thread's holder.
+        let act = Act::now(&posted.message.author);
+        let mut changes = Changes::default();
+        record_head(
+            tx,
+            &act,
+            &mut changes,
+            AttemptId(head.attempt),
+            &head.stats,
+            head.commits,
+            "hook",
+        )?;
+    }
+    Ok(())
+}
+
+/// The [`crate::store::SpoolHandler`] for what orch spools: hook records.
+pub fn take_in_spooled(tx: &Connection, record: &serde_json::Value) -> Result<()> {
+    match record.get("kind").and_then(|k| k.as_str()) {
+        Some("hook") => {
+            let hook: HookRecord = serde_json::from_value(record["hook"].clone())
+                .map_err(|e| Error::invalid_input(format!("a spooled hook record: {e}")))?;
+            let cfg = inbox::Config {
+                leader: hook.leader.clone(),
+                max_claims: hook.max_claims,
+                ..inbox::Config::default()
+            };
+            apply_hook_record(tx, &cfg, &hook)
+        }
+        other => Err(Error::invalid_input(format!(
+            "a spooled record of unknown kind {other:?}"
+        ))),
+    }
 }

@@ -46,6 +46,7 @@ pub struct HookOutcome {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct HooksReport {
     /// The hooks directory git uses (`git rev-parse --git-path hooks`).
+    #[serde(serialize_with = "crate::paths::serialize_opt")]
     pub dir: Option<PathBuf>,
     /// Hooks whose block was written now (file created, block added or refreshed).
     pub installed: Vec<String>,

@@ -17,7 +17,7 @@ pub struct BaseRef {
 }
 
 /// One commit as a progress message describes it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct CommitStats {
     pub sha: String,
     /// The first line of the message.
@@ -67,12 +67,24 @@ impl Repo {
         if given.trim().is_empty() {
             return Err(bad_ref(given, "empty revision"));
         }
-        let id = self
+        let spec = self
             .gix()
-            .rev_parse_single(given.as_bytes().as_bstr())
+            .rev_parse(given.as_bytes().as_bstr())
             .map_err(|e| bad_ref(given, e))?;
-        let commit = id
-            .object()
+        // A base is one commit: `HEAD^!`, `A..B`, `A...B` and `^A` name sets of commits,
+        // and taking one end of them would silently start from somewhere else.
+        let id = match spec.detach() {
+            gix::revision::plumbing::Spec::Include(id) => id,
+            _ => {
+                return Err(bad_ref(
+                    given,
+                    "names a range or set of commits, not one commit",
+                ))
+            }
+        };
+        let commit = self
+            .gix()
+            .find_object(id)
             .map_err(|e| bad_ref(given, e))?
             .peel_to_commit()
             .map_err(|e| bad_ref(given, e))?;

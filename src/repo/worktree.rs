@@ -185,9 +185,19 @@ impl Repo {
         }
     }
 
-    /// `<root>/<run>/<task>-<n>`.
+    /// `<root>/<run>/<task>-<n>`. The path is stored on the attempt and shown in JSON, so
+    /// it must be UTF-8: a root that is not is refused before anything is made.
     pub fn attempt_worktree_path(&self, name: &AttemptName) -> Result<PathBuf> {
-        Ok(self.worktree_root()?.join(&name.run).join(name.slug()))
+        let root = self.worktree_root()?;
+        if !crate::paths::is_utf8(&root) {
+            return Err(Error::invalid_input(format!(
+                "the attempt worktree root {} is not UTF-8",
+                root.display()
+            ))
+            .hint("attempt worktrees are stored by path; point orch.worktreeRoot at a UTF-8 path: git config orch.worktreeRoot /tmp/trees")
+            .detail("path", crate::paths::lossy(&root)));
+        }
+        Ok(root.join(&name.run).join(name.slug()))
     }
 
     /// Creates branch `orch/<run>/<task>-<n>` at `base_sha` and a linked worktree for it.

@@ -22,6 +22,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0003_launch.sql",
         include_str!("../../migrations/0003_launch.sql"),
     ),
+    (
+        "0004_spool.sql",
+        include_str!("../../migrations/0004_spool.sql"),
+    ),
 ];
 
 /// The schema version this binary writes.
@@ -52,9 +56,14 @@ impl Durability {
     }
 }
 
+/// Applies one spooled record (see [`spool`]) inside the transaction that takes it in.
+/// The store knows nothing of what a record means; the layer that spooled it does.
+pub type SpoolHandler = fn(&Connection, &serde_json::Value) -> Result<()>;
+
 pub struct Store {
     conn: Connection,
     state_dir: PathBuf,
+    spool_handler: Option<SpoolHandler>,
 }
 
 impl Store {
@@ -81,32 +90,49 @@ impl Store {
                 | OpenFlags::SQLITE_OPEN_CREATE
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
+        // An empty file is adopted (nothing is in it to lose); content that is not ours is
+        // never turned into a fresh database.
+        if let Schema::Foreign(reason) = schema_of(&conn, &path)? {
+            return Err(invalid_state(&path, &reason));
+        }
         let mut store = Store {
             conn,
             state_dir: state_dir.to_path_buf(),
+            spool_handler: None,
         };
         store.configure(durability)?;
         let migrated = store.migrate()?;
         Ok((store, migrated || !existed))
     }
 
-    /// Opens existing state; `not_initialized` when there is none.
+    /// Opens existing state; `not_initialized` when there is none (or only an empty
+    /// file), `invalid_state` when the file is not a git-orch database. Only `init`
+    /// creates state: a file without our schema is never migrated into a fresh one.
     pub fn open(state_dir: &Path, durability: Durability) -> Result<Store> {
         let path = Self::db_path(state_dir);
         if !path.exists() {
-            return Err(Error::new(
-                Code::NotInitialized,
+            return Err(not_initialized(
                 "git-orch is not initialized in this repository",
-            )
-            .hint("run `git orch init` (or `git inbox init`) once in this repository"));
+            ));
         }
         let conn = Connection::open_with_flags(
             &path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
+        match schema_of(&conn, &path)? {
+            Schema::Ours => {}
+            Schema::Empty => {
+                return Err(not_initialized(
+                    "git-orch is not initialized in this repository (state.db is empty)",
+                )
+                .detail("path", crate::paths::lossy(&path)))
+            }
+            Schema::Foreign(reason) => return Err(invalid_state(&path, &reason)),
+        }
         let mut store = Store {
             conn,
             state_dir: state_dir.to_path_buf(),
+            spool_handler: None,
         };
         store.configure(durability)?;
         store.migrate()?;
@@ -115,6 +141,27 @@ impl Store {
 
     pub fn state_dir(&self) -> &Path {
         &self.state_dir
+    }
+
+    /// How long a write waits for the lock before `busy` (default 15 s). The hooks use a
+    /// short one: a commit must never wait on us.
+    pub fn set_busy_timeout(&mut self, timeout: Duration) -> Result<()> {
+        Ok(self.conn.busy_timeout(timeout)?)
+    }
+
+    /// From now on every write first takes in the spooled records, with `handler`.
+    pub fn take_spool_with(&mut self, handler: SpoolHandler) {
+        self.spool_handler = Some(handler);
+    }
+
+    /// Takes in what is spooled now (a directory read when nothing is); returns how many
+    /// records were applied. Every write does this first; reconcile calls it even when it
+    /// has nothing else to write.
+    pub fn take_in_spool(&mut self) -> Result<usize> {
+        match self.spool_handler {
+            Some(handler) => spool::take_in(&mut self.conn, &self.state_dir, handler),
+            None => Ok(0),
+        }
     }
 
     fn configure(&mut self, durability: Durability) -> Result<()> {
@@ -191,7 +238,10 @@ impl Store {
 
     /// Runs `f` in a `BEGIN IMMEDIATE` transaction: the write lock is taken up front, so a
     /// writer never deadlocks on a lock upgrade. Rolls back on error.
+    /// Records spooled while the lock was busy are taken in first, in their own
+    /// transaction, so a refused command cannot hold them back.
     pub fn write<T>(&mut self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+        self.take_in_spool()?;
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -244,6 +294,66 @@ impl Store {
     }
 }
 
+/// What `state.db` holds, judged without writing to it.
+enum Schema {
+    /// Our tables, at some schema version (migrations handle which).
+    Ours,
+    /// A zero-byte file, or a database with nothing in it.
+    Empty,
+    /// Content that is not a git-orch database, and why we think so.
+    Foreign(String),
+}
+
+// Our first migration creates `threads` and `events` and sets user_version: a database
+// with both is ours. A file SQLite cannot read at all (random bytes, a truncated header)
+// is foreign too, never an error that could read as "try init".
+fn schema_of(conn: &Connection, path: &Path) -> Result<Schema> {
+    let size = std::fs::metadata(path)
+        .map_err(|e| Error::io(format!("reading {}", path.display()), e))?
+        .len();
+    if size == 0 {
+        return Ok(Schema::Empty);
+    }
+    let probe = || -> rusqlite::Result<(i64, i64, i64)> {
+        let version = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+        let (tables, ours) = conn.query_row(
+            "SELECT count(*), count(*) FILTER (WHERE type = 'table' AND name IN ('threads', 'events'))
+             FROM sqlite_master",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )?;
+        Ok((version, tables, ours))
+    };
+    match probe() {
+        Ok((version, _, 2)) if version >= 1 => Ok(Schema::Ours),
+        Ok((0, 0, _)) => Ok(Schema::Empty),
+        Ok((version, tables, _)) => Ok(Schema::Foreign(format!(
+            "a SQLite database without the git-orch schema (user_version {version}, {tables} schema objects)"
+        ))),
+        Err(err) => match err.sqlite_error_code() {
+            Some(rusqlite::ffi::ErrorCode::DatabaseBusy | rusqlite::ffi::ErrorCode::DatabaseLocked) => {
+                Err(err.into())
+            }
+            _ => Ok(Schema::Foreign(format!("not a readable SQLite database ({err})"))),
+        },
+    }
+}
+
+fn not_initialized(message: &str) -> Error {
+    Error::new(Code::NotInitialized, message)
+        .hint("run `git orch init` (or `git inbox init`) once in this repository")
+}
+
+fn invalid_state(path: &Path, reason: &str) -> Error {
+    Error::new(
+        Code::InvalidState,
+        format!("{} is not a git-orch database: {reason}", path.display()),
+    )
+    .hint("nothing was changed; move the file aside (or restore it from a backup), then run `git orch init`")
+    .detail("path", crate::paths::lossy(path))
+    .detail("reason", reason)
+}
+
 fn schema_too_new(version: i64) -> Error {
     Error::new(
         Code::SchemaTooNew,
@@ -255,3 +365,4 @@ fn schema_too_new(version: i64) -> Error {
 }
 
 pub mod events;
+pub mod spool;

@@ -388,7 +388,7 @@ fn dispatch_crashes(bins: &Bins) -> Result<String> {
 
 /// Waits until no live process is left in process group `pgid` (zombies waiting for
 /// the container's init to reap them do not count), reading `/proc`.
-fn wait_for_group_exit(pgid: u32) -> Result<()> {
+pub(crate) fn wait_for_group_exit(pgid: u32) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(20);
     while group_alive(pgid)? {
         ensure!(

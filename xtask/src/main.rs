@@ -3,6 +3,7 @@
 
 mod agents;
 mod bench;
+mod crash;
 mod demo;
 mod e2e;
 mod endpoint;
@@ -13,7 +14,7 @@ mod util;
 
 use anyhow::{bail, Result};
 
-const USAGE: &str = "usage: cargo xtask demo [--dir DIR] [--release]\n       cargo xtask test\n       cargo xtask lint\n       cargo xtask docs\n       cargo xtask e2e [mcp] [--release]\n       cargo xtask bench [inbox|hooks|orch|worktree|council|all]\n       cargo xtask soak [--workers N] [--threads M] [--seconds S] [--small] [--debug]\n       cargo xtask agents install [--only NAME,…] | smoke [NAME…]\n       cargo xtask endpoint [--port P] [--scenario worker|exit-without-done|hang|mcp-worker] [--expect TEXT]… [--log FILE]";
+const USAGE: &str = "usage: cargo xtask demo [--dir DIR] [--release]\n       cargo xtask test\n       cargo xtask lint\n       cargo xtask docs\n       cargo xtask e2e [mcp] [--release]\n       cargo xtask crash [--kills N] [--release]\n       cargo xtask fuzz [--cases N]\n       cargo xtask bench [inbox|hooks|orch|worktree|council|all]\n       cargo xtask soak [--workers N] [--threads M] [--seconds S] [--small] [--debug]\n       cargo xtask agents install [--only NAME,…] | smoke [NAME…]\n       cargo xtask endpoint [--port P] [--scenario worker|exit-without-done|hang|mcp-worker] [--expect TEXT]… [--log FILE]";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -27,6 +28,8 @@ fn main() -> Result<()> {
         Some("endpoint") => endpoint::run(&args[1..]),
         Some("lint") => lint::run(&args[1..]),
         Some("docs") => docs(),
+        Some("crash") => crash_cmd(&args[1..]),
+        Some("fuzz") => fuzz(&args[1..]),
         _ => bail!("{USAGE}"),
     }
 }
@@ -65,6 +68,16 @@ fn test() -> Result<()> {
     }
     let bins = util::build(false)?;
     let (mut passed, mut failed) = e2e::run_all(&bins)?;
+    match crash::crash_matrix(&bins, CI_KILLS) {
+        Ok(summary) => {
+            println!("crash matrix ok: {summary}");
+            passed += 1;
+        }
+        Err(err) => {
+            println!("crash matrix FAIL: {err:#}");
+            failed += 1;
+        }
+    }
     let small = soak::SoakArgs::parse(&["--small".to_owned()])?;
     match soak::soak_run(&bins, &small) {
         Ok(figures) => {
@@ -80,5 +93,44 @@ fn test() -> Result<()> {
     if failed > 0 {
         bail!("{failed} scenarios failed");
     }
+    Ok(())
+}
+
+/// Kills per command of the crash matrix in `cargo xtask test`; `cargo xtask crash` runs more.
+const CI_KILLS: usize = 10;
+
+/// The value after `flag`, parsed, or `default`.
+fn flag_value(args: &[String], flag: &str, default: usize) -> Result<usize> {
+    match args.iter().position(|a| a == flag) {
+        None => Ok(default),
+        Some(i) => match args.get(i + 1).and_then(|v| v.parse().ok()) {
+            Some(n) => Ok(n),
+            None => bail!("{flag} takes a number\n{USAGE}"),
+        },
+    }
+}
+
+/// `cargo xtask crash [--kills N] [--release]`: the crash matrix, N kills per command (100).
+fn crash_cmd(args: &[String]) -> Result<()> {
+    let kills = flag_value(args, "--kills", 100)?;
+    let bins = util::build(args.iter().any(|a| a == "--release"))?;
+    println!("crash matrix ok: {}", crash::crash_matrix(&bins, kills)?);
+    Ok(())
+}
+
+/// `cargo xtask fuzz [--cases N]`: the property tests of every parser with N cases each
+/// (20000); `cargo test` runs them with proptest's default 256.
+fn fuzz(args: &[String]) -> Result<()> {
+    let cases = flag_value(args, "--cases", 20_000)?;
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = std::process::Command::new(&cargo)
+        .args(["test", "--lib", "fuzz::", "--", "--nocapture"])
+        .env("PROPTEST_CASES", cases.to_string())
+        .current_dir(util::workspace_root())
+        .status()?;
+    if !status.success() {
+        bail!("fuzzing found a failure (proptest printed the minimal case above)");
+    }
+    println!("fuzz: every target ran with PROPTEST_CASES={cases}");
     Ok(())
 }

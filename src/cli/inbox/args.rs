@@ -26,9 +26,10 @@ pub struct ThreadArg {
     pub id: Option<i64>,
 }
 
-/// `--wait`/`--timeout` text to a deadline; an empty `--wait` waits forever.
+/// `--wait`/`--timeout` text to a deadline; `--wait` without a value waits forever, an
+/// empty value (`--wait=`, `--timeout=`) is refused like any other bad duration.
 pub fn deadline(text: Option<&str>) -> Result<Option<Instant>> {
-    crate::cli::input::deadline(text.filter(|t| !t.is_empty()))
+    crate::cli::input::deadline(text)
 }
 
 pub fn timeout_error(what: &str) -> Error {

@@ -38,7 +38,7 @@ pub fn get(ctx: &mut Ctx, out: &Out, id: i64, output: Option<PathBuf>) -> Result
                 dest
             };
             copy_atomically(&path, &dest)?;
-            let data = json!({"artifact": meta, "path": dest});
+            let data = json!({"artifact": meta, "path": crate::paths::lossy(&dest)});
             out.success(&data, || {
                 format!(
                     "Wrote {} ({} bytes) to {}",

@@ -26,8 +26,8 @@ pub struct ClaimArgs {
     #[arg(long, value_name = "D")]
     pub lease: Option<String>,
     /// With --next: block until there is one to take (for at most D)
-    #[arg(long, value_name = "D", num_args = 0..=1, default_missing_value = "", requires = "next")]
-    pub wait: Option<String>,
+    #[arg(long, value_name = "D", num_args = 0..=1, requires = "next")]
+    pub wait: Option<Option<String>>,
 }
 
 pub fn claim(ctx: &mut Ctx, out: &Out, args: ClaimArgs) -> Result<()> {
@@ -41,8 +41,8 @@ pub fn claim(ctx: &mut Ctx, out: &Out, args: ClaimArgs) -> Result<()> {
         };
         let wait = args
             .wait
-            .as_deref()
-            .map(|w| deadline(Some(w)))
+            .as_ref()
+            .map(|w| deadline(w.as_deref()))
             .transpose()?;
         let mut inbox = ctx.inbox()?;
         let found = match wait {

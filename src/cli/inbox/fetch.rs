@@ -17,16 +17,16 @@ pub struct FetchArgs {
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(i64).range(1..=100_000))]
     pub limit: i64,
     /// Block until at least one message arrives (for at most D)
-    #[arg(long, value_name = "D", num_args = 0..=1, default_missing_value = "")]
-    pub wait: Option<String>,
+    #[arg(long, value_name = "D", num_args = 0..=1)]
+    pub wait: Option<Option<String>>,
 }
 
 pub fn run(ctx: &mut Ctx, out: &Out, args: FetchArgs) -> Result<()> {
     let actor = ctx.agent()?;
     let wait = args
         .wait
-        .as_deref()
-        .map(|w| deadline(Some(w)))
+        .as_ref()
+        .map(|w| deadline(w.as_deref()))
         .transpose()?;
     let mut inbox = ctx.inbox()?;
     let (messages, cursor) = match wait {

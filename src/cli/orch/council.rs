@@ -149,7 +149,7 @@ pub fn run(ctx: &mut Ctx, out: &Out, command: CouncilCommand) -> Result<()> {
                 std::fs::write(path, &text)
                     .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
             }
-            let data = json!({"council": tally.council, "markdown": text, "thread": thread, "artifact": artifact, "path": args.output});
+            let data = json!({"council": tally.council, "markdown": text, "thread": thread, "artifact": artifact, "path": args.output.as_deref().map(crate::paths::lossy)});
             out.success(&data, || text.clone())
         }
     }

@@ -1,0 +1,316 @@
+//! Property tests of every parser of untrusted text: durations, names, revspecs, plan
+//! files, review results, thread data and results, attempt markers, the hook's
+//! arguments and its spooled records. For each: no panic, a refusal writes nothing, and
+//! what is accepted round-trips. Cases come from `PROPTEST_CASES` (proptest's default
+//! 256 in `cargo test`; `cargo xtask fuzz` runs many more).
+
+use crate::council::validate_review;
+use crate::inbox::{self, Config, NewThread, Note};
+use crate::names::{self, Address};
+use crate::orch::runs::{self, NewRun};
+use crate::orch::tasks::{self, Plan, Select};
+use crate::orch::Changes;
+use crate::repo::testing::TempRepo;
+use crate::repo::{read_attempt_marker, write_attempt_marker, AttemptMarker, AttemptName};
+use crate::store::{spool, Durability, Store};
+use crate::time::parse_duration;
+use proptest::prelude::*;
+use rusqlite::Connection;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+/// Any JSON value, a few levels deep, with the odd strings that break parsers.
+fn json_value() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        (-1e12f64..1e12).prop_map(Value::from),
+        "\\PC{0,12}".prop_map(Value::from),
+        "[\u{0}-\u{1f}\"\\\\/]{0,4}".prop_map(Value::from),
+    ];
+    leaf.prop_recursive(3, 24, 5, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
+            prop::collection::btree_map("[a-z_]{0,8}", inner, 0..5)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+/// Text that is JSON some of the time: a value serialized, then maybe cut or spliced.
+fn json_text() -> impl Strategy<Value = String> {
+    prop_oneof![
+        json_value().prop_map(|v| v.to_string()),
+        (json_value(), any::<prop::sample::Index>()).prop_map(|(v, cut)| {
+            let text = v.to_string();
+            let at = cut.index(text.len() + 1);
+            text.get(..at).unwrap_or(&text).to_owned()
+        }),
+        "\\PC{0,40}",
+    ]
+}
+
+fn name_like() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "[a-z0-9][a-z0-9._-]{0,8}",
+        "[a-zA-Z0-9 ./@_-]{0,10}",
+        "\\PC{0,8}",
+        Just("a".repeat(64))
+    ]
+}
+
+/// Rows of every table a command could write, to prove a refusal wrote none.
+fn footprint(conn: &Connection) -> Vec<i64> {
+    [
+        "threads", "messages", "events", "runs", "tasks", "deps", "attempts",
+    ]
+    .iter()
+    .map(|t| {
+        conn.query_row(&format!("SELECT count(*) FROM {t}"), [], |r| r.get(0))
+            .unwrap()
+    })
+    .collect()
+}
+
+fn store_with_run() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut store, _) = Store::init(dir.path(), Durability::Normal).unwrap();
+    store
+        .write(|tx| {
+            let new = NewRun {
+                name: Some("r1"),
+                title: "Run",
+                base_ref: None,
+                kind: "plan",
+            };
+            runs::create(tx, &Config::default(), &mut Changes::default(), &new).map(drop)
+        })
+        .unwrap();
+    (dir, store)
+}
+
+proptest! {
+    #[test]
+    fn durations(text in prop_oneof!["\\PC{0,12}", "[0-9]{0,4}(ms|s|m|h|d|x|)[0-9]{0,3}(ms|s|m|h|)", "[ 0-9smhd]{0,8}"]) {
+        if let Ok(d) = parse_duration(&text) {
+            prop_assert!(!text.trim().is_empty());
+            let ms = d.as_millis();
+            prop_assert_eq!(parse_duration(&format!("{ms}ms")).unwrap(), d);
+        }
+    }
+
+    #[test]
+    fn durations_accept_what_they_promise(h in 0u64..1000, m in 0u64..60, s in 0u64..60) {
+        let want = Duration::from_secs(h * 3600 + m * 60 + s);
+        prop_assert_eq!(parse_duration(&format!("{h}h{m}m{s}s")).unwrap(), want);
+        prop_assert_eq!(parse_duration(&(h * 3600 + m * 60 + s).to_string()).unwrap(), want);
+    }
+
+    #[test]
+    fn names(text in name_like(), n in any::<u32>()) {
+        let valid = names::check_name("agent", &text).is_ok();
+        prop_assert_eq!(valid, names::is_valid_name(&text));
+        match Address::parse(&text) {
+            Ok(address) => prop_assert_eq!(address.to_stored(), text.clone()),
+            Err(err) => prop_assert_eq!(err.code.as_str(), "invalid_name"),
+        }
+        if valid {
+            prop_assert_eq!(names::parse_queue(&format!("@{text}")).unwrap(), text.clone());
+            prop_assert!(!text.contains('/') && !text.starts_with('-') && !text.contains(".."));
+        }
+        if let Ok(name) = AttemptName::new(&text, &text, n) {
+            prop_assert_eq!(AttemptName::from_branch(&name.branch()), Some(name));
+        }
+    }
+
+    #[test]
+    fn branch_names_of_attempts(text in "(orch/)?[a-z0-9./-]{0,12}-?[0-9]{0,3}") {
+        if let Some(name) = AttemptName::from_branch(&text) {
+            prop_assert_eq!(AttemptName::from_branch(&name.branch()), Some(name));
+        }
+    }
+
+    #[test]
+    fn hook_arguments(name in prop_oneof!["\\PC{0,14}", "post-[a-z]{0,8}"]) {
+        let known = crate::orch::worktrees::check_hook_name(&name).is_ok();
+        prop_assert_eq!(known, crate::repo::HOOK_NAMES.contains(&name.as_str()));
+    }
+
+    #[test]
+    fn review_results(value in prop_oneof![
+        json_value(),
+        prop::collection::vec(
+            (prop_oneof!["\\PC{0,10}", Just(String::new())], "\\PC{0,10}", prop_oneof![Just("high"), Just("medium"), Just("low"), Just("urgent")]),
+            0..4,
+        ).prop_map(|items| json!({"recommendations": items.into_iter()
+            .map(|(t, r, p)| json!({"title": t, "rationale": r, "priority": p})).collect::<Vec<_>>()})),
+    ]) {
+        if let Ok(recs) = validate_review(&value) {
+            let again = json!({ "recommendations": recs });
+            prop_assert_eq!(validate_review(&again).unwrap(), recs);
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: ProptestConfig::default().cases / 4 + 1, ..ProptestConfig::default() })]
+
+    #[test]
+    fn plan_files(text in prop_oneof![
+        json_text(),
+        prop::collection::vec(("[a-e]{1,2}", prop::collection::vec("[a-e]{1,2}", 0..3), prop_oneof![Just(None), Just(Some("code")), Just(Some("bogus"))]), 0..6)
+            .prop_map(|tasks| json!({"tasks": tasks.into_iter().map(|(key, after, kind)|
+                json!({"key": key, "title": format!("Do {key}"), "after": after, "kind": kind})).collect::<Vec<_>>()}).to_string()),
+    ]) {
+        let (_dir, mut store) = store_with_run();
+        let before = footprint(store.conn());
+        let cfg = Config::default();
+        let outcome = Plan::parse(&text).and_then(|plan| {
+            store.write(|tx| {
+                let run = runs::get(tx, "r1")?;
+                tasks::import(tx, &cfg, &mut Changes::default(), &run, &plan)
+            }).map(|imported| (plan, imported))
+        });
+        match outcome {
+            Err(_) => prop_assert_eq!(footprint(store.conn()), before),
+            Ok((plan, _)) => {
+                let stored = store.read(|tx| tasks::load(tx, "r1", Select::All)).unwrap();
+                let mut want: Vec<(String, Vec<String>)> = plan.tasks.iter()
+                    .map(|t| { let mut a = t.after.clone(); a.sort(); a.dedup(); (t.key.clone(), a) }).collect();
+                let mut got: Vec<(String, Vec<String>)> = stored.iter()
+                    .map(|t| { let mut a = t.after.clone(); a.sort(); (t.key.clone(), a) }).collect();
+                want.sort();
+                got.sort();
+                prop_assert_eq!(got, want);
+            }
+        }
+    }
+
+    #[test]
+    fn thread_data_and_results(data in json_text(), result in json_text()) {
+        let (_dir, mut store) = store_with_run();
+        let cfg = Config::default();
+        let parse = |text: &str| serde_json::from_str::<Value>(text)
+            .map_err(|e| crate::error::Error::invalid_input(e.to_string()));
+        // data on a new thread
+        let before = footprint(store.conn());
+        let sent = parse(&data).and_then(|data| store.write(|tx| {
+            let to = Address::Agent("w1".into());
+            let new = NewThread { to: &to, subject: "s", kind: "task", body: "", data: Some(&data), artifacts: &[] };
+            inbox::send(tx, &cfg, "leader", new).map(|p| (p.thread.id, data.clone()))
+        }));
+        let (id, data) = match sent {
+            Err(_) => { prop_assert_eq!(footprint(store.conn()), before); return Ok(()); }
+            Ok(sent) => sent,
+        };
+        let thread = store.read(|tx| inbox::get_thread(tx, id)).unwrap();
+        prop_assert_eq!(&thread.data, &data);
+        store.write(|tx| inbox::claim(tx, &cfg, "w1", id, None).map(drop)).unwrap();
+        let before = footprint(store.conn());
+        let done = parse(&result).and_then(|result| store.write(|tx| {
+            let note = Note { body: "", data: None, artifacts: &[] };
+            inbox::done(tx, &cfg, "w1", id, note, Some(&result), None).map(|_| result.clone())
+        }));
+        match done {
+            Err(_) => prop_assert_eq!(footprint(store.conn()), before),
+            Ok(result) => {
+                let thread = store.read(|tx| inbox::get_thread(tx, id)).unwrap();
+                prop_assert_eq!(thread.result, result);
+            }
+        }
+    }
+
+    #[test]
+    fn attempt_markers(bytes in prop_oneof![
+        json_text().prop_map(String::into_bytes),
+        prop::collection::vec(any::<u8>(), 0..64),
+    ], run in "[a-z0-9]{1,6}", task in "[a-z0-9]{1,6}", attempt in any::<i64>(), thread in any::<i64>(), agent in prop::option::of("[a-z0-9]{1,6}")) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(crate::repo::ATTEMPT_MARKER), &bytes).unwrap();
+        if let Err(err) = read_attempt_marker(dir.path()) {
+            prop_assert_eq!(err.code.as_str(), "invalid_input");
+        }
+        let marker = AttemptMarker { run, task, attempt, thread, agent };
+        write_attempt_marker(dir.path(), &marker).unwrap();
+        prop_assert_eq!(read_attempt_marker(dir.path()).unwrap(), Some(marker));
+    }
+
+    #[test]
+    fn spooled_records(records in prop::collection::vec(json_value(), 1..4), junk in "\\PC{0,30}") {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut store, _) = Store::init(dir.path(), Durability::Normal).unwrap();
+        let mut keys = Vec::new();
+        for record in &records {
+            keys.push(spool::put(dir.path(), &json!({ "kind": "probe", "value": record })).unwrap());
+        }
+        std::fs::write(spool::dir(dir.path()).join("0000000000000-junk.json"), junk).unwrap();
+        // The handler sees every record once, in the order spooled; junk is set aside.
+        fn probe(tx: &Connection, record: &Value) -> crate::error::Result<()> {
+            let n: i64 = tx.query_row("SELECT count(*) FROM orch_settings", [], |r| r.get(0))?;
+            tx.execute("INSERT INTO orch_settings (key, value) VALUES (?1, ?2)",
+                [format!("probe-{n:06}"), record["value"].to_string()])?;
+            Ok(())
+        }
+        store.take_spool_with(probe);
+        store.write(|_| Ok(())).unwrap();
+        store.write(|_| Ok(())).unwrap();
+        let seen: Vec<Value> = store.read(|tx| {
+            let mut stmt = tx.prepare("SELECT value FROM orch_settings WHERE key LIKE 'probe-%' ORDER BY key")?;
+            let rows = stmt.query_map([], |r| r.get::<_, String>(0))?.collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows.into_iter().map(|t| serde_json::from_str(&t).unwrap()).collect())
+        }).unwrap();
+        prop_assert_eq!(seen, records);
+        prop_assert!(spool::pending(dir.path()).unwrap().is_empty());
+        let taken: i64 = store.conn().query_row("SELECT count(*) FROM spool_taken", [], |r| r.get(0)).unwrap();
+        prop_assert_eq!(taken as usize, keys.len());
+    }
+}
+
+#[test]
+fn revspecs() {
+    let repo = TempRepo::new();
+    repo.commit_file("a.txt", "a\n", "second");
+    repo.git(&["tag", "v1"]);
+    repo.git(&["branch", "side", "HEAD~1"]);
+    let opened = repo.open();
+    let alphabet = "[a-zA-Z0-9~^@{}.:!/ -]{0,10}";
+    let pieces = prop_oneof![
+        Just("HEAD"),
+        Just("main"),
+        Just("side"),
+        Just("v1"),
+        Just("~"),
+        Just("^"),
+        Just("1"),
+        Just(".."),
+        Just("..."),
+        Just("^!"),
+        Just("^@"),
+        Just("^{commit}"),
+        Just(":"),
+        Just("@"),
+    ];
+    let strategy = prop_oneof![
+        alphabet.prop_map(|s| s),
+        prop::collection::vec(pieces, 1..5).prop_map(|p| p.concat()),
+    ];
+    let mut runner = proptest::test_runner::TestRunner::default();
+    runner
+        .run(&strategy, |given| {
+            if let Ok(base) = opened.resolve_commit(&given) {
+                // One commit, the one git names, and its sha resolves to itself.
+                let git = repo.git(&[
+                    "rev-parse",
+                    "--verify",
+                    "--end-of-options",
+                    &format!("{given}^{{commit}}"),
+                ]);
+                prop_assert_eq!(&base.sha, &git);
+                prop_assert_eq!(opened.resolve_commit(&base.sha).unwrap().sha, base.sha);
+                prop_assert!(!given.contains("..") && !given.ends_with("^!"), "{given}");
+            }
+            Ok(())
+        })
+        .unwrap();
+}
