@@ -35,6 +35,7 @@ pub enum Code {
     AgentFailedToStart,
     Busy,
     SchemaTooNew,
+    Stuck,
 }
 
 impl Code {
@@ -98,6 +99,7 @@ impl Code {
             Code::AgentFailedToStart => "agent_failed_to_start",
             Code::Busy => "busy",
             Code::SchemaTooNew => "schema_too_new",
+            Code::Stuck => "stuck",
         }
     }
 
@@ -152,7 +154,7 @@ impl Code {
             Usage | InvalidInput | InvalidName | TooLarge => 2,
             NotFound | NotInitialized | NoIdentity | UnknownProfile => 3,
             Conflict | AlreadyClaimed | NotClaimant | LeaseLost | InvalidTransition | Exists
-            | Cycle | ThreadClosed => 4,
+            | Cycle | ThreadClosed | Stuck => 4,
             Timeout => 5,
             DirtyWorktree | BadRef | WorktreeExists | BaseConflict | GitFailed
             | AgentFailedToStart => 6,

@@ -6,6 +6,7 @@ mod common;
 mod council_commands;
 mod council_review;
 mod discovery;
+mod drive;
 mod inbox_basics;
 mod inbox_commands;
 mod inbox_concurrency;
