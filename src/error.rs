@@ -40,7 +40,7 @@ pub enum Code {
 
 impl Code {
     /// Every code, in the order the reference lists them (by exit status).
-    pub const ALL: [Code; 27] = [
+    pub const ALL: [Code; 28] = [
         Code::Internal,
         Code::Io,
         Code::Usage,
@@ -59,6 +59,7 @@ impl Code {
         Code::Exists,
         Code::Cycle,
         Code::ThreadClosed,
+        Code::Stuck,
         Code::Timeout,
         Code::DirtyWorktree,
         Code::BadRef,
@@ -143,6 +144,7 @@ impl Code {
             }
             Code::Busy => "the database stayed locked past the busy timeout",
             Code::SchemaTooNew => "the database was written by a newer git-orch than this binary",
+            Code::Stuck => "drive can make no progress: nothing in flight, nothing can start",
         }
     }
 
@@ -322,7 +324,8 @@ mod tests {
             | Code::Busy
             | Code::UnknownProfile
             | Code::AgentFailedToStart
-            | Code::SchemaTooNew => Code::ALL.contains(&code),
+            | Code::SchemaTooNew
+            | Code::Stuck => Code::ALL.contains(&code),
         };
         assert!(Code::ALL.iter().all(|&c| listed(c)));
         let names: std::collections::BTreeSet<&str> =
