@@ -56,6 +56,11 @@ pub const KEYS: &[ConfigKey] = &[
         meaning: "the agent profile a launch uses when the task names none and no `--launch P` is given",
     },
     ConfigKey {
+        key: "orch.parallel",
+        default: "4",
+        meaning: "how many tasks `git orch drive` keeps in flight when no `--parallel N` is given",
+    },
+    ConfigKey {
         key: "orch.setup",
         default: "none",
         meaning: "a command (argv, split like a shell splits words, never run by one) run in each new code worktree before its agent; failing fails the attempt retryably",

@@ -37,11 +37,12 @@ pub enum Code {
     SchemaTooNew,
     /// `state.db` has content that is not a git-orch database; nothing was changed.
     InvalidState,
+    Stuck,
 }
 
 impl Code {
     /// Every code, in the order the reference lists them (by exit status).
-    pub const ALL: [Code; 28] = [
+    pub const ALL: [Code; 29] = [
         Code::Internal,
         Code::Io,
         Code::Usage,
@@ -60,6 +61,7 @@ impl Code {
         Code::Exists,
         Code::Cycle,
         Code::ThreadClosed,
+        Code::Stuck,
         Code::Timeout,
         Code::DirtyWorktree,
         Code::BadRef,
@@ -102,6 +104,7 @@ impl Code {
             Code::Busy => "busy",
             Code::SchemaTooNew => "schema_too_new",
             Code::InvalidState => "invalid_state",
+            Code::Stuck => "stuck",
         }
     }
 
@@ -148,6 +151,7 @@ impl Code {
             }
             Code::Busy => "the database stayed locked past the busy timeout",
             Code::SchemaTooNew => "the database was written by a newer git-orch than this binary",
+            Code::Stuck => "drive can make no progress: nothing in flight, nothing can start",
         }
     }
 
@@ -159,7 +163,7 @@ impl Code {
             Usage | InvalidInput | InvalidName | TooLarge => 2,
             NotFound | NotInitialized | NoIdentity | UnknownProfile => 3,
             Conflict | AlreadyClaimed | NotClaimant | LeaseLost | InvalidTransition | Exists
-            | Cycle | ThreadClosed => 4,
+            | Cycle | ThreadClosed | Stuck => 4,
             Timeout => 5,
             DirtyWorktree | BadRef | WorktreeExists | BaseConflict | GitFailed
             | AgentFailedToStart | InvalidState => 6,
@@ -328,7 +332,8 @@ mod tests {
             | Code::UnknownProfile
             | Code::AgentFailedToStart
             | Code::InvalidState
-            | Code::SchemaTooNew => Code::ALL.contains(&code),
+            | Code::SchemaTooNew
+            | Code::Stuck => Code::ALL.contains(&code),
         };
         assert!(Code::ALL.iter().all(|&c| listed(c)));
         let names: std::collections::BTreeSet<&str> =

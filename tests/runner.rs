@@ -7,6 +7,7 @@ mod council_commands;
 mod council_review;
 mod discovery;
 mod hardening;
+mod drive;
 mod inbox_basics;
 mod inbox_commands;
 mod inbox_concurrency;

@@ -21,6 +21,7 @@ mod changes;
 pub mod cleanup;
 pub mod dag;
 pub mod dispatch;
+pub mod drive;
 mod facade;
 pub mod launch;
 mod model;

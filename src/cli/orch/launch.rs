@@ -70,7 +70,7 @@ fn path_env() -> Option<std::ffi::OsString> {
 }
 
 /// The profiles a dispatch may launch with, resolved and their programs checked.
-fn plan(ctx: &mut Ctx, run: Option<&str>, given: Option<&str>) -> Result<Plan> {
+pub(super) fn plan(ctx: &mut Ctx, run: Option<&str>, given: Option<&str>) -> Result<Plan> {
     let given = given.filter(|g| !g.is_empty()).map(str::to_owned);
     let default = ctx.config("orch.launch")?.filter(|d| !d.trim().is_empty());
     let names = {

@@ -6,6 +6,7 @@ mod cleanup;
 mod council;
 mod dep;
 mod dispatch;
+mod drive;
 mod launch;
 mod log;
 mod opts;
@@ -57,6 +58,8 @@ pub enum OrchCommand {
     Reconcile,
     /// List blocked tasks with their open question and thread
     Blocked(RunOpt),
+    /// The leader's loop: dispatch and launch ready tasks, report, until the run is done
+    Drive(drive::DriveArgs),
     /// Reply to the question on a task's current thread
     Answer(status::AnswerArgs),
     /// Show the run at a glance: counts, then one line per task
@@ -104,6 +107,7 @@ pub fn run(ctx: &mut Ctx, out: &Out, command: OrchCommand) -> Result<()> {
         OrchCommand::Dispatch(args) => dispatch::dispatch(ctx, out, args),
         OrchCommand::Reconcile => status::reconcile(ctx, out),
         OrchCommand::Blocked(args) => status::blocked(ctx, out, args),
+        OrchCommand::Drive(args) => drive::drive(ctx, out, args),
         OrchCommand::Answer(args) => status::answer(ctx, out, args),
         OrchCommand::Status(args) => status::status(ctx, out, args),
         OrchCommand::Retry(args) => dispatch::retry(ctx, out, args),

@@ -1,0 +1,200 @@
+//! `git orch drive` (SPEC §12): the leader's loop as one command, printing each event
+//! as it happens and, on a terminal, a status line beneath them.
+
+use super::opts::RunOpt;
+use crate::cli::ctx::Ctx;
+use crate::cli::output::{print_line, write_stdout_bytes, Out};
+use crate::error::{Code, Error, Result};
+use crate::orch::drive::{self, DriveEvent, DriveLock, DriveOptions, End, Standing};
+use crate::orch::launch::Launching;
+use crate::orch::runs;
+use serde_json::json;
+use std::cell::{Cell, RefCell};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+const DEFAULT_PARALLEL: usize = 4;
+
+#[derive(clap::Args, Debug)]
+pub struct DriveArgs {
+    /// At most N tasks in flight (default: orch.parallel, else 4)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub parallel: Option<u32>,
+    /// Launch with PROFILE the tasks that name none (default: orch.launch)
+    #[arg(long, value_name = "PROFILE")]
+    pub launch: Option<String>,
+    /// Return when every task is done, or as soon as every task in flight waits on a question
+    #[arg(long, value_name = "done|blocked", default_value = "done",
+          value_parser = ["done", "blocked"])]
+    pub until: String,
+    /// Land each task as it succeeds
+    #[arg(long)]
+    pub land: bool,
+    /// Give up after D (exit 5); the agents keep working
+    #[arg(long, value_name = "D")]
+    pub timeout: Option<String>,
+    #[command(flatten)]
+    pub run: RunOpt,
+}
+
+pub fn drive(ctx: &mut Ctx, out: &Out, args: DriveArgs) -> Result<()> {
+    if args.land {
+        return Err(Error::new(Code::Usage, "drive --land is not there yet")
+            .hint("drive, then land the results with git orch land once it exists"));
+    }
+    let deadline = crate::cli::input::deadline(args.timeout.as_deref())?;
+    let parallel = match args.parallel {
+        Some(n) => n as usize,
+        None => parallel_from_config(ctx)?,
+    };
+    let run = {
+        let mut orch = ctx.orch()?;
+        orch.read(|tx| runs::resolve(tx, args.run.run.as_deref()))?
+    };
+    let plan = super::launch::plan(ctx, Some(&run.name), args.launch.as_deref())?;
+    let exe = std::env::current_exe().map_err(|e| Error::io("finding the git-orch binary", e))?;
+    let repo = ctx.repo()?;
+    let dir = repo
+        .workdir()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo.git_dir().to_owned());
+    let state_dir = repo.state_dir();
+    let _lock = DriveLock::acquire(&state_dir, &run.name, std::process::id())?;
+
+    // Ctrl-C stops dispatching; the agents stay with their supervisors, which run in
+    // their own sessions and so never see the terminal's SIGINT.
+    let interrupted = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGINT, Arc::clone(&interrupted))
+        .map_err(|e| Error::io("handling SIGINT", e))?;
+    let terminal = !out.json && std::io::stdout().is_terminal();
+    let status_shown = Cell::new(false);
+    let opts = DriveOptions {
+        run: &run.name,
+        parallel,
+        until_blocked: args.until == "blocked",
+        deadline,
+        plan: &plan,
+    };
+    let mut report = |events: &[DriveEvent], standing: &Standing| -> Result<()> {
+        if terminal && status_shown.get() && !events.is_empty() {
+            write_stdout_bytes(b"\r\x1b[2K")?;
+            status_shown.set(false);
+        }
+        for event in events {
+            out.stream_item(event, || render_event(event))?;
+        }
+        if terminal && (!events.is_empty() || !status_shown.get()) {
+            let line = format!("\r\x1b[2K{}", render_standing(&run.name, standing));
+            write_stdout_bytes(line.as_bytes())?;
+            status_shown.set(true);
+        }
+        Ok(())
+    };
+    let ended = ctx.dispatching(|orch, workspaces| {
+        let launching = Launching {
+            inner: workspaces,
+            exe,
+            dir,
+            state_dir: state_dir.clone(),
+            children: RefCell::new(Vec::new()),
+        };
+        drive::drive(
+            orch,
+            &launching,
+            &opts,
+            &|| interrupted.load(Ordering::Relaxed),
+            &mut report,
+        )
+    });
+    if status_shown.get() {
+        print_line("")?;
+    }
+    let end = ended?;
+    out.success(&json!({ "end": end, "run": run.name }), || match end {
+        End::Done => format!("Run {}: every task is done.", run.name),
+        End::Blocked => format!(
+            "Run {}: every task in flight waits on a question; answer them and drive again.",
+            run.name
+        ),
+        End::Interrupted => format!(
+            "Interrupted: nothing more is dispatched; the agents keep working under their supervisors.\n  Carry on with: git orch drive --run {}",
+            run.name
+        ),
+    })
+}
+
+fn parallel_from_config(ctx: &mut Ctx) -> Result<usize> {
+    let Some(text) = ctx.config("orch.parallel")? else {
+        return Ok(DEFAULT_PARALLEL);
+    };
+    match text.trim().parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(Error::invalid_input(format!(
+            "orch.parallel must be a whole number above 0, not {text:?}"
+        ))
+        .hint("git config orch.parallel 4")),
+    }
+}
+
+fn render_event(e: &DriveEvent) -> String {
+    let who = e.agent.as_deref().unwrap_or("?");
+    let n = e.n.unwrap_or(0);
+    match e.kind {
+        "dispatch" => format!("dispatched {} (attempt {n}) to {who}", e.task),
+        "retry" => format!("retrying {} (attempt {n}) with {who}", e.task),
+        "commit" => format!(
+            "{} committed {}",
+            e.task,
+            e.text.as_deref().map_or("", |h| &h[..h.len().min(12)])
+        ),
+        "question" => format!(
+            "{} asks: {}\n  answer: {}",
+            e.task,
+            e.text.as_deref().unwrap_or("(see git orch blocked)"),
+            e.answer_with.as_deref().unwrap_or("")
+        ),
+        "answer" => format!("{} got its answer and goes on", e.task),
+        "failure" => format!(
+            "{} failed (attempt {n}{}){}",
+            e.task,
+            e.text
+                .as_deref()
+                .map(|r| format!(", {r}"))
+                .unwrap_or_default(),
+            if e.retry == Some(true) {
+                "; it will be retried"
+            } else {
+                "; no attempts left"
+            }
+        ),
+        "conflict" => format!(
+            "{} is blocked: its dependencies' results conflict (git orch task show {})",
+            e.task, e.task
+        ),
+        "cancelled" => format!("{} was cancelled", e.task),
+        "done" => format!("{} is done", e.task),
+        other => format!("{} {other}", e.task),
+    }
+}
+
+fn render_standing(run: &str, s: &Standing) -> String {
+    let mut parts = vec![format!("{}/{} done", s.done, s.total)];
+    if s.in_flight > s.questions {
+        parts.push(format!("{} working", s.in_flight - s.questions));
+    }
+    if s.questions > 0 {
+        parts.push(format!("{} asking", s.questions));
+    }
+    if s.ready > 0 {
+        parts.push(format!("{} ready", s.ready));
+    }
+    if s.pending > 0 {
+        parts.push(format!("{} waiting", s.pending));
+    }
+    if s.failed > 0 {
+        parts.push(format!("{} failed", s.failed));
+    }
+    format!("drive {run}: {}", parts.join(", "))
+}

@@ -1,0 +1,396 @@
+//! `git orch drive`: the leader's loop as one call. Reconcile, dispatch ready tasks
+//! (launching each) while fewer than `parallel` are in flight, sleep until another
+//! process commits, report what changed as [`DriveEvent`]s, repeat.
+//!
+//! Nothing here is a daemon: the agents live under their own supervisors, so a drive
+//! that stops (SIGINT, timeout, a crash) leaves them working, and the next drive reads
+//! where things stand from the store and carries on. One drive per run at a time, by
+//! a lock file whose holder's pid is inside it.
+
+use super::dispatch::{self, Options};
+use super::facade::Orch;
+use super::launch::{Launching, Plan};
+use super::runs;
+use super::status::TaskStatus;
+use super::tasks::{self, Select};
+use super::Task;
+use crate::error::{Code, Error, Result};
+use crate::inbox::{self, EventFilter};
+use crate::store::events::{self, Event};
+use serde::Serialize;
+use serde_json::{json, Value};
+use std::fs::File;
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// How often a sleeping drive looks at its stop flag: the bound on how long SIGINT takes.
+const STOP_POLL: Duration = Duration::from_millis(200);
+
+/// What the caller asked of one drive.
+pub struct DriveOptions<'a> {
+    pub run: &'a str,
+    pub parallel: usize,
+    /// Return as soon as every task in flight waits on a question.
+    pub until_blocked: bool,
+    pub deadline: Option<Instant>,
+    pub plan: &'a Plan,
+}
+
+/// How a drive ended without an error (stuck and timeout are errors: exit 4 and 5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum End {
+    Done,
+    Blocked,
+    Interrupted,
+}
+
+/// One thing that happened, as drive reports it.
+#[derive(Debug, Clone, Serialize)]
+pub struct DriveEvent {
+    /// `dispatch`, `retry`, `commit`, `question`, `answer`, `failure`, `conflict`,
+    /// `cancelled` or `done`.
+    pub kind: &'static str,
+    pub task: String,
+    /// The store event it comes from.
+    pub event: i64,
+    pub at: String,
+    pub attempt: Option<i64>,
+    pub n: Option<i64>,
+    pub agent: Option<String>,
+    /// A question's text, or a failure's reason.
+    pub text: Option<String>,
+    /// A failure: whether drive starts another attempt.
+    pub retry: Option<bool>,
+    /// A question: the command that answers it, from any shell.
+    pub answer_with: Option<String>,
+}
+
+/// Where the run stands, for the status line and the end conditions.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Standing {
+    pub total: usize,
+    pub done: usize,
+    pub ready: usize,
+    pub in_flight: usize,
+    /// In flight and waiting on a question.
+    pub questions: usize,
+    pub failed: usize,
+    pub pending: usize,
+}
+
+/// The one-drive-per-run lock: held by the open file, released by the kernel when the
+/// drive exits however it exits.
+pub struct DriveLock {
+    path: PathBuf,
+    _file: File,
+}
+
+impl DriveLock {
+    pub fn path(state_dir: &Path, run: &str) -> PathBuf {
+        state_dir.join("drive").join(format!("{run}.lock"))
+    }
+
+    /// Takes the lock of `run`, or `conflict` naming the pid of the drive holding it.
+    pub fn acquire(state_dir: &Path, run: &str, pid: u32) -> Result<DriveLock> {
+        let path = Self::path(state_dir, run);
+        let io = |what: &str, e| Error::io(format!("{what} {}", path.display()), e);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| io("creating the folder of", e))?;
+        }
+        let mut file = File::options()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(|e| io("opening", e))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut text = String::new();
+                let _ = file.read_to_string(&mut text);
+                let holder: Option<i64> = text.trim().parse().ok();
+                return Err(Error::new(
+                    Code::Conflict,
+                    format!(
+                        "run {run} is already driven by process {}",
+                        holder.map_or("?".into(), |p| p.to_string())
+                    ),
+                )
+                .hint("one drive per run: stop that one (Ctrl-C) or wait for it to end")
+                .detail("run", run)
+                .detail("pid", holder));
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io("locking", e)),
+        }
+        file.set_len(0).map_err(|e| io("writing", e))?;
+        file.rewind().map_err(|e| io("writing", e))?;
+        writeln!(file, "{pid}").map_err(|e| io("writing", e))?;
+        Ok(DriveLock { path, _file: file })
+    }
+}
+
+impl Drop for DriveLock {
+    fn drop(&mut self) {
+        // Emptied rather than removed: removing it would let a second drive lock a new
+        // file while a third still waits on the old one.
+        let _ = std::fs::write(&self.path, "");
+    }
+}
+
+/// Checks, before anything is dispatched, that every task still to start has a profile.
+pub fn check_profiles(orch: &mut Orch<'_>, run: &str, plan: &Plan) -> Result<()> {
+    orch.read(|tx| {
+        for task in tasks::load(tx, run, Select::All)? {
+            if !task.status.is_final() && !task.status.is_in_flight() {
+                plan.profile_for(tx, run, &task.key)?;
+            }
+        }
+        Ok(())
+    })
+}
+
+/// The loop. `stop` is polled between steps (SIGINT); `report` gets every event and the
+/// standing after each batch.
+pub fn drive(
+    orch: &mut Orch<'_>,
+    launching: &Launching<'_>,
+    opts: &DriveOptions<'_>,
+    stop: &dyn Fn() -> bool,
+    report: &mut dyn FnMut(&[DriveEvent], &Standing) -> Result<()>,
+) -> Result<End> {
+    let run = orch.read(|tx| runs::get(tx, opts.run))?;
+    run.require_active()?;
+    check_profiles(orch, &run.name, opts.plan)?;
+    let mut since = orch.read(events::last_id)?;
+    loop {
+        reap(launching);
+        let version = orch.store.data_version()?;
+        orch.reconcile()?;
+        let (news, last, tasks) = orch.read(|tx| {
+            let (news, last) = news(tx, &run.name, since)?;
+            Ok((news, last, tasks::load(tx, &run.name, Select::All)?))
+        })?;
+        since = last;
+        let standing = standing(&tasks);
+        report(&news, &standing)?;
+        if stop() {
+            return Ok(End::Interrupted);
+        }
+        if standing.done == standing.total {
+            return Ok(End::Done);
+        }
+        if opts.until_blocked && standing.in_flight > 0 && standing.questions == standing.in_flight
+        {
+            return Ok(End::Blocked);
+        }
+        let room = opts.parallel.saturating_sub(standing.in_flight);
+        if room > 0 && standing.ready > 0 {
+            let dispatch = Options {
+                all_ready: true,
+                max: Some(room),
+                launch: Some(opts.plan),
+                ..Options::default()
+            };
+            let done = dispatch::dispatch_tasks(orch, launching, Some(&run.name), &dispatch)?;
+            if !done.attempts.is_empty() || !done.blocked.is_empty() {
+                continue;
+            }
+        }
+        if standing.in_flight == 0 {
+            return Err(stuck(&run.name, &tasks));
+        }
+        let wake = Instant::now() + STOP_POLL;
+        let until = opts.deadline.map_or(wake, |d| d.min(wake));
+        inbox::sleep_until_change(orch.store, version, Some(until))?;
+        if opts.deadline.is_some_and(|d| Instant::now() >= d) {
+            return Err(Error::new(Code::Timeout, "drive timed out")
+                .hint("the agents keep working; run git orch drive again to carry on")
+                .detail(
+                    "standing",
+                    serde_json::to_value(&standing).unwrap_or_default(),
+                ));
+        }
+    }
+}
+
+/// Collects the supervisors that have exited, so a long drive leaves no zombies.
+fn reap(launching: &Launching<'_>) {
+    launching
+        .children
+        .borrow_mut()
+        .retain_mut(|child| !matches!(child.try_wait(), Ok(Some(_)) | Err(_)));
+}
+
+fn standing(tasks: &[Task]) -> Standing {
+    let mut s = Standing {
+        total: tasks.len(),
+        ..Standing::default()
+    };
+    for task in tasks {
+        match task.status {
+            TaskStatus::Done | TaskStatus::Cancelled => s.done += 1,
+            TaskStatus::Ready => s.ready += 1,
+            TaskStatus::Failed => s.failed += 1,
+            TaskStatus::Pending => s.pending += 1,
+            TaskStatus::Blocked if task.blocked_reason.as_deref() != Some("question") => {
+                // A base conflict: blocked, but with nothing in flight.
+                s.pending += 1
+            }
+            TaskStatus::Blocked => {
+                s.in_flight += 1;
+                s.questions += 1;
+            }
+            TaskStatus::Dispatched | TaskStatus::Running => s.in_flight += 1,
+        }
+    }
+    s
+}
+
+/// `stuck` (exit 4): nothing in flight and nothing can start. Its details name the
+/// failed tasks and, for every other unfinished one, what it waits on.
+fn stuck(run: &str, tasks: &[Task]) -> Error {
+    let status_of = |key: &str| {
+        tasks
+            .iter()
+            .find(|t| t.key == key)
+            .map(|t| t.status)
+            .unwrap_or(TaskStatus::Pending)
+    };
+    let mut failed = Vec::new();
+    let mut waiting = Vec::new();
+    for task in tasks {
+        match task.status {
+            TaskStatus::Failed => {
+                let reason = task
+                    .current_attempt
+                    .as_ref()
+                    .and_then(|a| a.failure.as_ref())
+                    .map(|f| f.reason.clone());
+                failed.push(json!({"task": task.key, "attempts": task.attempts,
+                    "max_attempts": task.max_attempts, "reason": reason}));
+            }
+            TaskStatus::Done | TaskStatus::Cancelled => {}
+            _ => {
+                let on: Vec<&str> = task
+                    .after
+                    .iter()
+                    .map(String::as_str)
+                    .filter(|d| status_of(d) != TaskStatus::Done)
+                    .collect();
+                waiting.push(json!({"task": task.key, "status": task.status, "on": on,
+                    "blocked_reason": task.blocked_reason}));
+            }
+        }
+    }
+    let names = |v: &[Value]| {
+        v.iter()
+            .filter_map(|t| t["task"].as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut message = format!("run {run} is stuck: nothing is in flight and nothing can start");
+    if !failed.is_empty() {
+        message.push_str(&format!("; failed: {}", names(&failed)));
+    }
+    if !waiting.is_empty() {
+        message.push_str(&format!("; waiting: {}", names(&waiting)));
+    }
+    Error::new(Code::Stuck, message)
+        .hint("retry a failed task with `git orch retry KEY`, then drive again")
+        .detail("failed", failed)
+        .detail("waiting", waiting)
+}
+
+/// The run's events after `since` as drive reports them, and the last event id seen.
+fn news(conn: &rusqlite::Connection, run: &str, since: i64) -> Result<(Vec<DriveEvent>, i64)> {
+    let filter = EventFilter {
+        run: Some(run.to_owned()),
+        ..EventFilter::default()
+    };
+    let mut out = Vec::new();
+    let mut after = since;
+    loop {
+        let batch = inbox::events_after(conn, &filter, after, 1000)?;
+        let Some(last) = batch.last() else { break };
+        after = last.id;
+        for event in &batch {
+            if let Some(e) = describe(conn, run, event)? {
+                out.push(e);
+            }
+        }
+    }
+    Ok((out, after))
+}
+
+fn describe(conn: &rusqlite::Connection, run: &str, event: &Event) -> Result<Option<DriveEvent>> {
+    let Some(key) = event.task.as_deref() else {
+        return Ok(None);
+    };
+    let attempt = event
+        .attempt
+        .map(|id| super::get_attempt(conn, super::AttemptId(id)))
+        .transpose()?;
+    let mut out = DriveEvent {
+        kind: "",
+        task: key.to_owned(),
+        event: event.id,
+        at: event.at.clone(),
+        attempt: event.attempt,
+        n: attempt.as_ref().map(|a| a.n),
+        agent: attempt.as_ref().and_then(|a| a.agent.clone()),
+        text: None,
+        retry: None,
+        answer_with: None,
+    };
+    let parse = |s: Option<&str>| s.and_then(|s| s.parse::<TaskStatus>().ok());
+    match event.kind.as_str() {
+        "attempt.progress" => {
+            out.kind = "commit";
+            out.text = event.data["head"].as_str().map(str::to_owned);
+        }
+        "task.status" => {
+            let (from, to) = (parse(event.from.as_deref()), parse(event.to.as_deref()));
+            let failure = || {
+                attempt
+                    .as_ref()
+                    .and_then(|a| a.failure.as_ref())
+                    .map(|f| f.reason.clone())
+            };
+            out.kind = match (from, to) {
+                (_, Some(TaskStatus::Dispatched)) if out.n.is_some_and(|n| n > 1) => "retry",
+                (_, Some(TaskStatus::Dispatched)) => "dispatch",
+                (_, Some(TaskStatus::Done)) => "done",
+                (_, Some(TaskStatus::Cancelled)) => "cancelled",
+                (_, Some(TaskStatus::Failed)) => {
+                    out.text = failure();
+                    out.retry = Some(false);
+                    "failure"
+                }
+                (Some(f), Some(TaskStatus::Ready | TaskStatus::Pending)) if f.is_in_flight() => {
+                    out.text = failure();
+                    out.retry = Some(true);
+                    "failure"
+                }
+                (_, Some(TaskStatus::Blocked)) => {
+                    let task = tasks::get_row(conn, run, key)?;
+                    if task.blocked_reason.as_deref() == Some("question") {
+                        let task = tasks::load_one(conn, run, key)?;
+                        out.text = task.blocked_detail["question"].as_str().map(str::to_owned);
+                        out.answer_with =
+                            Some(format!("git orch answer {} --run {run} --body …", key));
+                        "question"
+                    } else {
+                        "conflict"
+                    }
+                }
+                (Some(TaskStatus::Blocked), Some(TaskStatus::Running)) => "answer",
+                _ => return Ok(None),
+            };
+        }
+        _ => return Ok(None),
+    }
+    Ok(Some(out))
+}
