@@ -166,6 +166,14 @@ fn start_three_reviewers_wait_tally_report() {
         .arg(&stored)
         .ok();
     assert_eq!(std::fs::read_to_string(&stored).unwrap(), markdown);
+
+    // A directory is refused before a second report is stored.
+    let artifacts = env.count("artifacts");
+    env.orch()
+        .args(["council", "report", "c1", "-o"])
+        .arg(env.root())
+        .fails("invalid_input", 2);
+    assert_eq!(env.count("artifacts"), artifacts);
 }
 
 #[test]

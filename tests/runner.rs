@@ -3,6 +3,7 @@
 
 mod common;
 
+mod cli_edge;
 mod council_commands;
 mod council_review;
 mod discovery;

@@ -1,6 +1,7 @@
 //! What commands read besides their flags: text and JSON from flags, files or stdin, and
 //! durations.
 
+use crate::cli::render::escape_path;
 use crate::error::{Code, Error, Result};
 use serde_json::Value;
 use std::io::{self, Read};
@@ -39,23 +40,35 @@ pub fn read_body(body: Option<String>, file: Option<&Path>) -> Result<String> {
 }
 
 /// Reads a file (or stdin for `-`) as UTF-8 text, refusing more than `limit` bytes early.
+/// Anything that can be read from is taken (a FIFO, `/dev/fd/N` of a process
+/// substitution, a device); a directory is the caller's mistake, not an I/O failure.
 pub fn read_text_input(path: &Path, what: &str) -> Result<String> {
     const LIMIT: u64 = 4 * 1024 * 1024;
     let mut bytes = Vec::new();
+    let shown = || escape_path(path);
     let outcome = if path == Path::new("-") {
         io::stdin().lock().take(LIMIT + 1).read_to_end(&mut bytes)
     } else {
-        std::fs::File::open(path)
-            .map_err(|e| {
-                Error::new(
-                    Code::NotFound,
-                    format!("cannot read {what} file {}: {e}", path.display()),
-                )
-            })?
-            .take(LIMIT + 1)
-            .read_to_end(&mut bytes)
+        let file = std::fs::File::open(path).map_err(|e| {
+            let code = if e.kind() == io::ErrorKind::NotFound {
+                Code::NotFound
+            } else {
+                Code::Io
+            };
+            Error::new(code, format!("cannot read {what} file {}: {e}", shown()))
+        })?;
+        // Linux opens a directory for reading and fails only at the first read.
+        if file.metadata().is_ok_and(|m| m.is_dir()) {
+            return Err(Error::invalid_input(format!(
+                "cannot read {what} file {}: it is a directory",
+                shown()
+            ))
+            .hint("name a file, or - for stdin")
+            .detail("path", path.to_string_lossy().into_owned()));
+        }
+        file.take(LIMIT + 1).read_to_end(&mut bytes)
     };
-    outcome.map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+    outcome.map_err(|e| Error::io(format!("reading {}", shown()), e))?;
     if bytes.len() as u64 > LIMIT {
         return Err(Error::new(
             Code::TooLarge,
@@ -63,11 +76,8 @@ pub fn read_text_input(path: &Path, what: &str) -> Result<String> {
         ));
     }
     String::from_utf8(bytes).map_err(|_| {
-        Error::invalid_input(format!(
-            "the {what} in {} is not UTF-8 text",
-            path.display()
-        ))
-        .hint("attach binary files with --attach instead")
+        Error::invalid_input(format!("the {what} in {} is not UTF-8 text", shown()))
+            .hint("attach binary files with --attach instead")
     })
 }
 

@@ -7,6 +7,7 @@ mod inbox;
 mod input;
 mod mcp;
 mod orch;
+mod outfile;
 mod output;
 mod render;
 mod setup;

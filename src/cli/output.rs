@@ -1,6 +1,8 @@
 //! Where output goes: one JSON document (or one object per line for streams) on stdout,
-//! or text for people; errors as the wire format of SPEC §3.
+//! or text for people, with control characters escaped (`render::escape_lines`); errors
+//! as the wire format of SPEC §3.
 
+use crate::cli::render::escape_lines;
 use crate::error::{Error, Kind, Result};
 use serde::Serialize;
 use serde_json::json;
@@ -29,7 +31,7 @@ impl Out {
             if text.is_empty() {
                 return Ok(());
             }
-            print_text(&text)
+            print_text(&escape_lines(&text))
         }
     }
 
@@ -38,7 +40,7 @@ impl Out {
         if self.json {
             print_line(&serde_json::to_string(item)?)
         } else {
-            print_text(&human())
+            print_text(&escape_lines(&human()))
         }
     }
 }
@@ -85,9 +87,11 @@ pub fn report_error(err: &Error, json_mode: bool) -> ExitCode {
         let _ = print_line(&doc.to_string());
     } else {
         let mut stderr = io::stderr().lock();
-        let _ = writeln!(stderr, "error: {} [{}]", err.message, err.code.as_str());
+        // Messages quote what the user gave (a path, a value), which may hold anything.
+        let message = escape_lines(&err.message);
+        let _ = writeln!(stderr, "error: {message} [{}]", err.code.as_str());
         if let Some(hint) = &err.hint {
-            let _ = writeln!(stderr, "hint: {hint}");
+            let _ = writeln!(stderr, "hint: {}", escape_lines(hint));
         }
     }
     ExitCode::from(err.code.exit_status())

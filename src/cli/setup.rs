@@ -3,6 +3,7 @@
 
 use crate::cli::ctx::Ctx;
 use crate::cli::output::Out;
+use crate::cli::render::escape_path;
 use crate::error::Result;
 use crate::repo::HooksReport;
 use serde_json::json;
@@ -22,9 +23,12 @@ pub fn init(ctx: &mut Ctx, out: &Out, with_hooks: bool) -> Result<()> {
     }
     out.success(&data, || {
         let mut text = if created {
-            format!("Initialized git-orch state in {}", state_dir.display())
+            format!("Initialized git-orch state in {}", escape_path(&state_dir))
         } else {
-            format!("git-orch state in {} is up to date", state_dir.display())
+            format!(
+                "git-orch state in {} is up to date",
+                escape_path(&state_dir)
+            )
         };
         if let Some(hooks) = &hooks {
             text.push('\n');
@@ -38,7 +42,7 @@ fn hooks_text(report: &HooksReport) -> String {
     let dir = report
         .dir
         .as_ref()
-        .map(|d| d.display().to_string())
+        .map(|d| escape_path(d))
         .unwrap_or_default();
     let mut lines = Vec::new();
     if !report.installed.is_empty() {

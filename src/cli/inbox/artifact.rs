@@ -1,12 +1,16 @@
-//! `git inbox artifact get`: stored bytes to a file or stdout.
+//! `git inbox artifact get`: stored bytes to a file (see `outfile`) or stdout.
 
 use crate::cli::ctx::Ctx;
+use crate::cli::outfile::OutputFile;
 use crate::cli::output::write_stdout_bytes;
 use crate::cli::output::Out;
+use crate::cli::render::escape_path;
 use crate::error::{Code, Error, Result};
 use crate::inbox::{self, artifacts};
 use clap::Subcommand;
 use serde_json::json;
+use std::fs::File;
+use std::io::{self, Read};
 use std::path::PathBuf;
 
 #[derive(Subcommand, Debug)]
@@ -29,6 +33,8 @@ pub fn run(ctx: &mut Ctx, out: &Out, command: ArtifactCommand) -> Result<()> {
 pub fn get(ctx: &mut Ctx, out: &Out, id: i64, output: Option<PathBuf>) -> Result<()> {
     let meta = ctx.store()?.read(|tx| inbox::artifact(tx, id))?;
     let path = artifacts::blob_path(ctx.store()?.state_dir(), &meta.sha256);
+    let read_blob =
+        || File::open(&path).map_err(|e| Error::io(format!("reading {}", escape_path(&path)), e));
     match output {
         Some(dest) => {
             // Like cp: into a directory, under the artifact's own name.
@@ -37,14 +43,16 @@ pub fn get(ctx: &mut Ctx, out: &Out, id: i64, output: Option<PathBuf>) -> Result
             } else {
                 dest
             };
-            copy_atomically(&path, &dest)?;
+            let file = OutputFile::prepare(&dest)?;
+            let mut blob = read_blob()?;
+            file.write_with(|w| io::copy(&mut blob, w).map(drop))?;
             let data = json!({"artifact": meta, "path": crate::paths::lossy(&dest)});
             out.success(&data, || {
                 format!(
                     "Wrote {} ({} bytes) to {}",
                     meta.name,
                     meta.size,
-                    dest.display()
+                    escape_path(&dest)
                 )
             })
         }
@@ -54,23 +62,11 @@ pub fn get(ctx: &mut Ctx, out: &Out, id: i64, output: Option<PathBuf>) -> Result
         )
         .hint("write them to a file with -o PATH")),
         None => {
-            let bytes = std::fs::read(&path)
-                .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+            let mut bytes = Vec::new();
+            read_blob()?
+                .read_to_end(&mut bytes)
+                .map_err(|e| Error::io(format!("reading {}", escape_path(&path)), e))?;
             write_stdout_bytes(&bytes)
         }
     }
-}
-
-fn copy_atomically(from: &std::path::Path, to: &std::path::Path) -> Result<()> {
-    let dir = match to.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let temp = tempfile::NamedTempFile::new_in(&dir)
-        .map_err(|e| Error::io(format!("writing into {}", dir.display()), e))?;
-    std::fs::copy(from, temp.path())
-        .map_err(|e| Error::io(format!("copying {}", from.display()), e))?;
-    temp.persist(to)
-        .map_err(|e| Error::io(format!("writing {}", to.display()), e.error))?;
-    Ok(())
 }

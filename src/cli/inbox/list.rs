@@ -3,7 +3,7 @@
 use super::args::ThreadArg;
 use crate::cli::ctx::Ctx;
 use crate::cli::output::Out;
-use crate::cli::render::{or_dash, preview, render_messages, Table};
+use crate::cli::render::{escape, or_dash, preview, render_messages, Table};
 use crate::error::Result;
 use crate::inbox::{self, ListFilter, Message, Thread};
 use crate::names::Address;
@@ -100,7 +100,12 @@ fn render_threads(threads: &[Thread]) -> String {
 fn render_show(thread: &Thread, messages: &[Message]) -> String {
     let mut text = format!(
         "Thread {}: {}\n  {} {} from {} to {}",
-        thread.id, thread.subject, thread.status, thread.kind, thread.from, thread.to
+        thread.id,
+        escape(&thread.subject),
+        thread.status,
+        thread.kind,
+        thread.from,
+        thread.to
     );
     if let (Some(holder), Some(lease)) = (&thread.claimed_by, &thread.lease_expires_at) {
         text.push_str(&format!(", claimed by {holder} until {lease}"));
@@ -111,7 +116,7 @@ fn render_show(thread: &Thread, messages: &[Message]) -> String {
     if let Some(failure) = &thread.failure {
         text.push_str(&format!(
             "\n  failed: {}{}",
-            failure.reason,
+            escape(&failure.reason),
             if failure.retryable {
                 " (retryable)"
             } else {

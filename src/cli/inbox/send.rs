@@ -4,6 +4,7 @@ use super::args::{stage_attachments, DataArgs};
 use crate::cli::ctx::Ctx;
 use crate::cli::input::{read_json_arg, BodyArgs};
 use crate::cli::output::Out;
+use crate::cli::render::escape;
 use crate::error::Result;
 use crate::inbox;
 use crate::names::Address;
@@ -54,7 +55,9 @@ pub fn run(ctx: &mut Ctx, out: &Out, args: SendArgs) -> Result<()> {
     out.success(&posted, || {
         format!(
             "Sent thread {} to {}: {}",
-            posted.thread.id, posted.thread.to, posted.thread.subject
+            posted.thread.id,
+            posted.thread.to,
+            escape(&posted.thread.subject)
         )
     })
 }

@@ -3,7 +3,7 @@
 use super::opts::RunOpt;
 use crate::cli::ctx::Ctx;
 use crate::cli::output::Out;
-use crate::cli::render::or_dash;
+use crate::cli::render::{escape, or_dash};
 use crate::error::Result;
 use crate::orch::cleanup;
 
@@ -46,7 +46,7 @@ fn render_cleanup(report: &cleanup::Report) -> String {
             "{verb} the worktree of {} (attempt {}): {}",
             a.task,
             a.n,
-            or_dash(a.worktree.as_deref())
+            escape(&or_dash(a.worktree.as_deref()))
         );
         if let Some(rescue) = &a.rescue_ref {
             line.push_str(&format!("; uncommitted work saved to {rescue}"));
@@ -62,7 +62,9 @@ fn render_cleanup(report: &cleanup::Report) -> String {
     for s in &report.skipped {
         lines.push(format!(
             "Skipped {} (attempt {}): {}",
-            s.attempt.task, s.attempt.n, s.reason
+            s.attempt.task,
+            s.attempt.n,
+            escape(&s.reason)
         ));
     }
     if lines.is_empty() {

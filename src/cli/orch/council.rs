@@ -3,8 +3,9 @@
 
 use crate::cli::ctx::Ctx;
 use crate::cli::input::{deadline, BodyArgs};
+use crate::cli::outfile::OutputFile;
 use crate::cli::output::Out;
-use crate::cli::render::Table;
+use crate::cli::render::{escape, Table};
 use crate::council::run::{self as council, Council, StartSpec};
 use crate::council::{parse_threshold, Tally, DEFAULT_THRESHOLD};
 use crate::error::{Code, Error, Result};
@@ -111,7 +112,7 @@ pub fn run(ctx: &mut Ctx, out: &Out, command: CouncilCommand) -> Result<()> {
                 format!(
                     "Council {} started on {} ({}): {} reviewers asked ({})\nWait for them with `git orch council wait {}`",
                     started.council,
-                    base.given,
+                    escape(&base.given),
                     &base.sha[..12.min(base.sha.len())],
                     reviewers.len(),
                     reviewers.join(", "),
@@ -135,6 +136,12 @@ pub fn run(ctx: &mut Ctx, out: &Out, command: CouncilCommand) -> Result<()> {
         }
         CouncilCommand::Report(args) => {
             let threshold = threshold(ctx, args.threshold.as_deref())?;
+            // Checked first, so a path that cannot be written stores no report either.
+            let file = args
+                .output
+                .as_deref()
+                .map(OutputFile::prepare)
+                .transpose()?;
             let (tally, text) =
                 council::report_council(&mut ctx.orch()?, args.name.as_deref(), threshold)?;
             let state_dir = ctx.store()?.state_dir().to_path_buf();
@@ -145,9 +152,8 @@ pub fn run(ctx: &mut Ctx, out: &Out, command: CouncilCommand) -> Result<()> {
             )?;
             let (thread, artifact) =
                 council::store_report(&mut ctx.orch()?, &tally.council, &tally.topic, &staged)?;
-            if let Some(path) = &args.output {
-                std::fs::write(path, &text)
-                    .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
+            if let Some(file) = &file {
+                file.write_with(|w| w.write_all(text.as_bytes()))?;
             }
             let data = json!({"council": tally.council, "markdown": text, "thread": thread, "artifact": artifact, "path": args.output.as_deref().map(crate::paths::lossy)});
             out.success(&data, || text.clone())
@@ -168,7 +174,7 @@ fn render_council(council: &Council) -> String {
     format!(
         "Council {}: {}\n\n{}",
         council.council,
-        council.topic,
+        escape(&council.topic),
         table.render()
     )
 }
@@ -177,7 +183,7 @@ fn render_tally(tally: &Tally) -> String {
     let mut text = format!(
         "Council {}: {}\n{} of {} reviewers responded\n\n",
         tally.council,
-        tally.topic,
+        escape(&tally.topic),
         tally.responded.len(),
         tally.reviewers.len()
     );

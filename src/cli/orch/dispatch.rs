@@ -3,6 +3,7 @@
 use super::opts::{address, RunOpt};
 use crate::cli::ctx::Ctx;
 use crate::cli::output::Out;
+use crate::cli::render::escape;
 use crate::error::Result;
 use crate::names::Address;
 use crate::orch::dispatch::{self, Options};
@@ -149,7 +150,7 @@ fn render_dispatched(verb: &str, attempts: &[Attempt]) -> String {
                 a.thread.map_or("-".into(), |t| t.to_string())
             );
             if let (Some(branch), Some(worktree)) = (&a.branch, &a.worktree) {
-                line.push_str(&format!("\n  branch {branch} in {worktree}"));
+                line.push_str(&format!("\n  branch {branch} in {}", escape(worktree)));
             }
             line
         })
@@ -174,7 +175,7 @@ pub(super) fn render_conflict(task: &Task) -> String {
         "{} is blocked: the results of {} conflict in {}.\n  Merge them by hand and dispatch it from the merge: git orch dispatch {} --base REV",
         task.key,
         list(&detail["deps"]),
-        list(&detail["paths"]),
+        escape(&list(&detail["paths"])),
         task.key
     )
 }

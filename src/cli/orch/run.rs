@@ -2,7 +2,7 @@
 
 use crate::cli::ctx::Ctx;
 use crate::cli::output::Out;
-use crate::cli::render::{or_dash, Table};
+use crate::cli::render::{escape, or_dash, Table};
 use crate::error::Result;
 use crate::orch::runs::{self, NewRun};
 use crate::orch::{cancel, Counts, Run, TaskStatus};
@@ -62,7 +62,8 @@ pub fn init(ctx: &mut Ctx, out: &Out, args: RunInitArgs) -> Result<()> {
     out.success(&json!({ "run": run }), || {
         format!(
             "Started run {} ({}); it is the current run.\nAdd tasks with `git orch task add KEY --title T` or `git orch task import plan.json`.",
-            run.name, run.title
+            run.name,
+            escape(&run.title)
         )
     })
 }
@@ -167,7 +168,7 @@ fn render_run(run: &Run) -> String {
     format!(
         "Run {} ({}), {}, kind {}, base {}, started {}\n{}",
         run.name,
-        run.title,
+        escape(&run.title),
         run.status,
         run.kind,
         or_dash(run.base_ref.as_deref()),

@@ -8,7 +8,7 @@ use super::task::{render_tasks, TasksData};
 use crate::cli::ctx::Ctx;
 use crate::cli::input::BodyArgs;
 use crate::cli::output::Out;
-use crate::cli::render::{or_dash, preview, render_events, Table};
+use crate::cli::render::{escape, or_dash, preview, render_events, Table};
 use crate::error::{Code, Error, Result};
 use crate::inbox::{self, Note};
 use crate::orch::tasks::{self, Select};
@@ -190,7 +190,7 @@ fn render_status(run: &Run, tasks: &[Task]) -> String {
     let mut text = format!(
         "Run {} ({}), {}\n{}\n",
         run.name,
-        run.title,
+        escape(&run.title),
         run.status,
         counts_line(&run.counts)
     );

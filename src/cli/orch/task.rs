@@ -5,7 +5,7 @@ use super::opts::RunOpt;
 use crate::cli::ctx::Ctx;
 use crate::cli::input::{read_text_input, BodyArgs};
 use crate::cli::output::Out;
-use crate::cli::render::{or_dash, preview, Table};
+use crate::cli::render::{escape, or_dash, preview, Table};
 use crate::error::Result;
 use crate::orch::runs;
 use crate::orch::tasks::{self, Plan, Select, TaskSpec};
@@ -201,7 +201,7 @@ fn render_task(task: &Task, attempts: &[Attempt]) -> String {
         task.key,
         task.status,
         task.run,
-        task.title,
+        escape(&task.title),
         task.kind,
         task.to,
         task.priority,
@@ -214,7 +214,10 @@ fn render_task(task: &Task, attempts: &[Attempt]) -> String {
         }
     );
     if let Some(question) = task.blocked_detail["question"].as_str() {
-        text.push_str(&format!("\n  question: {}", preview(question, 200)));
+        text.push_str(&format!(
+            "\n  question: {}",
+            escape(&preview(question, 200))
+        ));
     }
     if task.blocked_reason.as_deref() == Some("base_conflict") {
         text.push_str("\n  ");
