@@ -52,7 +52,7 @@ fn docs() -> Result<()> {
 }
 
 /// The one test command: the layering check, the cargo test suite, then the e2e
-/// scenarios and a small soak against the same debug binaries.
+/// scenarios, Claude Code's MCP smoke and a small soak against the same debug binaries.
 fn test() -> Result<()> {
     lint::run(&[])?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
@@ -65,6 +65,17 @@ fn test() -> Result<()> {
     }
     let bins = util::build(false)?;
     let (mut passed, mut failed) = e2e::run_all(&bins)?;
+    // A real agent CLI through the MCP server: cheap enough (about 6 s) to run every time.
+    match agents::smoke::claude_mcp(&bins) {
+        Ok(line) => {
+            println!("claude-mcp smoke: PASS {line}");
+            passed += 1;
+        }
+        Err(err) => {
+            println!("claude-mcp smoke: FAIL {err:#}");
+            failed += 1;
+        }
+    }
     let small = soak::SoakArgs::parse(&["--small".to_owned()])?;
     match soak::soak_run(&bins, &small) {
         Ok(figures) => {

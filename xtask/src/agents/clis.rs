@@ -191,6 +191,9 @@ impl Cli {
                     for kv in [
                         format!("mcp_servers.inbox.command={server}"),
                         r#"mcp_servers.inbox.args=["mcp"]"#.to_owned(),
+                        // Codex starts a server with a few variables only (PATH, HOME, …):
+                        // without these the server has no identity (`no_identity`).
+                        r#"mcp_servers.inbox.env_vars=["ORCH_AGENT","ORCH_RUN","ORCH_TASK","ORCH_ATTEMPT","ORCH_THREAD","ORCH_BRIEF"]"#.to_owned(),
                         // `exec` never asks, so a call needing approval is refused.
                         r#"mcp_servers.inbox.default_tools_approval_mode="approve""#.to_owned(),
                         // Above the scripted `wait_reply` timeout (10m).

@@ -64,11 +64,15 @@ pub fn calls(cli: &Cli, stdout: &str) -> Vec<Call> {
             "codex" if e["type"] == "item.completed" => {
                 let item = &e["item"];
                 match item["type"].as_str() {
-                    Some("mcp_tool_call") if item["server"] == "inbox" => {
+                    Some("mcp_tool_call")
+                        if item["server"] == "inbox" && item["status"] == "completed" =>
+                    {
                         out.push(Call::Inbox(item["tool"].as_str().unwrap_or("").to_owned()))
                     }
                     Some("mcp_tool_call") => {
-                        out.push(Call::Other(format!("{}/{}", item["server"], item["tool"])))
+                        let (server, tool) = (item["server"].as_str(), item["tool"].as_str());
+                        let name = format!("{}/{}", server.unwrap_or(""), tool.unwrap_or(""));
+                        out.push(Call::Other(name))
                     }
                     Some("command_execution") => out.push(Call::Shell(
                         item["command"].as_str().unwrap_or("").to_owned(),
@@ -134,7 +138,9 @@ pub fn check(cli: &Cli, stdout: &str, v: &Verdict, agent: &str, problems: &mut V
     for verb in MCP_VERBS {
         match v.mcp_output(verb) {
             Some(out) => {
-                let j: Value = serde_json::from_str(out.trim()).unwrap_or(Value::Null);
+                // Codex puts "Wall time: …\nOutput:\n" before a tool's text.
+                let json = out.find('{').map_or("", |i| out[i..].trim());
+                let j: Value = serde_json::from_str(json).unwrap_or(Value::Null);
                 if j.get("code").is_some() || !answer(&j, verb) {
                     problems.push(format!("the {verb} call answered {out:?}"));
                 }
@@ -166,5 +172,47 @@ pub fn check(cli: &Cli, stdout: &str, v: &Verdict, agent: &str, problems: &mut V
             "{} ran the inbox through its shell: {shell_inbox:?}",
             cli.name
         ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cli(name: &str) -> &'static Cli {
+        super::super::clis::select(&[name.to_owned()]).unwrap()[0]
+    }
+
+    // Lines as the pinned versions print them (trimmed to the fields read).
+    #[test]
+    fn calls_are_read_from_each_clis_own_events() {
+        let claude = r#"{"type":"system","subtype":"init","mcp_servers":[{"name":"inbox","status":"connected"}]}
+{"type":"assistant","message":{"content":[{"type":"tool_use","name":"mcp__inbox__whoami","input":{}}]}}
+{"type":"assistant","message":{"content":[{"type":"tool_use","name":"Bash","input":{"command":"git add greeting.txt"}}]}}
+{"type":"assistant","message":{"content":[{"type":"tool_use","name":"Write","input":{}}]}}"#;
+        assert_eq!(
+            calls(cli("claude"), claude),
+            [
+                Call::Inbox("whoami".into()),
+                Call::Shell("git add greeting.txt".into()),
+                Call::Other("Write".into())
+            ]
+        );
+        assert_eq!(server_connected(cli("claude"), claude), Ok(()));
+        let failed = claude.replace("connected", "failed");
+        assert!(server_connected(cli("claude"), &failed).is_err());
+
+        let codex = r#"{"type":"item.started","item":{"type":"mcp_tool_call","server":"inbox","tool":"whoami","status":"in_progress"}}
+{"type":"item.completed","item":{"type":"mcp_tool_call","server":"inbox","tool":"whoami","status":"completed"}}
+{"type":"item.completed","item":{"type":"mcp_tool_call","server":"inbox","tool":"ask","status":"failed"}}
+{"type":"item.completed","item":{"type":"command_execution","command":"git inbox done","exit_code":0}}"#;
+        assert_eq!(
+            calls(cli("codex"), codex),
+            [
+                Call::Inbox("whoami".into()),
+                Call::Other("inbox/ask".into()),
+                Call::Shell("git inbox done".into())
+            ]
+        );
     }
 }

@@ -64,7 +64,12 @@ pub fn run(args: &[String]) -> Result<()> {
     let mut failed = Vec::new();
     for (cli, mcp) in runs {
         let label = label(cli, mcp);
-        match smoke_one(cli, mcp, &bins, netns, smoke.timeout) {
+        // Outside the project's own repository, so that no CLI that looks upwards for a
+        // repository root can find this one; kept until the next run for inspection.
+        let root = std::env::temp_dir()
+            .join("git-orch-agents-smoke")
+            .join(&label);
+        match smoke_one(cli, mcp, &bins, netns, smoke.timeout, &root) {
             Ok(line) => println!("{label}: PASS {line}"),
             Err(err) => {
                 println!("{label}: FAIL {err:#}");
@@ -111,6 +116,29 @@ fn label(cli: &Cli, mcp: bool) -> String {
     }
 }
 
+/// The Claude Code MCP smoke as one scenario of `cargo xtask test` (about 6 s once
+/// installed): in a temporary folder of its own, so parallel runs do not meet.
+pub fn claude_mcp(bins: &Bins) -> Result<String> {
+    let cli = super::clis::select(&["claude".to_owned()])?[0];
+    super::install::install(cli)?;
+    let tmp = tempfile::Builder::new()
+        .prefix("git-orch-claude-mcp-")
+        .tempdir()?;
+    let result = smoke_one(
+        cli,
+        true,
+        bins,
+        netns_works(),
+        Duration::from_secs(120),
+        &tmp.path().join("smoke"),
+    );
+    if result.is_err() {
+        // The logs the error names must outlive it.
+        let _ = tmp.keep();
+    }
+    result
+}
+
 fn netns_works() -> bool {
     Command::new("unshare")
         .args(["-n", "--", "ip", "link", "set", "lo", "up"])
@@ -146,17 +174,13 @@ fn smoke_one(
     bins: &Bins,
     netns: bool,
     limit: Duration,
+    root: &Path,
 ) -> Result<String> {
     let started = Instant::now();
-    // Outside the project's own repository, so that no CLI that looks upwards for a
-    // repository root can find this one; kept until the next run for inspection.
-    let root = std::env::temp_dir()
-        .join("git-orch-agents-smoke")
-        .join(label(cli, mcp));
     if root.exists() {
-        std::fs::remove_dir_all(&root)?;
+        std::fs::remove_dir_all(root)?;
     }
-    let sb = Sandbox::at(bins, &root)?;
+    let sb = Sandbox::at(bins, root)?;
     let orch = |args: &[&str]| sb.data(&bins.orch, args);
     orch(&["init"])?;
     orch(&[
