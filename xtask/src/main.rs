@@ -14,7 +14,7 @@ mod util;
 
 use anyhow::{bail, Result};
 
-const USAGE: &str = "usage: cargo xtask demo [--dir DIR] [--release]\n       cargo xtask test\n       cargo xtask lint\n       cargo xtask docs\n       cargo xtask e2e [mcp] [--release]\n       cargo xtask crash [--kills N] [--release]\n       cargo xtask fuzz [--cases N]\n       cargo xtask bench [inbox|hooks|orch|worktree|council|all]\n       cargo xtask soak [--workers N] [--threads M] [--seconds S] [--small] [--debug]\n       cargo xtask agents install [--only NAME,…] | smoke [NAME…]\n       cargo xtask endpoint [--port P] [--scenario worker|exit-without-done|hang|mcp-worker] [--expect TEXT]… [--log FILE]";
+const USAGE: &str = "usage: cargo xtask demo [--dir DIR] [--release]\n       cargo xtask test\n       cargo xtask lint\n       cargo xtask docs\n       cargo xtask e2e [mcp] [--release]\n       cargo xtask crash [--kills N] [--release]\n       cargo xtask fuzz [--cases N]\n       cargo xtask bench [inbox|hooks|orch|worktree|council|all]\n       cargo xtask soak [--workers N] [--threads M] [--seconds S] [--small] [--debug]\n       cargo xtask agents install [--only NAME,…] | smoke [NAME|NAME-mcp…] [--mcp]\n       cargo xtask endpoint [--port P] [--scenario worker|exit-without-done|hang|mcp-worker] [--expect TEXT]… [--log FILE]";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -55,7 +55,7 @@ fn docs() -> Result<()> {
 }
 
 /// The one test command: the layering check, the cargo test suite, then the e2e
-/// scenarios and a small soak against the same debug binaries.
+/// scenarios, Claude Code's MCP smoke and a small soak against the same debug binaries.
 fn test() -> Result<()> {
     lint::run(&[])?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
@@ -75,6 +75,17 @@ fn test() -> Result<()> {
         }
         Err(err) => {
             println!("crash matrix FAIL: {err:#}");
+            failed += 1;
+        }
+    }
+    // A real agent CLI through the MCP server: cheap enough (about 6 s) to run every time.
+    match agents::smoke::claude_mcp(&bins) {
+        Ok(line) => {
+            println!("claude-mcp smoke: PASS {line}");
+            passed += 1;
+        }
+        Err(err) => {
+            println!("claude-mcp smoke: FAIL {err:#}");
             failed += 1;
         }
     }

@@ -22,6 +22,8 @@ pub struct Cli {
     /// `inbox`: the agent runs the inbox protocol itself; `exit`: it only edits and its
     /// exit decides (SPEC §11 `protocol`).
     pub inbox_protocol: bool,
+    /// Whether the launch recipe can hand it the inbox MCP server (`smoke NAME-mcp`).
+    pub mcp_smoke: bool,
 }
 
 pub static CLIS: &[Cli] = &[
@@ -31,6 +33,7 @@ pub static CLIS: &[Cli] = &[
         version: "2.1.197",
         kind: Kind::Npm { bin: "claude" },
         inbox_protocol: true,
+        mcp_smoke: true,
     },
     Cli {
         name: "codex",
@@ -38,6 +41,7 @@ pub static CLIS: &[Cli] = &[
         version: "0.171.0",
         kind: Kind::Npm { bin: "codex" },
         inbox_protocol: true,
+        mcp_smoke: true,
     },
     Cli {
         name: "gemini",
@@ -45,6 +49,7 @@ pub static CLIS: &[Cli] = &[
         version: "0.61.0",
         kind: Kind::Npm { bin: "gemini" },
         inbox_protocol: true,
+        mcp_smoke: false,
     },
     Cli {
         name: "opencode",
@@ -52,6 +57,7 @@ pub static CLIS: &[Cli] = &[
         version: "1.18.33",
         kind: Kind::Npm { bin: "opencode" },
         inbox_protocol: true,
+        mcp_smoke: false,
     },
     Cli {
         name: "aider",
@@ -59,6 +65,7 @@ pub static CLIS: &[Cli] = &[
         version: "0.86.2",
         kind: Kind::Pypi { bin: "aider" },
         inbox_protocol: false,
+        mcp_smoke: false,
     },
 ];
 
@@ -90,6 +97,9 @@ impl Cli {
 
     /// The headless launch of this CLI in `worktree`, its model calls going to `base_url`.
     pub fn launch(&self, ctx: &Context) -> Result<Launch> {
+        if ctx.mcp_server.is_some() && !self.mcp_smoke {
+            bail!("no MCP launch recipe for {} yet (claude, codex)", self.name);
+        }
         let program = self.program().to_string_lossy().into_owned();
         let home = &ctx.home;
         let url = &ctx.base_url;
@@ -126,16 +136,28 @@ impl Cli {
                 );
                 // Root-safe and narrow: edits inside the worktree, and git (which covers
                 // `git inbox`) without asking; anything else is denied, not hung.
+                let allowed = match ctx.mcp_server {
+                    Some(_) => "mcp__inbox__* Bash(git *)",
+                    None => "Bash(git *)",
+                };
                 args(
                     &mut l,
                     &[
                         "--permission-mode",
                         "acceptEdits",
                         "--allowedTools",
-                        "Bash(git *)",
+                        allowed,
                     ],
                 );
                 args(&mut l, &["--strict-mcp-config", "--no-session-persistence"]);
+                if let Some(server) = &ctx.mcp_server {
+                    let config = json!({"mcpServers": {"inbox": {
+                        "type": "stdio", "command": server, "args": ["mcp"]}}});
+                    args(&mut l, &["--mcp-config", &config.to_string()]);
+                    // A deny rule beats an allow: with the server given, `git inbox` in
+                    // the shell is refused, so every inbox step must go through MCP.
+                    args(&mut l, &["--disallowedTools", "Bash(git inbox *)"]);
+                }
             }
             "codex" => {
                 let codex_home = home.join(".codex");
@@ -164,6 +186,23 @@ impl Cli {
                 }
                 l.argv.push("-C".into());
                 l.argv.push(ctx.worktree.to_string_lossy().into_owned());
+                if let Some(server) = &ctx.mcp_server {
+                    let server = json!(server).to_string();
+                    for kv in [
+                        format!("mcp_servers.inbox.command={server}"),
+                        r#"mcp_servers.inbox.args=["mcp"]"#.to_owned(),
+                        // Codex starts a server with a few variables only (PATH, HOME, …):
+                        // without these the server has no identity (`no_identity`).
+                        r#"mcp_servers.inbox.env_vars=["ORCH_AGENT","ORCH_RUN","ORCH_TASK","ORCH_ATTEMPT","ORCH_THREAD","ORCH_BRIEF"]"#.to_owned(),
+                        // `exec` never asks, so a call needing approval is refused.
+                        r#"mcp_servers.inbox.default_tools_approval_mode="approve""#.to_owned(),
+                        // Above the scripted `wait_reply` timeout (10m).
+                        "mcp_servers.inbox.tool_timeout_sec=3600".to_owned(),
+                    ] {
+                        l.argv.push("-c".into());
+                        l.argv.push(kv);
+                    }
+                }
                 l.argv.push(ctx.brief.clone());
             }
             "gemini" => {
@@ -295,6 +334,8 @@ pub struct Context {
     pub home: PathBuf,
     pub base_url: String,
     pub brief: String,
+    /// `git-inbox` (an absolute path) to hand the agent as its `inbox` MCP server.
+    pub mcp_server: Option<PathBuf>,
 }
 
 pub struct Launch {
@@ -314,7 +355,7 @@ impl Launch {
                         .map_or(a.clone(), |f| f.to_string_lossy().into_owned())
                 } else if a.contains('\n') {
                     "'<brief>'".to_owned()
-                } else if a.contains(' ') || a.contains('(') || a.contains('*') {
+                } else if a.contains([' ', '(', '*', '"', '{', '[']) {
                     format!("'{a}'")
                 } else {
                     a.clone()

@@ -3,6 +3,7 @@
 
 pub mod clis;
 pub mod install;
+pub mod mcp;
 pub mod smoke;
 
 use anyhow::{bail, Result};
@@ -14,7 +15,7 @@ pub fn run(args: &[String]) -> Result<()> {
         // Internal: what `smoke` runs inside `unshare -n`.
         Some("netns-exec") => smoke::netns_exec(&args[1..]),
         _ => bail!(
-            "usage: cargo xtask agents install [--only NAME,…]\n       cargo xtask agents smoke [NAME…] [--timeout SECS] [--no-netns]"
+            "usage: cargo xtask agents install [--only NAME,…]\n       cargo xtask agents smoke [NAME|NAME-mcp…] [--mcp] [--timeout SECS] [--no-netns]"
         ),
     }
 }

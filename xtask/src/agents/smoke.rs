@@ -4,6 +4,9 @@
 //! against the scripted endpoint, a leader answering its question with `git orch answer`,
 //! and a wall-clock limit. Where `unshare -n` works, the CLI and the endpoint run in a
 //! network namespace that has only loopback.
+//!
+//! `NAME-mcp` (or `--mcp`) is the same task with every inbox step through the `inbox` MCP
+//! server instead of the shell; see `mcp`.
 
 use super::clis::{Cli, Context as LaunchContext};
 use crate::endpoint::{self, script, Config, Endpoint, Verdict};
@@ -20,6 +23,8 @@ pub struct SmokeArgs {
     pub names: Vec<String>,
     pub timeout: Duration,
     pub netns: bool,
+    /// Every CLI named (or every one with an MCP recipe) in its MCP variant.
+    pub mcp: bool,
 }
 
 pub fn run(args: &[String]) -> Result<()> {
@@ -27,6 +32,7 @@ pub fn run(args: &[String]) -> Result<()> {
         names: Vec::new(),
         timeout: Duration::from_secs(300),
         netns: true,
+        mcp: false,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -36,12 +42,13 @@ pub fn run(args: &[String]) -> Result<()> {
                 smoke.timeout = Duration::from_secs(secs);
             }
             "--no-netns" => smoke.netns = false,
+            "--mcp" => smoke.mcp = true,
             name if !name.starts_with('-') => smoke.names.push(name.to_owned()),
             other => bail!("unknown agents smoke argument {other:?}"),
         }
     }
-    let clis = super::clis::select(&smoke.names)?;
-    for cli in &clis {
+    let runs = select(&smoke)?;
+    for (cli, _) in &runs {
         super::install::install(cli)?;
     }
     let bins = crate::util::build(false)?;
@@ -55,12 +62,18 @@ pub fn run(args: &[String]) -> Result<()> {
         }
     );
     let mut failed = Vec::new();
-    for cli in clis {
-        match smoke_one(cli, &bins, netns, smoke.timeout) {
-            Ok(line) => println!("{}: PASS {line}", cli.name),
+    for (cli, mcp) in runs {
+        let label = label(cli, mcp);
+        // Outside the project's own repository, so that no CLI that looks upwards for a
+        // repository root can find this one; kept until the next run for inspection.
+        let root = std::env::temp_dir()
+            .join("git-orch-agents-smoke")
+            .join(&label);
+        match smoke_one(cli, mcp, &bins, netns, smoke.timeout, &root) {
+            Ok(line) => println!("{label}: PASS {line}"),
             Err(err) => {
-                println!("{}: FAIL {err:#}", cli.name);
-                failed.push(cli.name);
+                println!("{label}: FAIL {err:#}");
+                failed.push(label);
             }
         }
     }
@@ -68,6 +81,62 @@ pub fn run(args: &[String]) -> Result<()> {
         bail!("agents smoke failed for {}", failed.join(", "));
     }
     Ok(())
+}
+
+/// The runs asked for: `NAME` or `NAME-mcp`, each CLI in its MCP variant with `--mcp`
+/// (with no names: all five, or with `--mcp` those that have an MCP recipe).
+fn select(smoke: &SmokeArgs) -> Result<Vec<(&'static Cli, bool)>> {
+    if smoke.names.is_empty() {
+        let all = super::clis::CLIS.iter();
+        return Ok(all
+            .filter(|c| !smoke.mcp || c.mcp_smoke)
+            .map(|c| (c, smoke.mcp))
+            .collect());
+    }
+    let mut runs = Vec::new();
+    for name in &smoke.names {
+        let (base, mcp) = match name.strip_suffix("-mcp") {
+            Some(base) => (base, true),
+            None => (name.as_str(), smoke.mcp),
+        };
+        let cli = super::clis::select(&[base.to_owned()])?[0];
+        if mcp && !cli.mcp_smoke {
+            bail!("{base} has no MCP smoke yet (claude-mcp, codex-mcp)");
+        }
+        runs.push((cli, mcp));
+    }
+    Ok(runs)
+}
+
+fn label(cli: &Cli, mcp: bool) -> String {
+    if mcp {
+        format!("{}-mcp", cli.name)
+    } else {
+        cli.name.to_owned()
+    }
+}
+
+/// The Claude Code MCP smoke as one scenario of `cargo xtask test` (about 6 s once
+/// installed): in a temporary folder of its own, so parallel runs do not meet.
+pub fn claude_mcp(bins: &Bins) -> Result<String> {
+    let cli = super::clis::select(&["claude".to_owned()])?[0];
+    super::install::install(cli)?;
+    let tmp = tempfile::Builder::new()
+        .prefix("git-orch-claude-mcp-")
+        .tempdir()?;
+    let result = smoke_one(
+        cli,
+        true,
+        bins,
+        netns_works(),
+        Duration::from_secs(120),
+        &tmp.path().join("smoke"),
+    );
+    if result.is_err() {
+        // The logs the error names must outlive it.
+        let _ = tmp.keep();
+    }
+    result
 }
 
 fn netns_works() -> bool {
@@ -99,17 +168,19 @@ fn brief(sb: &Sandbox, bins: &Bins, cli: &Cli) -> String {
     )
 }
 
-fn smoke_one(cli: &'static Cli, bins: &Bins, netns: bool, limit: Duration) -> Result<String> {
+fn smoke_one(
+    cli: &'static Cli,
+    mcp: bool,
+    bins: &Bins,
+    netns: bool,
+    limit: Duration,
+    root: &Path,
+) -> Result<String> {
     let started = Instant::now();
-    // Outside the project's own repository, so that no CLI that looks upwards for a
-    // repository root can find this one; kept until the next run for inspection.
-    let root = std::env::temp_dir()
-        .join("git-orch-agents-smoke")
-        .join(cli.name);
     if root.exists() {
-        std::fs::remove_dir_all(&root)?;
+        std::fs::remove_dir_all(root)?;
     }
-    let sb = Sandbox::at(bins, &root)?;
+    let sb = Sandbox::at(bins, root)?;
     let orch = |args: &[&str]| sb.data(&bins.orch, args);
     orch(&["init"])?;
     orch(&[
@@ -150,7 +221,11 @@ fn smoke_one(cli: &'static Cli, bins: &Bins, netns: bool, limit: Duration) -> Re
         ],
     )?;
 
-    let brief = brief(&sb, bins, cli);
+    let brief = if mcp {
+        super::mcp::brief()
+    } else {
+        brief(&sb, bins, cli)
+    };
     let git_dir = PathBuf::from(
         sb.git(&[
             "-C",
@@ -169,7 +244,14 @@ fn smoke_one(cli: &'static Cli, bins: &Bins, netns: bool, limit: Duration) -> Re
     std::fs::create_dir_all(&log_dir)?;
     let agent_log = log_dir.join("greet-1.log");
     let endpoint_log = root.join("endpoint.jsonl");
-    let expect: Vec<String> = if cli.inbox_protocol {
+    let scenario = if mcp {
+        script::Scenario::McpWorker
+    } else {
+        script::Scenario::Worker
+    };
+    let expect: Vec<String> = if mcp {
+        endpoint::default_expect(scenario)
+    } else if cli.inbox_protocol {
         endpoint::DEFAULT_EXPECT
             .iter()
             .map(|s| s.to_string())
@@ -186,7 +268,7 @@ fn smoke_one(cli: &'static Cli, bins: &Bins, netns: bool, limit: Duration) -> Re
     } else {
         Some(Endpoint::start(Config {
             port: 0,
-            scenario: script::Scenario::Worker,
+            scenario,
             expect: expect.clone(),
             log: endpoint_log.clone(),
         })?)
@@ -199,6 +281,7 @@ fn smoke_one(cli: &'static Cli, bins: &Bins, netns: bool, limit: Duration) -> Re
         home: home.clone(),
         base_url: format!("http://127.0.0.1:{port}"),
         brief: brief.clone(),
+        mcp_server: mcp.then(|| bins.inbox.clone()),
     };
     let launch = cli.launch(&ctx)?;
     println!(
@@ -213,8 +296,8 @@ fn smoke_one(cli: &'static Cli, bins: &Bins, netns: bool, limit: Duration) -> Re
         c.args(["-n", "--"])
             .arg(std::env::current_exe()?)
             .args(["agents", "netns-exec"]);
-        c.args(["--port", &port.to_string(), "--log"])
-            .arg(&endpoint_log);
+        c.args(["--port", &port.to_string(), "--scenario", scenario.name()]);
+        c.arg("--log").arg(&endpoint_log);
         for e in &expect {
             c.args(["--expect", e]);
         }
@@ -263,7 +346,7 @@ fn smoke_one(cli: &'static Cli, bins: &Bins, netns: bool, limit: Duration) -> Re
         }
         let task = orch(&["task", "show", "greet"])?;
         if !answered && task["task"]["blocked_reason"] == "question" {
-            orch(&["answer", "greet", "--body", "Yes, make it formal."])?;
+            orch(&["answer", "greet", "--body", super::mcp::ANSWER])?;
             answered = true;
         }
         std::thread::sleep(Duration::from_millis(200));
@@ -301,6 +384,9 @@ fn smoke_one(cli: &'static Cli, bins: &Bins, netns: bool, limit: Duration) -> Re
         )?;
     }
     check(&sb, bins, cli, &verdict, answered, &mut problems)?;
+    if mcp {
+        super::mcp::check(cli, &stdout, &verdict, &agent, &mut problems);
+    }
     if !problems.is_empty() {
         bail!(
             "{}\n  endpoint: {verdict}\n  agent log: {}\n  stdout: {}",

@@ -17,7 +17,7 @@ pub mod wire;
 use anyhow::{Context, Result};
 use script::{Action, Scenario};
 use serde_json::{json, Value};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io::{BufRead, Write};
 use std::net::{TcpListener, TcpStream};
@@ -30,6 +30,20 @@ use wire::{Conversation, Reply, Wire};
 
 /// The protocol lines a brief must carry; the endpoint checks the prompt for each.
 pub const DEFAULT_EXPECT: &[&str] = &["git inbox ask", "git inbox wait-reply", "git inbox done"];
+/// The same for `mcp-worker`: the brief names the inbox tools instead of the commands.
+pub const MCP_EXPECT: &[&str] = &["`ask`", "`wait_reply`", "`done`"];
+
+/// The default expectations of a scenario.
+pub fn default_expect(scenario: Scenario) -> Vec<String> {
+    let lines = match scenario {
+        Scenario::McpWorker => MCP_EXPECT,
+        _ => DEFAULT_EXPECT,
+    };
+    lines.iter().map(|s| s.to_string()).collect()
+}
+
+/// How much of a tool result the log keeps: enough to see what a call answered.
+const RESULT_LOG_CHARS: usize = 2000;
 
 pub struct Config {
     pub port: u16,
@@ -168,6 +182,11 @@ fn handle(shared: &Shared, stream: &TcpStream, entry: &mut Value) -> Result<()> 
     let step = c.results.len();
     entry["step"] = json!(step);
     entry["tools"] = json!(c.tools.len());
+    // What the CLI sent back for the previous step: the output of a tool call, whether
+    // a shell's or an MCP server's, is seen only here.
+    if let Some(last) = c.results.last() {
+        entry["last_result"] = json!(last.chars().take(RESULT_LOG_CHARS).collect::<String>());
+    }
 
     let aider = wire == Wire::Chat && c.tools.is_empty() && c.system.contains("SEARCH/REPLACE");
     let worker = !c.tools.is_empty() || (aider && c.stream);
@@ -190,6 +209,11 @@ fn handle(shared: &Shared, stream: &TcpStream, entry: &mut Value) -> Result<()> 
     }
     let action = script::action(scenario, step);
     entry["action"] = json!(format!("{action:?}"));
+    match &action {
+        Action::Shell(cmd) => entry["shell"] = json!(cmd),
+        Action::Mcp(verb, _) => entry["mcp"] = json!(verb),
+        _ => {}
+    }
     if action == Action::Hang {
         return hang(shared, stream);
     }
@@ -270,6 +294,12 @@ pub struct Verdict {
     /// Whether the step that runs `git inbox done` (or its MCP tool) was handed out.
     pub done_sent: bool,
     pub errors: Vec<String>,
+    /// The inbox MCP tools handed out, by step.
+    pub mcp: BTreeMap<usize, String>,
+    /// Shell commands handed out that run `git inbox`, by step.
+    pub inbox_shell: BTreeMap<usize, String>,
+    /// What the CLI sent back for each step (the start of it), as later requests carry it.
+    pub outputs: BTreeMap<usize, String>,
 }
 
 impl Verdict {
@@ -290,12 +320,28 @@ impl Verdict {
             for m in entry["missing"].as_array().into_iter().flatten() {
                 v.missing.insert(m.as_str().unwrap_or("").to_owned());
             }
+            let step = entry["step"].as_u64().unwrap_or(0) as usize;
+            if let (Some(out), Some(prev)) = (entry["last_result"].as_str(), step.checked_sub(1)) {
+                v.outputs.insert(prev, out.to_owned());
+            }
+            if let Some(verb) = entry["mcp"].as_str() {
+                v.mcp.insert(step, verb.to_owned());
+            }
+            if let Some(cmd) = entry["shell"].as_str().filter(|c| c.contains("git inbox")) {
+                v.inbox_shell.insert(step, cmd.to_owned());
+            }
             let action = entry["action"].as_str().unwrap_or("");
             if action.contains("git inbox done") || action.contains("Mcp(\"done\"") {
                 v.done_sent = true;
             }
         }
         Ok(v)
+    }
+
+    /// What the CLI reported back from the MCP tool `verb`, if it was played and answered.
+    pub fn mcp_output(&self, verb: &str) -> Option<&str> {
+        let step = self.mcp.iter().find(|(_, v)| *v == verb)?.0;
+        self.outputs.get(step).map(String::as_str)
     }
 
     /// The prompt carried every protocol line and every step could be played.
@@ -319,6 +365,10 @@ impl std::fmt::Display for Verdict {
                 format!("FAILED, missing {:?}", self.missing)
             }
         )?;
+        if !self.mcp.is_empty() {
+            let verbs: Vec<&str> = self.mcp.values().map(String::as_str).collect();
+            write!(f, ", MCP calls: {}", verbs.join(" "))?;
+        }
         for e in &self.errors {
             write!(f, "\n  error: {e}")?;
         }
@@ -360,7 +410,7 @@ pub fn parse_args(args: &[String]) -> Result<Config> {
         }
     }
     if config.expect.is_empty() {
-        config.expect = DEFAULT_EXPECT.iter().map(|s| s.to_string()).collect();
+        config.expect = default_expect(config.scenario);
     }
     Ok(config)
 }

@@ -14,7 +14,8 @@ pub enum Scenario {
     ExitWithoutDone,
     /// whoami, then a stream that never ends.
     Hang,
-    /// The worker's protocol through the inbox MCP tools instead of the shell.
+    /// The worker's protocol through the inbox MCP tools (whoami, update, ask,
+    /// wait_reply, done); only the edit and the commit use the CLI's own tools.
     McpWorker,
 }
 
@@ -46,6 +47,9 @@ pub const FILE: &str = "greeting.txt";
 pub const CONTENT: &str = "Hello from the scripted worker.\n";
 pub const QUESTION: &str = "Should the greeting be formal?";
 pub const SUMMARY: &str = "Wrote greeting.txt and committed it; the leader answered my question.";
+pub const PROGRESS: &str = "greeting.txt is committed; asking about the tone next.";
+/// The inbox tools `mcp-worker` calls, in order.
+pub const MCP_VERBS: &[&str] = &["whoami", "update", "ask", "wait_reply", "done"];
 
 /// One step of a scenario, before it is dressed in a CLI's tool names.
 #[derive(Debug, PartialEq)]
@@ -53,7 +57,7 @@ pub enum Action {
     Shell(String),
     /// Write `FILE` (absolute path when the CLI's file tool wants one).
     WriteFile,
-    /// An inbox MCP tool: `whoami`, `ask`, `wait_reply`, `done`.
+    /// An inbox MCP tool: one of `MCP_VERBS`.
     Mcp(&'static str, serde_json::Value),
     Text(&'static str),
     Hang,
@@ -73,9 +77,12 @@ pub fn action(scenario: Scenario, step: usize) -> Action {
         (_, 3) => shell(&format!("git add {FILE}")),
         (_, 4) => shell("git commit -q -m \"Add greeting.txt\""),
         (Scenario::ExitWithoutDone, _) => Text("I stopped before finishing."),
-        (Scenario::McpWorker, 5) => Mcp("ask", json!({"body": QUESTION})),
-        (Scenario::McpWorker, 6) => Mcp("wait_reply", json!({"timeout": "10m"})),
-        (Scenario::McpWorker, 7) => Mcp("done", json!({"body": SUMMARY})),
+        (Scenario::McpWorker, 5) => Mcp("update", json!({"body": PROGRESS})),
+        (Scenario::McpWorker, 6) => Mcp("ask", json!({"body": QUESTION})),
+        // Shorter than any client's tool timeout, so a wait that runs out is the
+        // server's `timeout` error rather than the client giving up.
+        (Scenario::McpWorker, 7) => Mcp("wait_reply", json!({"timeout": "10m"})),
+        (Scenario::McpWorker, 8) => Mcp("done", json!({"body": SUMMARY})),
         (_, 5) => shell(&format!("git inbox ask --body \"{QUESTION}\"")),
         (_, 6) => shell("git inbox wait-reply --timeout 10m"),
         (_, 7) => shell(&format!("git inbox done --body \"{SUMMARY}\"")),

@@ -173,3 +173,95 @@ fn a_url_prefix_picks_the_scenario_and_hang_never_ends_the_stream() {
     );
     assert!(exit.contains("I stopped before finishing."), "{exit}");
 }
+
+/// A Messages request at `step` offering Claude's file and shell tools and, with `mcp`,
+/// the inbox server's tools; the result of step `i` is `outputs(i)`.
+fn anthropic_mcp(step: usize, mcp: bool, outputs: impl Fn(usize) -> String) -> Value {
+    let mut req = anthropic(0, "Protocol: `ask`, then `wait_reply`; finished: `done`.");
+    let messages = req["messages"].as_array_mut().unwrap();
+    for i in 0..step {
+        messages.push(json!({"role": "assistant", "content": [{"type": "tool_use", "id": format!("t{i}"), "name": "x", "input": {}}]}));
+        messages.push(json!({"role": "user", "content": [{"type": "tool_result", "tool_use_id": format!("t{i}"), "content": [{"type": "text", "text": outputs(i)}]}]}));
+    }
+    let mut tools = vec![json!({"name": "Bash"}), json!({"name": "Write"})];
+    if mcp {
+        for verb in super::script::MCP_VERBS {
+            tools.push(json!({"name": format!("mcp__inbox__{verb}")}));
+        }
+    }
+    req["tools"] = json!(tools);
+    req
+}
+
+#[test]
+fn mcp_worker_runs_the_inbox_through_mcp_and_the_verdict_keeps_each_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let ep = Endpoint::start(Config {
+        port: 0,
+        scenario: Scenario::McpWorker,
+        expect: super::default_expect(Scenario::McpWorker),
+        log: dir.path().join("endpoint.jsonl"),
+    })
+    .unwrap();
+    let out = |i: usize| match i {
+        1 => "/work/tree".to_owned(),
+        _ => format!("{{\"step\":{i}}}"),
+    };
+    let mut bodies = Vec::new();
+    for step in 0..=9 {
+        bodies.push(post(
+            ep.port,
+            "/v1/messages",
+            &anthropic_mcp(step, true, out),
+        ));
+    }
+    for (step, verb) in [
+        (0, "whoami"),
+        (5, "update"),
+        (6, "ask"),
+        (7, "wait_reply"),
+        (8, "done"),
+    ] {
+        let name = format!(r#""name":"mcp__inbox__{verb}""#);
+        assert!(
+            bodies[step].contains(&name),
+            "step {step}: {}",
+            bodies[step]
+        );
+    }
+    assert!(bodies[2].contains(r#""name":"Write""#), "{}", bodies[2]);
+    assert!(bodies[4].contains("git commit"), "{}", bodies[4]);
+    assert!(bodies.iter().all(|b| !b.contains("git inbox")));
+    let v = ep.verdict().unwrap();
+    assert!(v.prompt_ok() && v.errors.is_empty() && v.done_sent, "{v}");
+    let verbs: Vec<&str> = v.mcp.values().map(String::as_str).collect();
+    assert_eq!(verbs, super::script::MCP_VERBS);
+    assert!(v.inbox_shell.is_empty(), "{:?}", v.inbox_shell);
+    assert_eq!(v.mcp_output("wait_reply"), Some("{\"step\":7}\n"));
+    assert_eq!(v.mcp_output("done"), Some("{\"step\":8}\n"));
+
+    // A CLI that did not offer the server: the step is refused and logged as an error.
+    let refused = post(ep.port, "/v1/messages", &anthropic_mcp(0, false, out));
+    assert!(refused.contains("The script cannot go on"), "{refused}");
+    let v = ep.verdict().unwrap();
+    assert!(
+        v.errors
+            .iter()
+            .any(|e| e.contains("mcp__inbox__whoami was not offered")),
+        "{v}"
+    );
+}
+
+#[test]
+fn the_shell_worker_counts_its_inbox_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let ep = start(&dir, Scenario::Worker);
+    post(ep.port, "/v1/messages", &anthropic(0, BRIEF));
+    post(ep.port, "/v1/messages", &anthropic(3, BRIEF));
+    let v = ep.verdict().unwrap();
+    assert_eq!(
+        v.inbox_shell.into_iter().collect::<Vec<_>>(),
+        [(0, "git inbox whoami".to_owned())]
+    );
+    assert!(v.mcp.is_empty());
+}
