@@ -33,6 +33,7 @@ pub enum Code {
     GitFailed,
     UnknownProfile,
     AgentFailedToStart,
+    TargetBusy,
     Busy,
     SchemaTooNew,
 }
@@ -65,6 +66,7 @@ impl Code {
         Code::BaseConflict,
         Code::GitFailed,
         Code::AgentFailedToStart,
+        Code::TargetBusy,
         Code::Busy,
         Code::SchemaTooNew,
     ];
@@ -96,6 +98,7 @@ impl Code {
             Code::GitFailed => "git_failed",
             Code::UnknownProfile => "unknown_profile",
             Code::AgentFailedToStart => "agent_failed_to_start",
+            Code::TargetBusy => "target_busy",
             Code::Busy => "busy",
             Code::SchemaTooNew => "schema_too_new",
         }
@@ -139,6 +142,9 @@ impl Code {
             Code::AgentFailedToStart => {
                 "the profile's program is missing or not executable; nothing was dispatched"
             }
+            Code::TargetBusy => {
+                "the land target is checked out where it cannot be advanced; the result waits at refs/orch/land/<run>"
+            }
             Code::Busy => "the database stayed locked past the busy timeout",
             Code::SchemaTooNew => "the database was written by a newer git-orch than this binary",
         }
@@ -155,7 +161,7 @@ impl Code {
             | Cycle | ThreadClosed => 4,
             Timeout => 5,
             DirtyWorktree | BadRef | WorktreeExists | BaseConflict | GitFailed
-            | AgentFailedToStart => 6,
+            | AgentFailedToStart | TargetBusy => 6,
             Busy => 7,
             SchemaTooNew => 8,
         }
@@ -320,6 +326,7 @@ mod tests {
             | Code::Busy
             | Code::UnknownProfile
             | Code::AgentFailedToStart
+            | Code::TargetBusy
             | Code::SchemaTooNew => Code::ALL.contains(&code),
         };
         assert!(Code::ALL.iter().all(|&c| listed(c)));

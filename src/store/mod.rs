@@ -22,6 +22,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0003_launch.sql",
         include_str!("../../migrations/0003_launch.sql"),
     ),
+    (
+        "0004_land.sql",
+        include_str!("../../migrations/0004_land.sql"),
+    ),
 ];
 
 /// The schema version this binary writes.
