@@ -13,6 +13,7 @@ mod inbox_errors;
 mod launch;
 mod mcp;
 mod orch_dispatch;
+mod orch_land;
 mod orch_plan;
 mod orch_wait;
 mod orch_worktrees;

@@ -50,7 +50,9 @@ impl Repo {
                 theirs,
             ])
             .run_allowing(&[0, 1])
-            .map_err(|e| e.hint("landing needs git 2.38 or newer (`git merge-tree --write-tree`)"))?;
+            .map_err(|e| {
+                e.hint("landing needs git 2.38 or newer (`git merge-tree --write-tree`)")
+            })?;
         let mut fields = out.stdout.split(|b| *b == 0);
         let tree = String::from_utf8_lossy(fields.next().unwrap_or_default()).into_owned();
         if out.status == 0 {
@@ -80,13 +82,12 @@ impl Repo {
             email: "git-orch@localhost".into(),
             time: gix::date::Time::now_local_or_utc(),
         };
-        let signature = |found: Option<std::result::Result<gix::actor::SignatureRef<'_>, _>>| {
-            match found {
+        let signature =
+            |found: Option<std::result::Result<gix::actor::SignatureRef<'_>, _>>| match found {
                 Some(Ok(sig)) => sig.to_owned().map_err(|e| failed(&e)),
                 Some(Err(e)) => Err(failed(&e)),
                 None => Ok(fallback()),
-            }
-        };
+            };
         let commit = gix::objs::Commit {
             tree: parse_sha(tree)?,
             parents: parents
@@ -326,7 +327,8 @@ mod tests {
             Swap::Lost(Some(main.clone()))
         );
         assert_eq!(
-            repo.swap_ref("refs/heads/main", &merge, &main, "t").unwrap(),
+            repo.swap_ref("refs/heads/main", &merge, &main, "t")
+                .unwrap(),
             Swap::Moved
         );
         assert_eq!(repo.entered_at(&a, &merge).unwrap(), merge);

@@ -213,9 +213,16 @@ fn render_status(run: &Run, tasks: &[Task]) -> String {
         let attempt = task.current_attempt.as_ref();
         let mut row = vec![
             task.key.clone(),
-            match &task.blocked_reason {
-                Some(reason) => format!("{} ({reason})", task.status),
-                None => task.status.to_string(),
+            match (&task.blocked_reason, &task.landed_commit) {
+                (Some(reason), _) => format!("{} ({reason})", task.status),
+                (None, Some(commit)) => {
+                    format!(
+                        "{} (landed {})",
+                        task.status,
+                        &commit[..commit.len().min(8)]
+                    )
+                }
+                (None, None) => task.status.to_string(),
             },
             or_dash(attempt.and_then(|a| a.agent.as_deref())),
             attempt.map_or("-".into(), |a| format!("{}/{}", a.n, task.max_attempts)),

@@ -61,7 +61,8 @@ pub(crate) fn check_dispatchable(
         .detail("task", task.key.clone())
         .detail("attempt_n", n));
     }
-    if task.status == TaskStatus::Ready || task.is_base_conflict() || task.is_land_rework() || force {
+    if task.status == TaskStatus::Ready || task.is_base_conflict() || task.is_land_rework() || force
+    {
         return Ok(());
     }
     let hint = match task.status {

@@ -2,7 +2,7 @@
 //! worktree at a candidate's merged tip, with a wall-clock limit. It runs in a process
 //! group of its own so that a timeout ends everything it started, not just its leader.
 
-use crate::error::{Code, Error, Result};
+use crate::error::{Error, Result};
 use crate::repo::git::LOCAL_ENV_VARS;
 use rustix::process::{kill_process_group, Pid, Signal};
 use std::io::{Read, Seek, SeekFrom};
@@ -178,6 +178,7 @@ impl From<&Outcome> for serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Code;
 
     fn check(argv: &[&str], timeout: Duration) -> Check {
         Check {
@@ -239,7 +240,9 @@ mod tests {
         assert!(Check::parse("  ", DEFAULT_TIMEOUT).is_err());
         assert!(Check::parse("a 'b", DEFAULT_TIMEOUT).is_err());
         assert_eq!(
-            Check::parse("sh -c 'exit 1'", DEFAULT_TIMEOUT).unwrap().argv,
+            Check::parse("sh -c 'exit 1'", DEFAULT_TIMEOUT)
+                .unwrap()
+                .argv,
             ["sh", "-c", "exit 1"]
         );
     }

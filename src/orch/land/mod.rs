@@ -86,6 +86,9 @@ pub struct Reworked {
     /// The rework attempt, once dispatched.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attempt: Option<Attempt>,
+    /// Why the rework attempt could not be dispatched (the task stays blocked).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dispatch_error: Option<String>,
 }
 
 /// A candidate that waits for a dependency to land first.

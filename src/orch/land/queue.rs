@@ -168,8 +168,11 @@ fn pass(
     let repo = ctx.repo;
     let plan = orch.read(|tx| plan::candidates(tx, &ctx.run.name, opts.tasks))?;
     let mut old = repo.branch_tip(&ctx.branch)?.ok_or_else(|| {
-        Error::new(Code::BadRef, format!("the branch {} disappeared", ctx.branch))
-            .detail("into", ctx.branch.clone())
+        Error::new(
+            Code::BadRef,
+            format!("the branch {} disappeared", ctx.branch),
+        )
+        .detail("into", ctx.branch.clone())
     })?;
     if report.target.old.is_empty() {
         report.target.old = old.clone();
@@ -250,7 +253,16 @@ fn pass(
         // With a check each candidate is slow anyway: publish it at once, so the target
         // shows progress and a crash costs at most one check.
         if opts.check.is_some() && !opts.dry_run && busy.is_none() {
-            match settle(orch, ctx, opts, &old, &tip, &mut pending, &mut backs, report)? {
+            match settle(
+                orch,
+                ctx,
+                opts,
+                &old,
+                &tip,
+                &mut pending,
+                &mut backs,
+                report,
+            )? {
                 Publish::Moved => {
                     landed_keys.extend(take_keys(report));
                     old = tip.clone();
@@ -272,7 +284,16 @@ fn pass(
         finish_busy(orch, ctx, &tip, &mut backs, report)?;
         return Ok(PassEnd::Busy(err));
     }
-    match settle(orch, ctx, opts, &old, &tip, &mut pending, &mut backs, report)? {
+    match settle(
+        orch,
+        ctx,
+        opts,
+        &old,
+        &tip,
+        &mut pending,
+        &mut backs,
+        report,
+    )? {
         Publish::Moved => {
             landed_keys.extend(take_keys(report));
             Ok(PassEnd::Done)
@@ -360,25 +381,10 @@ fn settle(
     let sent = std::mem::take(backs);
     let (keys, reworks) = orch.write(|tx, cfg, changes| {
         let act = Act::now(&cfg.leader);
-        let keys = record::landed(
-            tx,
-            &act,
-            changes,
-            &ctx.run.name,
-            &ctx.target_ref,
-            &landings,
-        )?;
+        let keys = record::landed(tx, &act, changes, &ctx.run.name, &ctx.target_ref, &landings)?;
         let mut reworks = Vec::new();
         for back in &sent {
-            if record::send_back(
-                tx,
-                &act,
-                changes,
-                &ctx.run.name,
-                &ctx.target_ref,
-                tip,
-                back,
-            )? {
+            if record::send_back(tx, &act, changes, &ctx.run.name, &ctx.target_ref, tip, back)? {
                 reworks.push(reworked(back, None));
             }
         }
@@ -412,15 +418,7 @@ fn finish_busy(
         let act = Act::now(&cfg.leader);
         let mut out = Vec::new();
         for back in &sent {
-            if record::send_back(
-                tx,
-                &act,
-                changes,
-                &ctx.run.name,
-                &ctx.target_ref,
-                tip,
-                back,
-            )? {
+            if record::send_back(tx, &act, changes, &ctx.run.name, &ctx.target_ref, tip, back)? {
                 out.push(reworked(back, None));
             }
         }
@@ -438,6 +436,7 @@ fn reworked(back: &SendBack, attempt: Option<Attempt>) -> Reworked {
         output: back.output.clone(),
         head: back.candidate.head.clone(),
         attempt,
+        dispatch_error: None,
     }
 }
 
