@@ -270,7 +270,7 @@ impl Repo {
                 .map_err(|e| Error::io(format!("creating {}", parent.display()), e))?;
         }
         // Left by a process that died: it is ours, take it back first.
-        remove_worktree_at(self.run_dir(), path, true)?;
+        remove_temp_at(self.run_dir(), path)?;
         git(self.run_dir())
             .args(["worktree", "add", "--detach", "--quiet", "--"])
             .arg(path)
@@ -284,13 +284,31 @@ impl Repo {
 
     /// Removes a temporary worktree left behind (by a killed land) and forgets it.
     pub fn remove_temp_worktree(&self, path: &Path) -> Result<()> {
-        remove_worktree_at(self.run_dir(), path, true)
+        remove_temp_at(self.run_dir(), path)
     }
+}
+
+/// Removes a temporary worktree whatever state a killed `git worktree add` left it in
+/// (locked while initializing, a folder git does not know yet): it holds nobody's work.
+fn remove_temp_at(run_dir: &Path, path: &Path) -> Result<()> {
+    let _ = git(run_dir)
+        .args(["worktree", "unlock", "--"])
+        .arg(path)
+        .run();
+    if remove_worktree_at(run_dir, path, true).is_ok() {
+        return Ok(());
+    }
+    match std::fs::remove_dir_all(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::io(format!("removing {}", path.display()), e)),
+    }
+    git(run_dir).args(["worktree", "prune"]).run().map(drop)
 }
 
 impl Drop for TempWorktree {
     fn drop(&mut self) {
-        let _ = remove_worktree_at(&self.run_dir, &self.path, true);
+        let _ = remove_temp_at(&self.run_dir, &self.path);
     }
 }
 
