@@ -15,7 +15,15 @@ use std::time::{Duration, Instant};
 fn done_tasks(sb: &Sandbox, bins: &Bins, n: usize, troubles: bool) -> Result<Vec<String>> {
     let orch = |args: &[&str]| sb.run(&bins.orch, args);
     orch(&["init"])?;
-    orch(&["run", "init", "r1", "--title", "Landing", "--base", "integration"])?;
+    orch(&[
+        "run",
+        "init",
+        "r1",
+        "--title",
+        "Landing",
+        "--base",
+        "integration",
+    ])?;
     let keys: Vec<String> = (0..n).map(|i| format!("t{i:03}")).collect();
     let plan = json!({"tasks": keys.iter().map(|k| json!({"key": k, "title": format!("Task {k}")})).collect::<Vec<_>>()});
     let plan_file = sb.home.join("plan.json");
@@ -45,7 +53,14 @@ fn done_tasks(sb: &Sandbox, bins: &Bins, n: usize, troubles: bool) -> Result<Vec
             sb,
             bins,
             &wt,
-            &["-c", "core.hooksPath=/dev/null", "commit", "-q", "-m", &format!("{key} work")],
+            &[
+                "-c",
+                "core.hooksPath=/dev/null",
+                "commit",
+                "-q",
+                "-m",
+                &format!("{key} work"),
+            ],
         )?;
         in_worktree(sb, bins, &wt, &["inbox", "done", "--agent", "w1"])?;
     }
@@ -119,7 +134,11 @@ pub fn crashes(bins: &Bins) -> Result<String> {
 /// pass the check (no `fail-*` file, no conflict markers), every landed task's head is
 /// on it, and no check worktree is left once reconcile ran.
 fn invariants(sb: &Sandbox, bins: &Bins, start: &str) -> Result<()> {
-    let line = sb.git(&["rev-list", "--first-parent", &format!("{start}..integration")])?;
+    let line = sb.git(&[
+        "rev-list",
+        "--first-parent",
+        &format!("{start}..integration"),
+    ])?;
     for commit in line.lines() {
         let files = sb.git(&["ls-tree", "--name-only", commit])?;
         ensure!(
@@ -137,12 +156,27 @@ fn invariants(sb: &Sandbox, bins: &Bins, start: &str) -> Result<()> {
             .command("git")
             .args(["merge-base", "--is-ancestor", commit, "integration"])
             .status()?;
-        ensure!(on.success(), "task {} landed as {commit}, not on the target", t["key"]);
+        ensure!(
+            on.success(),
+            "task {} landed as {commit}, not on the target",
+            t["key"]
+        );
     }
-    let leftover = sb.repo.parent().context("root")?.join("repo.worktrees/r1/.land-check");
-    ensure!(!leftover.exists(), "a check worktree is left: {}", leftover.display());
+    let leftover = sb
+        .repo
+        .parent()
+        .context("root")?
+        .join("repo.worktrees/r1/.land-check");
+    ensure!(
+        !leftover.exists(),
+        "a check worktree is left: {}",
+        leftover.display()
+    );
     let listed = sb.git(&["worktree", "list", "--porcelain"])?;
-    ensure!(!listed.contains(".land-check"), "git still lists a check worktree");
+    ensure!(
+        !listed.contains(".land-check"),
+        "git still lists a check worktree"
+    );
     Ok(())
 }
 
