@@ -40,7 +40,7 @@ pub enum Code {
 
 impl Code {
     /// Every code, in the order the reference lists them (by exit status).
-    pub const ALL: [Code; 27] = [
+    pub const ALL: [Code; 28] = [
         Code::Internal,
         Code::Io,
         Code::Usage,

@@ -548,6 +548,9 @@ pub fn dispatch_reworks(
             base: None,
             force: true,
             extra,
+            // A driver that launches agents dispatches reworks through its own
+            // `Workspaces`; plain `git orch land` leaves them to whoever takes the queue.
+            launch: None,
         };
         let attempt = dispatch_one(orch, workspaces, &run, &req);
         out.push((key, attempt));
