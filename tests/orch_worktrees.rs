@@ -899,8 +899,14 @@ fn cleanup_skips_dirty_worktrees_and_rescues_them_with_force() {
     // The live attempt's branch stays. Worktrees removed before are not listed again.
     let pruned = env.orch().args(["cleanup", "--prune-branches"]).ok();
     assert_eq!(pruned["removed"], json!([]), "{pruned}");
-    assert_eq!(pruned["branches"][0]["branch"], "orch/r1/clean-1", "{pruned}");
-    assert_eq!(pruned["kept_branches"][0]["branch"], "orch/r1/dirty-1", "{pruned}");
+    assert_eq!(
+        pruned["branches"][0]["branch"], "orch/r1/clean-1",
+        "{pruned}"
+    );
+    assert_eq!(
+        pruned["kept_branches"][0]["branch"], "orch/r1/dirty-1",
+        "{pruned}"
+    );
     assert_eq!(branches(&env), ["orch/r1/dirty-1", "orch/r1/live-1"]);
     assert_eq!(env.git(&["rev-parse", &format!("{rescue}^")]), dirty_head);
     let attempts = show(&env, "dirty")["attempts"].clone();

@@ -117,7 +117,7 @@ pub fn reconcile(
         Err(_) => {}
     }
     // Check worktrees of lands that died (their lock is free) go back.
-    match super::land::temp::reclaim(repo, store.state_dir()) {
+    match super::land_lock::reclaim(repo, store.state_dir()) {
         Err(err) if thorough => return Err(err),
         _ => {}
     }

@@ -7,7 +7,8 @@
 //!   someone else moved the target.
 //! - `record.rs`: the rows and events (landed, sent back), in short transactions.
 //! - `check.rs`: the check command in a process group with a time limit.
-//! - `temp.rs`: the run's land lock and the check worktree that reconcile takes back.
+//! - `super::land_lock`: the run's land lock and the check worktree that reconcile takes
+//!   back (a leaf beside this module, so that repair can call it without a cycle).
 //!
 //! Decisions: docs/land.md.
 
@@ -15,7 +16,6 @@ pub mod check;
 mod plan;
 mod queue;
 mod record;
-pub mod temp;
 
 pub use check::Check;
 pub use plan::resolve_target;

@@ -9,12 +9,12 @@
 use super::check;
 use super::plan::{self, Candidate};
 use super::record::{self, How, Landing, SendBack};
-use super::temp::{self, LandLock};
 use super::{LandStep, Options, Report, Reworked, Waiting};
 use crate::error::{Code, Error, Result};
 use crate::orch::changes::Act;
 use crate::orch::dispatch::{dispatch_one, Request, Workspaces};
 use crate::orch::facade::Orch;
+use crate::orch::land_lock::{self as temp, LandLock};
 use crate::orch::model::Attempt;
 use crate::orch::runs::{self, RunRow};
 use crate::orch::status::TaskStatus;
