@@ -100,6 +100,21 @@ pub const KEYS: &[ConfigKey] = &[
         default: "`15m`",
         meaning: "no commit, message or log output for this long marks the attempt stalled (nothing is killed)",
     },
+    ConfigKey {
+        key: "orch.land.check",
+        default: "none",
+        meaning: "the command `git orch land` runs in a temporary worktree at each merged candidate (argv, split like a shell splits words, never run by one); `--check` overrides it",
+    },
+    ConfigKey {
+        key: "orch.land.checkTimeout",
+        default: "`30m`",
+        meaning: "how long the land check may run before its process group is killed and the task sent back",
+    },
+    ConfigKey {
+        key: "orch.land.mode",
+        default: "`merge`",
+        meaning: "`merge` (a merge commit per landed task) or `ff-or-merge` (fast-forward when the target has not moved)",
+    },
 ];
 
 #[cfg(test)]

@@ -33,6 +33,7 @@ pub enum Code {
     GitFailed,
     UnknownProfile,
     AgentFailedToStart,
+    TargetBusy,
     Busy,
     SchemaTooNew,
     /// `state.db` has content that is not a git-orch database; nothing was changed.
@@ -42,7 +43,7 @@ pub enum Code {
 
 impl Code {
     /// Every code, in the order the reference lists them (by exit status).
-    pub const ALL: [Code; 29] = [
+    pub const ALL: [Code; 30] = [
         Code::Internal,
         Code::Io,
         Code::Usage,
@@ -70,6 +71,7 @@ impl Code {
         Code::GitFailed,
         Code::AgentFailedToStart,
         Code::InvalidState,
+        Code::TargetBusy,
         Code::Busy,
         Code::SchemaTooNew,
     ];
@@ -101,6 +103,7 @@ impl Code {
             Code::GitFailed => "git_failed",
             Code::UnknownProfile => "unknown_profile",
             Code::AgentFailedToStart => "agent_failed_to_start",
+            Code::TargetBusy => "target_busy",
             Code::Busy => "busy",
             Code::SchemaTooNew => "schema_too_new",
             Code::InvalidState => "invalid_state",
@@ -149,6 +152,9 @@ impl Code {
             Code::InvalidState => {
                 "state.db has content that is not a git-orch database; nothing was changed"
             }
+            Code::TargetBusy => {
+                "the land target is checked out where it cannot be advanced; the result waits at refs/orch/land/<run>"
+            }
             Code::Busy => "the database stayed locked past the busy timeout",
             Code::SchemaTooNew => "the database was written by a newer git-orch than this binary",
             Code::Stuck => "drive can make no progress: nothing in flight, nothing can start",
@@ -166,7 +172,7 @@ impl Code {
             | Cycle | ThreadClosed | Stuck => 4,
             Timeout => 5,
             DirtyWorktree | BadRef | WorktreeExists | BaseConflict | GitFailed
-            | AgentFailedToStart | InvalidState => 6,
+            | AgentFailedToStart | InvalidState | TargetBusy => 6,
             Busy => 7,
             SchemaTooNew => 8,
         }
@@ -333,7 +339,8 @@ mod tests {
             | Code::AgentFailedToStart
             | Code::InvalidState
             | Code::SchemaTooNew
-            | Code::Stuck => Code::ALL.contains(&code),
+            | Code::Stuck
+            | Code::TargetBusy => Code::ALL.contains(&code),
         };
         assert!(Code::ALL.iter().all(|&c| listed(c)));
         let names: std::collections::BTreeSet<&str> =

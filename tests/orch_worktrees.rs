@@ -894,14 +894,23 @@ fn cleanup_skips_dirty_worktrees_and_rescues_them_with_force() {
         .unwrap()
         .is_empty());
 
-    // Pruning: clean's branch is merged into the base, dirty's is kept by its rescue
-    // ref; both go. The live attempt's branch stays.
+    // Pruning: clean's branch is merged into the base and goes. Dirty's is kept by its
+    // rescue ref, but it is the task's result and has not landed: it stays (SPEC §13).
+    // The live attempt's branch stays. Worktrees removed before are not listed again.
     let pruned = env.orch().args(["cleanup", "--prune-branches"]).ok();
-    assert_eq!(pruned["removed"].as_array().unwrap().len(), 2, "{pruned}");
-    assert_eq!(branches(&env), ["orch/r1/live-1"]);
+    assert_eq!(pruned["removed"], json!([]), "{pruned}");
+    assert_eq!(
+        pruned["branches"][0]["branch"], "orch/r1/clean-1",
+        "{pruned}"
+    );
+    assert_eq!(
+        pruned["kept_branches"][0]["branch"], "orch/r1/dirty-1",
+        "{pruned}"
+    );
+    assert_eq!(branches(&env), ["orch/r1/dirty-1", "orch/r1/live-1"]);
     assert_eq!(env.git(&["rev-parse", &format!("{rescue}^")]), dirty_head);
     let attempts = show(&env, "dirty")["attempts"].clone();
-    assert!(attempts[0]["branch_deleted_at"].is_string());
+    assert!(attempts[0]["branch_deleted_at"].is_null());
     assert_eq!(events(&env, "attempt.cleanup").len(), 4);
     assert_healthy(&env);
     assert_no_orphans(&env);

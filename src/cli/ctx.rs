@@ -30,6 +30,9 @@ pub struct Env {
     pub orch_thread: Option<i64>,
     /// `ORCH_TEST_CRASH_AFTER`, raw: parsed only by the commands that dispatch.
     pub crash_after: Option<String>,
+    /// `ORCH_TEST_LAND_BEFORE_UPDATE`: a program `land` runs just before it moves the
+    /// target (tests move the target there to race the compare-and-swap).
+    pub land_before_update: Option<String>,
 }
 
 impl Env {
@@ -40,6 +43,9 @@ impl Env {
                 .ok()
                 .and_then(|v| v.parse().ok()),
             crash_after: std::env::var("ORCH_TEST_CRASH_AFTER")
+                .ok()
+                .filter(|v| !v.is_empty()),
+            land_before_update: std::env::var("ORCH_TEST_LAND_BEFORE_UPDATE")
                 .ok()
                 .filter(|v| !v.is_empty()),
         }

@@ -38,9 +38,25 @@ pub struct Skipped {
 
 #[derive(Debug, Serialize)]
 pub struct Report {
+    /// Attempts whose worktree this cleanup removed (or, dry, would remove).
     pub removed: Vec<Attempt>,
     pub skipped: Vec<Skipped>,
+    /// With `--prune-branches`: the branches deleted (or, dry, that would be).
+    pub branches: Vec<Branch>,
+    /// With `--prune-branches`: attempt branches kept, and why.
+    pub kept_branches: Vec<Branch>,
     pub dry_run: bool,
+}
+
+/// An attempt branch that cleanup deleted or kept.
+#[derive(Debug, Serialize)]
+pub struct Branch {
+    pub branch: String,
+    pub tip: String,
+    pub task: String,
+    pub attempt: AttemptId,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// What was done to one attempt's worktree and branch.
@@ -48,6 +64,15 @@ pub struct Report {
 struct Done {
     rescue_ref: Option<String>,
     branch_deleted: bool,
+    /// The branch's tip, and why it stays (`None`: deleted) when pruning looked at it.
+    branch: Option<(String, Option<String>)>,
+}
+
+/// What pruning must not delete: the branch of a code task's latest succeeded attempt
+/// until that task has landed, unless its tip is on the land target anyway.
+struct Guard {
+    unlanded: std::collections::HashSet<AttemptId>,
+    target: Option<(String, String)>,
 }
 
 pub fn cleanup(orch: &mut Orch<'_>, opts: &Options<'_>) -> Result<Report> {
@@ -55,7 +80,7 @@ pub fn cleanup(orch: &mut Orch<'_>, opts: &Options<'_>) -> Result<Report> {
         .repo
         .ok_or_else(|| Error::internal("cleanup needs the repository"))?;
     orch.reconcile()?;
-    let (run, attempts) = orch.read(|tx| {
+    let (run, (attempts, unlanded)) = orch.read(|tx| {
         let run = runs::resolve(tx, opts.run)?;
         // Cleaned before: only their branches are left to prune.
         let ids: Vec<AttemptId> = tx
@@ -73,8 +98,22 @@ pub fn cleanup(orch: &mut Orch<'_>, opts: &Options<'_>) -> Result<Report> {
             .into_iter()
             .map(|id| get_attempt(tx, id))
             .collect::<Result<Vec<_>>>()?;
-        Ok((run, attempts))
+        let unlanded: std::collections::HashSet<AttemptId> = tx
+            .prepare_cached(
+                "SELECT a.id FROM tasks t JOIN attempts a ON a.run = t.run AND a.task = t.key
+                 WHERE t.run = ?1 AND t.kind = 'code' AND t.landed_at IS NULL
+                   AND a.n = (SELECT max(n) FROM attempts
+                              WHERE run = t.run AND task = t.key AND status = 'succeeded')",
+            )?
+            .query_map([&run.name], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok((run, (attempts, unlanded)))
     })?;
+    // Where `git orch land` would land: a result already there may go.
+    let target = super::land::resolve_target(repo, &run, None)
+        .ok()
+        .and_then(|b| Some((repo.branch_tip(&b).ok()??, b)));
+    let guard = Guard { unlanded, target };
     // What "merged into the run's base" is measured against.
     let run_base = match &run.base_ref {
         Some(base) => repo.resolve_commit(base).ok().map(|b| b.sha),
@@ -89,17 +128,38 @@ pub fn cleanup(orch: &mut Orch<'_>, opts: &Options<'_>) -> Result<Report> {
     let mut report = Report {
         removed: Vec::new(),
         skipped: Vec::new(),
+        branches: Vec::new(),
+        kept_branches: Vec::new(),
         dry_run: opts.dry_run,
     };
     for attempt in attempts {
-        match clean_one(repo, &attempt, opts, run_base.as_deref()) {
+        match clean_one(repo, &attempt, opts, run_base.as_deref(), &guard) {
             Ok(Ok(done)) => {
+                if let (Some((tip, reason)), Some(branch)) = (&done.branch, &attempt.branch) {
+                    let entry = Branch {
+                        branch: branch.clone(),
+                        tip: tip.clone(),
+                        task: attempt.task.clone(),
+                        attempt: attempt.id,
+                        reason: reason.clone(),
+                    };
+                    match reason {
+                        None => report.branches.push(entry),
+                        Some(_) => report.kept_branches.push(entry),
+                    }
+                }
+                // A worktree removed by an earlier cleanup is not this one's to report.
+                let removed_now = attempt.worktree_removed_at.is_none();
                 if opts.dry_run {
-                    report.removed.push(attempt);
+                    if removed_now {
+                        report.removed.push(attempt);
+                    }
                     continue;
                 }
                 let recorded = record(orch, &attempt, &done)?;
-                report.removed.push(recorded);
+                if removed_now {
+                    report.removed.push(recorded);
+                }
             }
             Ok(Err((reason, paths))) => report.skipped.push(Skipped {
                 attempt,
@@ -126,6 +186,7 @@ fn clean_one(
     attempt: &Attempt,
     opts: &Options<'_>,
     run_base: Option<&str>,
+    guard: &Guard,
 ) -> Result<Outcome> {
     let Some(worktree) = attempt.worktree.as_deref() else {
         return Ok(Ok(Done::default()));
@@ -174,11 +235,32 @@ fn clean_one(
                     || done.rescue_ref.is_some()
                     || attempt.rescue_ref.is_some()
                     || repo.unique_commits(&format!("refs/heads/{branch}"))? == 0;
-                if kept {
+                // A result that has not landed stays, whoever else holds its commits.
+                let on_target = match &guard.target {
+                    Some((target_tip, _)) => repo.is_ancestor(&tip, target_tip)?,
+                    None => false,
+                };
+                let unlanded = guard.unlanded.contains(&attempt.id) && !on_target;
+                if unlanded {
+                    let target = guard
+                        .target
+                        .as_ref()
+                        .map(|(_, b)| b.as_str())
+                        .unwrap_or("its target");
+                    done.branch = Some((
+                        tip,
+                        Some(format!(
+                            "the task's result has not landed on {target}; `git orch land` first"
+                        )),
+                    ));
+                } else if kept {
                     if !opts.dry_run {
                         repo.delete_branch(branch, Some(&tip))?;
                     }
                     done.branch_deleted = true;
+                    done.branch = Some((tip, None));
+                } else {
+                    done.branch = Some((tip, Some("it holds commits no other ref has".into())));
                 }
             }
         }

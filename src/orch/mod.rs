@@ -13,7 +13,7 @@
 //! The modules form a DAG, each looking only at those before it (ARCHITECTURE.md):
 //! model, changes → attempts → runs → tasks, dag → reconcile → cancel → the dispatch
 //! port and steps → worktrees → repair → facade → the dispatch pipeline, retry → waits,
-//! cleanup. This file only declares them and re-exports what the layers above use.
+//! cleanup, land (`land_lock`, a leaf, is what repair calls). This file only declares them and re-exports what the layers above use.
 
 mod attempts;
 pub mod cancel;
@@ -23,6 +23,8 @@ pub mod dag;
 pub mod dispatch;
 pub mod drive;
 mod facade;
+pub mod land;
+pub mod land_lock;
 pub mod launch;
 mod model;
 pub mod reconcile;

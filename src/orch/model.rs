@@ -127,6 +127,11 @@ pub struct Task {
     /// conflict behind `blocked_reason`; null when not blocked.
     pub blocked_detail: Value,
     pub base: Option<String>,
+    /// When `git orch land` brought its result onto the target branch (SPEC §13).
+    pub landed_at: Option<String>,
+    /// The target commit that brought it in: its merge commit, or its head when
+    /// fast-forwarded or already contained.
+    pub landed_commit: Option<String>,
     pub created_at: String,
     pub updated_at: String,
     /// The latest change to the task or to its current attempt's thread.

@@ -116,6 +116,11 @@ pub fn reconcile(
         Err(err) if thorough => return Err(err),
         Err(_) => {}
     }
+    // Check worktrees of lands that died (their lock is free) go back.
+    match super::land_lock::reclaim(repo, store.state_dir()) {
+        Err(err) if thorough => return Err(err),
+        _ => {}
+    }
     if thorough {
         events.append(&mut take_back_orphans(store, cfg, repo)?);
         clear_stale_locks(store)?;

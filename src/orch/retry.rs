@@ -44,6 +44,7 @@ pub fn retry(
         if !matches!(task.status, TaskStatus::Failed | TaskStatus::Cancelled)
             && !after_failure
             && !task.is_base_conflict()
+            && !task.is_land_rework()
         {
             return Err(invalid_transition(format!(
                 "task {key} is {}; only a failed, lost or cancelled task is retried",

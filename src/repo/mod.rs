@@ -9,6 +9,7 @@ mod bases;
 mod config;
 pub mod git;
 pub mod hooks;
+mod land;
 mod refs;
 mod revs;
 mod status;
@@ -20,6 +21,7 @@ mod worktree;
 
 pub use bases::MergedBase;
 pub use hooks::{HookOutcome, HooksReport, HOOK_NAMES};
+pub use land::{fast_forward_files, rewind_files, CheckedOut, Merged, Swap, TempWorktree};
 pub use refs::{AttemptBranch, LinkedWorktree};
 pub use revs::{check_ref_text, BaseRef, CommitStats};
 pub use status::{worktree_dirty_paths, Untracked};

@@ -431,7 +431,7 @@ impl Repo {
     }
 }
 
-fn remove_worktree_at(run_dir: &Path, path: &Path, force: bool) -> Result<()> {
+pub(super) fn remove_worktree_at(run_dir: &Path, path: &Path, force: bool) -> Result<()> {
     if path.exists() {
         let mut remove = git(run_dir).args(["worktree", "remove"]);
         if force {

@@ -26,6 +26,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0004_spool.sql",
         include_str!("../../migrations/0004_spool.sql"),
     ),
+    (
+        "0005_land.sql",
+        include_str!("../../migrations/0005_land.sql"),
+    ),
 ];
 
 /// The schema version this binary writes.

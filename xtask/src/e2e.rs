@@ -13,6 +13,11 @@ pub fn run(args: &[String]) -> Result<()> {
     if args.first().is_some_and(|a| a == "mcp") {
         return crate::mcp::run(&args[1..]);
     }
+    if args.first().is_some_and(|a| a == "land") {
+        let bins = crate::util::build(args.iter().any(|a| a == "--release"))?;
+        println!("e2e land: {}", crate::land::crashes(&bins)?);
+        return Ok(());
+    }
     let release = args.iter().any(|a| a == "--release");
     let bins = crate::util::build(release)?;
     let (passed, failed) = run_all(&bins)?;
@@ -26,10 +31,11 @@ pub fn run(args: &[String]) -> Result<()> {
 /// Runs every scenario, printing one line each; returns (passed, failed).
 pub fn run_all(bins: &Bins) -> Result<(usize, usize)> {
     type Scenario = fn(&Bins) -> Result<String>;
-    let scenarios: [(&str, Scenario); 4] = [
+    let scenarios: [(&str, Scenario); 5] = [
         ("demo plan and council", demo_scenario),
         ("crash consistency of inbox writes", inbox_crashes),
         ("crash consistency of dispatch", dispatch_crashes),
+        ("crash consistency of land", crate::land::crashes),
         ("mcp with the Python SDK", crate::mcp::scenario),
     ];
     let (mut passed, mut failed) = (0, 0);

@@ -51,13 +51,23 @@ fn render_cleanup(report: &cleanup::Report) -> String {
         if let Some(rescue) = &a.rescue_ref {
             line.push_str(&format!("; uncommitted work saved to {rescue}"));
         }
-        if a.branch_deleted_at.is_some() {
-            line.push_str(&format!(
-                "; branch {} deleted",
-                or_dash(a.branch.as_deref())
-            ));
-        }
         lines.push(line);
+    }
+    let deleted = if report.dry_run {
+        "Would delete"
+    } else {
+        "Deleted"
+    };
+    for b in &report.branches {
+        lines.push(format!("{deleted} branch {} ({})", b.branch, b.task));
+    }
+    for b in &report.kept_branches {
+        lines.push(format!(
+            "Kept branch {} ({}): {}",
+            b.branch,
+            b.task,
+            b.reason.as_deref().unwrap_or("")
+        ));
     }
     for s in &report.skipped {
         lines.push(format!(

@@ -7,6 +7,7 @@ mod council;
 mod dep;
 mod dispatch;
 mod drive;
+mod land;
 mod launch;
 mod log;
 mod opts;
@@ -77,6 +78,9 @@ pub enum OrchCommand {
     /// Ask several reviewers the same question and tally what they recommend
     #[command(subcommand)]
     Council(council::CouncilCommand),
+    /// Land done code tasks on the target branch: merged in dependency order without a
+    /// work tree, checked, moved by compare-and-swap; conflicts go back for rework
+    Land(land::LandArgs),
     /// Print the run's event log
     Log(log::LogArgs),
     /// Serve the leader's tools over MCP on stdin/stdout (see docs/mcp.md)
@@ -117,6 +121,7 @@ pub fn run(ctx: &mut Ctx, out: &Out, command: OrchCommand) -> Result<()> {
         OrchCommand::Wait(args) => log::wait(ctx, out, args),
         OrchCommand::Council(command) => council::run(ctx, out, command),
         OrchCommand::Log(args) => log::log(ctx, out, args),
+        OrchCommand::Land(args) => land::run(ctx, out, args),
         OrchCommand::Mcp => crate::cli::mcp::serve(ctx, crate::cli::mcp::tools::Side::Orch),
         OrchCommand::Profile(command) => launch::profile_command(ctx, out, command),
         OrchCommand::Brief(args) => launch::brief(ctx, out, args),

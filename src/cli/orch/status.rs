@@ -162,6 +162,10 @@ fn render_blocked(tasks: &[Task]) -> String {
             conflicts.push(render_conflict(task));
             continue;
         }
+        if let Some(reason @ ("land_conflict" | "land_check")) = task.blocked_reason.as_deref() {
+            conflicts.push(render_land_rework(task, reason));
+            continue;
+        }
         let detail = &task.blocked_detail;
         table.row(vec![
             task.key.clone(),
@@ -184,6 +188,32 @@ fn render_blocked(tasks: &[Task]) -> String {
         text.push_str(&line);
     }
     text
+}
+
+/// A task `git orch land` sent back, waiting for its rework attempt to be dispatched.
+fn render_land_rework(task: &Task, reason: &str) -> String {
+    let detail = &task.blocked_detail;
+    let list = |key: &str| -> Vec<String> {
+        detail[key]
+            .as_array()
+            .map(|v| {
+                v.iter()
+                    .filter_map(|s| s.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let what = match reason {
+        "land_conflict" => format!("conflicts with the target in {}", list("paths").join(", ")),
+        _ => format!(
+            "fails the land check: {}",
+            list("output").last().map(String::as_str).unwrap_or("")
+        ),
+    };
+    format!(
+        "{}: its result {what}; `git orch land` (or `git orch dispatch {}`) starts the rework.",
+        task.key, task.key
+    )
 }
 
 fn render_status(run: &Run, tasks: &[Task]) -> String {
@@ -213,9 +243,16 @@ fn render_status(run: &Run, tasks: &[Task]) -> String {
         let attempt = task.current_attempt.as_ref();
         let mut row = vec![
             task.key.clone(),
-            match &task.blocked_reason {
-                Some(reason) => format!("{} ({reason})", task.status),
-                None => task.status.to_string(),
+            match (&task.blocked_reason, &task.landed_commit) {
+                (Some(reason), _) => format!("{} ({reason})", task.status),
+                (None, Some(commit)) => {
+                    format!(
+                        "{} (landed {})",
+                        task.status,
+                        &commit[..commit.len().min(8)]
+                    )
+                }
+                (None, None) => task.status.to_string(),
             },
             or_dash(attempt.and_then(|a| a.agent.as_deref())),
             attempt.map_or("-".into(), |a| format!("{}/{}", a.n, task.max_attempts)),

@@ -61,7 +61,8 @@ pub(crate) fn check_dispatchable(
         .detail("task", task.key.clone())
         .detail("attempt_n", n));
     }
-    if task.status == TaskStatus::Ready || task.is_base_conflict() || force {
+    if task.status == TaskStatus::Ready || task.is_base_conflict() || task.is_land_rework() || force
+    {
         return Ok(());
     }
     let hint = match task.status {
@@ -97,7 +98,17 @@ pub(crate) fn allocate(conn: &Connection, run: &RunRow, req: &Request<'_>) -> Re
         Some(to) => to.clone(),
         None => Address::parse(&task.to)?,
     };
-    let given = req.base.map(str::to_owned).or_else(|| task.base.clone());
+    let rework = task.land_rework();
+    let given = req
+        .base
+        .or(rework.map(|(base, _)| base))
+        .map(str::to_owned)
+        .or_else(|| task.base.clone());
+    let body = match rework {
+        Some((_, note)) if task.body.is_empty() => note.to_owned(),
+        Some((_, note)) => format!("{}\n\n{note}", task.body),
+        None => task.body.clone(),
+    };
     let base = match given {
         Some(given) => BaseChoice::Given(given),
         None => {
@@ -150,7 +161,7 @@ pub(crate) fn allocate(conn: &Connection, run: &RunRow, req: &Request<'_>) -> Re
         n,
         to,
         title: task.title,
-        body: task.body,
+        body,
         base_ref,
         base,
         task_status: task.status,

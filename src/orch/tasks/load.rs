@@ -26,8 +26,8 @@ pub enum Select<'a> {
 }
 
 const TASK_COLUMNS: &str = "t.run, t.key, t.title, t.body, t.kind, t.status, t.to_addr, t.priority, \
-     t.max_attempts, t.attempts, t.blocked_reason, t.blocked_detail, t.base, t.created_at, t.updated_at";
-const TASK_COLUMN_COUNT: usize = 15;
+     t.max_attempts, t.attempts, t.blocked_reason, t.blocked_detail, t.base, t.created_at, t.updated_at, t.landed_at, t.landed_commit";
+const TASK_COLUMN_COUNT: usize = 17;
 
 /// Tasks with their current attempts and dependencies, in three queries whatever their
 /// number (no query per task).
@@ -75,6 +75,8 @@ pub fn load(conn: &Connection, run: &str, select: Select<'_>) -> Result<Vec<Task
                 .and_then(|d| serde_json::from_str(&d).ok())
                 .unwrap_or(Value::Null),
             base: r.get(12)?,
+            landed_at: r.get::<_, Option<i64>>(15)?.map(rfc3339),
+            landed_commit: r.get(16)?,
             created_at: rfc3339(r.get(13)?),
             updated_at,
             last_activity_at,

@@ -24,6 +24,8 @@ pub struct TaskRow {
     pub attempts: i64,
     pub current_attempt: Option<AttemptId>,
     pub blocked_reason: Option<String>,
+    /// What `blocked_reason` refers to (JSON), `Null` when not blocked.
+    pub blocked_detail: Value,
 }
 
 impl TaskRow {
@@ -32,13 +34,34 @@ impl TaskRow {
         self.status == TaskStatus::Blocked
             && self.blocked_reason.as_deref() == Some("base_conflict")
     }
+
+    /// Sent back by `git orch land` (its result conflicts with the target, or fails the
+    /// land check): dispatchable again, as its rework.
+    pub fn is_land_rework(&self) -> bool {
+        self.status == TaskStatus::Blocked
+            && matches!(
+                self.blocked_reason.as_deref(),
+                Some("land_conflict" | "land_check")
+            )
+    }
+
+    /// For a land rework: the integration tip the new attempt starts from, and the note
+    /// its brief carries (what conflicted, or the check's output).
+    pub fn land_rework(&self) -> Option<(&str, &str)> {
+        if !self.is_land_rework() {
+            return None;
+        }
+        let base = self.blocked_detail.get("base")?.as_str()?;
+        let note = self.blocked_detail.get("brief")?.as_str()?;
+        Some((base, note))
+    }
 }
 
 pub fn find_row(conn: &Connection, run: &str, key: &str) -> Result<Option<TaskRow>> {
     Ok(conn
         .prepare_cached(
             "SELECT run, key, title, body, kind, to_addr, base, status, max_attempts, attempts, current_attempt,
-                    blocked_reason
+                    blocked_reason, blocked_detail
              FROM tasks WHERE run = ?1 AND key = ?2",
         )?
         .query_row(params![run, key], |r| {
@@ -55,6 +78,10 @@ pub fn find_row(conn: &Connection, run: &str, key: &str) -> Result<Option<TaskRo
                 attempts: r.get(9)?,
                 current_attempt: r.get(10)?,
                 blocked_reason: r.get(11)?,
+                blocked_detail: r
+                    .get::<_, Option<String>>(12)?
+                    .and_then(|d| serde_json::from_str(&d).ok())
+                    .unwrap_or(Value::Null),
             })
         })
         .optional()?)

@@ -19,11 +19,13 @@ pub fn run(args: &[String]) -> Result<()> {
         "orch" => rows.extend(orch::run(&bins)?),
         "council" => rows.extend(council::run(&bins)?),
         "worktree" => rows.extend(worktree::run(&bins, worktree::Part::All)?),
+        "land" => rows.extend(crate::land::bench(&bins)?),
         "all" => {
             rows.extend(inbox::run(&bins)?);
             rows.extend(orch::run(&bins)?);
             rows.extend(worktree::run(&bins, worktree::Part::All)?);
             rows.extend(council::run(&bins)?);
+            rows.extend(crate::land::bench(&bins)?);
         }
         other => bail!("unknown benchmark {other:?}; {}", crate::USAGE),
     }

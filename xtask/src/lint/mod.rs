@@ -25,6 +25,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("error", 0),
     ("time", 0),
     ("names", 0),
+    ("paths", 0),
     ("config_keys", 0),
     ("inbox", 1),
     ("orch", 2),
