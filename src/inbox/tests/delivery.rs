@@ -117,3 +117,108 @@ fn list_filters_by_status_and_refuses_an_unknown_one() {
     };
     assert_eq!(ids(bus.read(|tx| list(tx, &newest)).unwrap()), [claimed]);
 }
+
+/// What `unread` must return, by the visibility rule applied to every message in order.
+fn unread_by_full_scan(bus: &mut Bus, agent: &str, limit: i64) -> Vec<i64> {
+    bus.read(|tx| {
+        let mut stmt = tx.prepare(
+            "SELECT m.id FROM messages m JOIN threads t ON t.id = m.thread_id
+             WHERE m.author <> ?1 AND (t.to_addr = ?1 OR t.from_agent = ?1
+                OR t.to_addr IN (SELECT '@' || queue FROM subscriptions WHERE agent = ?1)
+                OR EXISTS (SELECT 1 FROM holders h WHERE h.thread_id = t.id AND h.agent = ?1))
+             ORDER BY m.id LIMIT ?2",
+        )?;
+        let ids = stmt
+            .query_map(rusqlite::params![agent, limit], |r| r.get(0))?
+            .collect::<rusqlite::Result<Vec<i64>>>()?;
+        Ok(ids)
+    })
+    .unwrap()
+}
+
+fn unread_message_ids(bus: &mut Bus, agent: &str, limit: i64) -> Vec<i64> {
+    let (messages, _) = bus.read(|tx| unread(tx, agent, limit)).unwrap();
+    messages.into_iter().map(|m| m.id).collect()
+}
+
+/// Sends `count` threads from `from` to `to` in one transaction.
+fn bulk(bus: &mut Bus, from: &str, to: &str, count: usize) {
+    let to = Address::parse(to).expect("address");
+    bus.write(|tx, cfg| {
+        for i in 0..count {
+            let new = NewThread {
+                to: &to,
+                subject: &format!("bulk {i}"),
+                kind: "message",
+                body: "noise",
+                data: None,
+                artifacts: &[],
+            };
+            send(tx, cfg, from, new)?;
+        }
+        Ok(())
+    })
+    .unwrap();
+}
+
+#[test]
+fn unread_agrees_with_a_full_scan_when_the_cursor_lags_far_behind() {
+    let mut bus = Bus::new();
+    bus.write(|tx, cfg| subscribe(tx, cfg, "w1", "q")).unwrap();
+    // Every way a thread becomes visible to w1, spread through thousands of messages of
+    // other agents' threads, so the first window after the cursor holds none of them.
+    bulk(&mut bus, "leader", "w9", 700);
+    let to_me = bus.send("leader", "w1");
+    bulk(&mut bus, "leader", "w8", 900);
+    let queued = bus.send("leader", "@q");
+    let held = bus.send("leader", "@other");
+    bus.claim("w1", held, Duration::from_secs(600)).unwrap();
+    bus.update("w1", held, "mine, not shown").unwrap();
+    bulk(&mut bus, "w7", "w6", 900);
+    let asked = bus.send("w1", "w2");
+    bus.claim("w2", asked, Duration::from_secs(600)).unwrap();
+    bus.update("w2", asked, "an answer w1 sees").unwrap();
+    let later = bus.send("leader", "w1");
+    bulk(&mut bus, "leader", "w5", 300);
+
+    let everything = unread_by_full_scan(&mut bus, "w1", 1000);
+    assert!(everything.len() >= 5, "{everything:?}");
+    for limit in [1, 2, 3, everything.len() as i64, 100] {
+        assert_eq!(
+            unread_message_ids(&mut bus, "w1", limit),
+            unread_by_full_scan(&mut bus, "w1", limit),
+            "limit {limit}"
+        );
+    }
+    let threads: Vec<i64> = unread_ids(&mut bus, "w1").0;
+    for id in [to_me, queued, asked, later] {
+        assert!(
+            threads.contains(&id),
+            "thread {id} missing from {threads:?}"
+        );
+    }
+    // Halfway through, from a cursor in the middle of the noise.
+    let (first, cursor) = bus.read(|tx| unread(tx, "w1", 2)).unwrap();
+    assert_eq!(first.len(), 2);
+    bus.write(|tx, _| advance_cursor(tx, "w1", cursor)).unwrap();
+    assert_eq!(
+        unread_message_ids(&mut bus, "w1", 100),
+        everything[2..].to_vec()
+    );
+}
+
+#[test]
+fn a_new_subscriber_of_a_busy_queue_reads_its_oldest_messages_first() {
+    let mut bus = Bus::new();
+    bulk(&mut bus, "leader", "@q", 400);
+    bulk(&mut bus, "leader", "w9", 400);
+    bulk(&mut bus, "leader", "@q", 400);
+    bus.write(|tx, cfg| subscribe(tx, cfg, "w1", "q")).unwrap();
+    for limit in [10, 100, 500] {
+        assert_eq!(
+            unread_message_ids(&mut bus, "w1", limit),
+            unread_by_full_scan(&mut bus, "w1", limit),
+            "limit {limit}"
+        );
+    }
+}
