@@ -25,7 +25,15 @@ impl Out {
                 ok: bool,
                 data: &'a T,
             }
-            print_line(&serde_json::to_string(&Doc { ok: true, data })?)
+            // Written as it is serialized: a large status is never held twice more in
+            // memory (as a string, then as the line with its newline).
+            let mut stdout = io::BufWriter::with_capacity(64 * 1024, io::stdout().lock());
+            serde_json::to_writer(&mut stdout, &Doc { ok: true, data })
+                .map_err(|e| Error::output(e.into()))?;
+            stdout
+                .write_all(b"\n")
+                .and_then(|()| stdout.flush())
+                .map_err(Error::output)
         } else {
             let text = human();
             if text.is_empty() {
