@@ -194,10 +194,43 @@ pub struct Row {
     pub met: Option<bool>,
 }
 
-pub fn print_table(rows: &[Row]) {
+impl Row {
+    /// The leading number of `figure` and the word after it ("1.52 ms" → 1.52, "ms").
+    pub fn value(&self) -> Option<(f64, String)> {
+        let mut words = self.figure.split_whitespace();
+        let number: f64 = words.next()?.replace(',', "").parse().ok()?;
+        Some((number, words.next().unwrap_or("").to_owned()))
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        let value = self.value();
+        serde_json::json!({
+            "bench": self.bench,
+            "figure": self.figure,
+            "value": value.as_ref().map(|v| v.0),
+            "unit": value.map(|v| v.1),
+            "baseline": self.baseline,
+            "ratio": self.ratio,
+            "goal": self.goal,
+            "met": self.met,
+        })
+    }
+}
+
+/// Prints the table; with the last run's `target/bench.json`, a column of what each
+/// figure was then.
+pub fn print_table(rows: &[Row], previous: Option<&serde_json::Value>) {
+    let before = |bench: &str| -> String {
+        previous
+            .and_then(|doc| doc["rows"].as_array())
+            .and_then(|rows| rows.iter().find(|r| r["bench"] == bench))
+            .and_then(|r| r["figure"].as_str())
+            .unwrap_or("-")
+            .to_owned()
+    };
     println!();
-    println!("| benchmark | figure | baseline (same run) | ratio | goal | met |");
-    println!("| --- | --- | --- | --- | --- | --- |");
+    println!("| benchmark | figure | baseline (same run) | ratio | goal | met | last run |");
+    println!("| --- | --- | --- | --- | --- | --- | --- |");
     for r in rows {
         let met = match r.met {
             Some(true) => "yes",
@@ -205,8 +238,14 @@ pub fn print_table(rows: &[Row]) {
             None => "-",
         };
         println!(
-            "| {} | {} | {} | {} | {} | {} |",
-            r.bench, r.figure, r.baseline, r.ratio, r.goal, met
+            "| {} | {} | {} | {} | {} | {} | {} |",
+            r.bench,
+            r.figure,
+            r.baseline,
+            r.ratio,
+            r.goal,
+            met,
+            before(&r.bench)
         );
     }
 }

@@ -30,12 +30,17 @@ impl Lcg {
 
 /// The plan and its number of dependencies.
 pub fn plan() -> (Value, usize) {
+    plan_of(TASKS, ROOTS)
+}
+
+/// A plan of `count` tasks, the first `roots` without dependencies.
+pub fn plan_of(count: usize, roots: usize) -> (Value, usize) {
     let mut rng = Lcg(42);
     let mut deps = 0;
-    let tasks: Vec<Value> = (0..TASKS)
+    let tasks: Vec<Value> = (0..count)
         .map(|i| {
             let mut after: Vec<String> = Vec::new();
-            if i >= ROOTS {
+            if i >= roots {
                 let want = if i % 3 == 0 { 4 } else { 3 };
                 while after.len() < want {
                     let dep = format!("t{:04}", rng.below(i));
