@@ -2,6 +2,7 @@
 //! JSON or for people, and map errors to exit statuses. Nothing below this module prints.
 
 mod ctx;
+mod docs;
 mod hook;
 mod inbox;
 mod input;
