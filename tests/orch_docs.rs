@@ -94,7 +94,10 @@ fn install_docs_writes_a_page_per_command_that_git_help_renders() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&local.stdout);
-    assert!(local.status.success() && text.contains("--all-ready"), "{text}");
+    assert!(
+        local.status.success() && text.contains("--all-ready"),
+        "{text}"
+    );
 }
 
 /// Runs bash with git's completion (if installed) and ours, sets the words as if the
@@ -121,7 +124,10 @@ fn complete(prefix: &Path, func: &str, words: &[&str]) -> Vec<String> {
     );
     let out = Command::new("bash")
         .args(["--norc", "--noprofile", "-c", &script])
-        .env("PATH", format!("{}:/usr/bin:/bin", prefix.join("bin").display()))
+        .env(
+            "PATH",
+            format!("{}:/usr/bin:/bin", prefix.join("bin").display()),
+        )
         .output()
         .unwrap();
     assert!(
@@ -206,7 +212,10 @@ fn graph_draws_the_dag_as_dot_and_mermaid() {
             ("lexer".into(), "parser.v2".into())
         ]
     );
-    assert!(dot.contains(r#"label="end\nA \"quoted\" <title>\nready""#), "{dot}");
+    assert!(
+        dot.contains(r#"label="end\nA \"quoted\" <title>\nready""#),
+        "{dot}"
+    );
     if have("dot") {
         let mut child = Command::new("dot")
             .arg("-Tplain")
@@ -216,9 +225,18 @@ fn graph_draws_the_dag_as_dot_and_mermaid() {
             .spawn()
             .unwrap();
         use std::io::Write;
-        child.stdin.take().unwrap().write_all(dot.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(dot.as_bytes())
+            .unwrap();
         let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let plain = String::from_utf8_lossy(&out.stdout);
         let nodes = plain.lines().filter(|l| l.starts_with("node ")).count();
         let drawn = plain.lines().filter(|l| l.starts_with("edge ")).count();
@@ -231,8 +249,16 @@ fn graph_draws_the_dag_as_dot_and_mermaid() {
     let text = mermaid["text"].as_str().unwrap();
     assert!(text.starts_with("flowchart LR\n"), "{text}");
     // Keys are never node ids (`end` is a Mermaid keyword); labels escape quotes.
-    assert!(text.contains(r#"t0["end<br/>A #quot;quoted#quot; #lt;title#gt;<br/><i>ready</i>"]:::ready"#), "{text}");
-    assert!(text.contains("t0 --> t1") && text.contains("t1 --> t2") && text.contains("t0 --> t2"), "{text}");
+    assert!(
+        text.contains(
+            r#"t0["end<br/>A #quot;quoted#quot; #lt;title#gt;<br/><i>ready</i>"]:::ready"#
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("t0 --> t1") && text.contains("t1 --> t2") && text.contains("t0 --> t2"),
+        "{text}"
+    );
     assert_eq!(mermaid["edges"].as_array().unwrap().len(), 3);
     env.orch()
         .args(["graph", "--format", "svg"])
@@ -244,7 +270,9 @@ fn status_watch_through_a_pipe_prints_a_status_per_change_and_ends_when_settled(
     let env = TestEnv::new();
     env.orch().args(["run", "init", "w", "--title", "W"]).ok();
     env.orch()
-        .args(["task", "add", "a", "--title", "A", "--kind", "chore", "--to", "w1"])
+        .args([
+            "task", "add", "a", "--title", "A", "--kind", "chore", "--to", "w1",
+        ])
         .ok();
     let mut child = env.orch().args(["--json", "status", "--watch"]).spawn();
     let stdout = child.stdout.take().unwrap();
@@ -276,9 +304,15 @@ fn status_watch_through_a_pipe_prints_a_status_per_change_and_ends_when_settled(
         .as_i64()
         .unwrap();
     until("dispatched");
-    env.inbox().agent("w1").args(["claim", &thread.to_string()]).ok();
+    env.inbox()
+        .agent("w1")
+        .args(["claim", &thread.to_string()])
+        .ok();
     until("running");
-    env.inbox().agent("w1").args(["done", &thread.to_string()]).ok();
+    env.inbox()
+        .agent("w1")
+        .args(["done", &thread.to_string()])
+        .ok();
     assert_eq!(until("done")["data"]["counts"]["done"], 1);
     // Nothing is left in flight: the stream ends by itself, with exit 0.
     let run = crate::common::finish(child, Duration::from_secs(20));
@@ -307,9 +341,13 @@ fn status_watch_on_a_terminal_redraws_on_change_and_q_leaves() {
         "tmux is not installed: `apt-get install tmux` (.ci/run does)"
     );
     let env = TestEnv::new();
-    env.orch().args(["run", "init", "live", "--title", "Live"]).ok();
     env.orch()
-        .args(["task", "add", "probe", "--title", "Probe", "--kind", "chore", "--to", "w1"])
+        .args(["run", "init", "live", "--title", "Live"])
+        .ok();
+    env.orch()
+        .args([
+            "task", "add", "probe", "--title", "Probe", "--kind", "chore", "--to", "w1",
+        ])
         .ok();
     let socket = env.root().join("tmux.sock");
     let done_file = env.root().join("watch.exit");
@@ -321,27 +359,52 @@ fn status_watch_on_a_terminal_redraws_on_change_and_q_leaves() {
     );
     tmux(
         &socket,
-        &["new-session", "-d", "-x", "120", "-y", "40", "-s", "w", &command],
+        &[
+            "new-session",
+            "-d",
+            "-x",
+            "120",
+            "-y",
+            "40",
+            "-s",
+            "w",
+            &command,
+        ],
     );
     let screen = || tmux(&socket, &["capture-pane", "-p", "-t", "w"]);
     let seen = |what: &str| {
         let what = what.to_owned();
-        wait_until(&format!("the screen shows {what}"), Duration::from_secs(20), || {
-            let text = screen();
-            text.contains(&what).then_some(text)
-        })
+        wait_until(
+            &format!("the screen shows {what}"),
+            Duration::from_secs(20),
+            || {
+                let text = screen();
+                text.contains(&what).then_some(text)
+            },
+        )
     };
     let first = seen("q to leave");
     assert!(first.contains("Run live (Live), active"), "{first}");
-    assert!(first.contains("probe") && first.contains("ready"), "{first}");
+    assert!(
+        first.contains("probe") && first.contains("ready"),
+        "{first}"
+    );
 
     let thread = env.orch().args(["dispatch", "probe"]).ok()["attempts"][0]["thread"]
         .as_i64()
         .unwrap();
-    env.inbox().agent("w1").args(["claim", &thread.to_string()]).ok();
     env.inbox()
         .agent("w1")
-        .args(["ask", &thread.to_string(), "--body", "Which probe shall I use?"])
+        .args(["claim", &thread.to_string()])
+        .ok();
+    env.inbox()
+        .agent("w1")
+        .args([
+            "ask",
+            &thread.to_string(),
+            "--body",
+            "Which probe shall I use?",
+        ])
         .ok();
     let asked = seen("Open questions:");
     assert!(asked.contains("Which probe shall I use?"), "{asked}");

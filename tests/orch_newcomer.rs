@@ -25,14 +25,18 @@ fn a_reviewer_finishes_without_an_id_and_council_commands_find_the_council() {
     run_init(&env, "calc");
     let started = env
         .orch()
-        .args(["council", "start", "--topic", "Review it", "--reviewers", "rev-a,rev-b"])
+        .args([
+            "council",
+            "start",
+            "--topic",
+            "Review it",
+            "--reviewers",
+            "rev-a,rev-b",
+        ])
         .ok();
     let council = started["council"].as_str().unwrap().to_owned();
     // The plan run stays current.
-    assert_eq!(
-        env.orch().args(["run", "show"]).ok()["run"]["name"],
-        "calc"
-    );
+    assert_eq!(env.orch().args(["run", "show"]).ok()["run"]["name"], "calc");
     let review = json!({"recommendations": [
         {"title": "Add tests", "rationale": "None exist", "priority": "high"}]});
     let file = env.root().join("review.json");
@@ -45,7 +49,10 @@ fn a_reviewer_finishes_without_an_id_and_council_commands_find_the_council() {
             .to_owned();
         // The brief says how to answer from where a reviewer stands, by name.
         assert!(body.contains(&format!("--agent {reviewer}")), "{body}");
-        assert!(body.contains("git inbox done --result-file review.json"), "{body}");
+        assert!(
+            body.contains("git inbox done --result-file review.json"),
+            "{body}"
+        );
         // As the brief says: no id, no worktree; the one claim held is the thread.
         let done = env
             .inbox()
@@ -56,7 +63,10 @@ fn a_reviewer_finishes_without_an_id_and_council_commands_find_the_council() {
         assert_eq!(done["thread"]["status"], "done");
     }
     // Without a name, each council command takes the newest council, not run calc.
-    let waited = env.orch().args(["council", "wait", "--timeout", "10s"]).ok();
+    let waited = env
+        .orch()
+        .args(["council", "wait", "--timeout", "10s"])
+        .ok();
     assert_eq!(waited["council"], council.as_str());
     let tally = env.orch().args(["council", "tally"]).ok();
     assert_eq!(tally["council"], council.as_str());
@@ -71,11 +81,20 @@ fn done_without_an_id_outside_a_worktree_needs_exactly_one_claim() {
     let one = env.task("leader", "w1", "one");
     let two = env.task("leader", "w1", "two");
     env.inbox().agent("w1").args(["done"]).fails("usage", 2);
-    env.inbox().agent("w1").args(["claim", &one.to_string()]).ok();
-    env.inbox().agent("w1").args(["claim", &two.to_string()]).ok();
+    env.inbox()
+        .agent("w1")
+        .args(["claim", &one.to_string()])
+        .ok();
+    env.inbox()
+        .agent("w1")
+        .args(["claim", &two.to_string()])
+        .ok();
     let error = env.inbox().agent("w1").args(["done"]).fails("usage", 2);
     assert_eq!(error["details"]["threads"], json!([one, two]));
-    env.inbox().agent("w1").args(["done", &two.to_string()]).ok();
+    env.inbox()
+        .agent("w1")
+        .args(["done", &two.to_string()])
+        .ok();
     let done = env.inbox().agent("w1").args(["done"]).ok();
     assert_eq!(done["thread"]["id"], one);
 }
@@ -96,10 +115,16 @@ fn whoami_numbers_the_attempt_as_status_does() {
     let wt = second["worktree"].as_str().unwrap();
     let me = env.inbox().dir(wt).args(["whoami"]).ok();
     assert_eq!(me["agent"], "w1");
-    assert_eq!((me["n"].clone(), me["max_attempts"].clone()), (json!(2), json!(3)));
+    assert_eq!(
+        (me["n"].clone(), me["max_attempts"].clone()),
+        (json!(2), json!(3))
+    );
     assert_eq!(me["attempt"], second["id"]);
     let text = env.inbox().dir(wt).arg("whoami").run().stdout;
-    assert!(text.contains("attempt 2/3 of task lexer in run calc"), "{text}");
+    assert!(
+        text.contains("attempt 2/3 of task lexer in run calc"),
+        "{text}"
+    );
 }
 
 fn status_text(env: &TestEnv) -> String {
@@ -134,7 +159,13 @@ fn status_says_why_a_task_is_ready_again_and_what_to_do_when_finished() {
     env.inbox().agent("w1").args(["claim", &lexer]).ok();
     env.inbox()
         .agent("w1")
-        .args(["fail", &lexer, "--reason", "tests do not build", "--retryable"])
+        .args([
+            "fail",
+            &lexer,
+            "--reason",
+            "tests do not build",
+            "--retryable",
+        ])
         .ok();
     let parser_wt = attempts
         .as_array()
@@ -150,10 +181,16 @@ fn status_says_why_a_task_is_ready_again_and_what_to_do_when_finished() {
     let text = status_text(&env);
     let lexer_line = line_of(&text, "lexer");
     assert!(lexer_line.contains("ready"), "{text}");
-    assert!(lexer_line.contains("attempt 1 failed: tests do not build"), "{text}");
+    assert!(
+        lexer_line.contains("attempt 1 failed: tests do not build"),
+        "{text}"
+    );
     let parser_line = line_of(&text, "parser");
     assert!(parser_line.contains("ready"), "{text}");
-    assert!(parser_line.contains("attempt 1: worktree deleted"), "{text}");
+    assert!(
+        parser_line.contains("attempt 1: worktree deleted"),
+        "{text}"
+    );
     assert!(!text.contains("The run is finished"), "{text}");
 
     for key in ["lexer", "parser"] {
@@ -187,13 +224,20 @@ fn an_explicit_base_over_a_dirty_main_worktree_is_said_once_on_stderr() {
         .filter(|l| l.starts_with("warning:"))
         .collect();
     assert_eq!(warnings.len(), 1, "{}", run.stderr);
-    assert!(warnings[0].contains("uncommitted changes (README.md)"), "{}", run.stderr);
+    assert!(
+        warnings[0].contains("uncommitted changes (README.md)"),
+        "{}",
+        run.stderr
+    );
     assert!(warnings[0].contains("from main"), "{}", run.stderr);
 
     // Clean, or from the implicit HEAD (whose strict check refuses instead): no warning.
     env.git(&["checkout", "--", "README.md"]);
     add(&env, "c", &[]);
-    let run = env.orch().args(["--json", "dispatch", "c", "--base", "main"]).run();
+    let run = env
+        .orch()
+        .args(["--json", "dispatch", "c", "--base", "main"])
+        .run();
     run.data();
     assert!(!run.stderr.contains("warning:"), "{}", run.stderr);
 }
@@ -206,7 +250,10 @@ fn a_run_base_that_names_nothing_is_refused_at_init_and_set_base_changes_it() {
         .orch()
         .args(["run", "init", "calc", "--title", "Calc", "--base", "main"])
         .fails("bad_ref", 6);
-    assert!(error["hint"].as_str().unwrap().contains("git branch"), "{error}");
+    assert!(
+        error["hint"].as_str().unwrap().contains("git branch"),
+        "{error}"
+    );
     // Nothing was made: the name is still free.
     env.orch()
         .args(["run", "init", "calc", "--title", "Calc", "--base", "master"])
@@ -234,7 +281,10 @@ fn a_run_base_that_names_nothing_is_refused_at_init_and_set_base_changes_it() {
         .filter(|e| e["kind"] == "run.base")
         .collect();
     assert_eq!(moves.len(), 2, "{events}");
-    assert_eq!((moves[0]["from"].clone(), moves[0]["to"].clone()), (json!("master"), json!("trunk")));
+    assert_eq!(
+        (moves[0]["from"].clone(), moves[0]["to"].clone()),
+        (json!("master"), json!("trunk"))
+    );
 }
 
 #[test]
@@ -247,6 +297,9 @@ fn a_cancelled_run_name_is_refused_with_the_reason() {
         .args(["run", "init", "calc", "--title", "Again"])
         .fails("exists", 4);
     let hint = error["hint"].as_str().unwrap();
-    assert!(hint.contains("cancelled") && hint.contains("never reused"), "{error}");
+    assert!(
+        hint.contains("cancelled") && hint.contains("never reused"),
+        "{error}"
+    );
     assert_eq!(error["details"]["status"], "cancelled");
 }

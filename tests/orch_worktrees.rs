@@ -330,7 +330,10 @@ fn a_queue_attempt_worker_is_named_after_the_queue_and_the_attempt() {
     let expected = format!("workers-{}", attempt["id"]);
     assert_eq!(me["agent"], expected.as_str());
     assert_eq!(me["source"], "worktree");
-    assert_eq!((me["n"].clone(), me["max_attempts"].clone()), (json!(1), json!(3)));
+    assert_eq!(
+        (me["n"].clone(), me["max_attempts"].clone()),
+        (json!(1), json!(3))
+    );
     let claimed = inbox_in(&env, &wt, &["claim"]);
     assert_eq!(claimed["thread"]["claimed_by"], expected.as_str());
     inbox_in(&env, &wt, &["done", "--result", "{}"]);

@@ -256,7 +256,10 @@ impl Ctx {
             )
             .hint(format!(
                 "name one of them: {}",
-                ids.iter().map(i64::to_string).collect::<Vec<_>>().join(", ")
+                ids.iter()
+                    .map(i64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ))
             .detail("threads", ids.to_vec())),
         }

@@ -78,8 +78,8 @@ const FISH_DIR: &str = "share/fish/vendor_completions.d";
 
 /// `<prefix>/bin/git-orch` → `<prefix>`.
 fn default_prefix() -> Result<PathBuf> {
-    let exe = std::env::current_exe()
-        .map_err(|e| Error::io("finding the path of this binary", e))?;
+    let exe =
+        std::env::current_exe().map_err(|e| Error::io("finding the path of this binary", e))?;
     let exe = exe.canonicalize().unwrap_or(exe);
     exe.parent()
         .and_then(Path::parent)
@@ -183,7 +183,8 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path
         .parent()
         .ok_or_else(|| Error::internal(format!("{} has no parent", path.display())))?;
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
     let mut file = tempfile::NamedTempFile::new_in(dir)
         .map_err(|e| Error::io(format!("writing in {}", dir.display()), e))?;
     file.write_all(bytes)

@@ -151,16 +151,12 @@ fn resolve(conn: &rusqlite::Connection, name: Option<&str>) -> Result<runs::RunR
                 runs::get(conn, &current)?
             }
             _ => {
-                let newest = runs::list(conn)?
-                    .into_iter()
-                    .filter(|r| r.kind == "council")
-                    .last();
+                let newest = runs::list(conn)?.into_iter().rfind(|r| r.kind == "council");
                 match newest {
                     Some(run) => runs::get(conn, &run.name)?,
                     None => {
-                        return Err(Error::not_found("there is no council yet").hint(
-                            "start one with `git orch council start --topic T`",
-                        ))
+                        return Err(Error::not_found("there is no council yet")
+                            .hint("start one with `git orch council start --topic T`"))
                     }
                 }
             }

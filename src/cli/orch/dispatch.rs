@@ -157,8 +157,7 @@ fn warn_if_main_dirty(ctx: &mut Ctx, out: &Out, attempts: &[Attempt]) {
     let Ok(Some(main)) = ctx.repo().and_then(|r| r.main_worktree()) else {
         return;
     };
-    let Ok(paths) = crate::repo::worktree_dirty_paths(&main, crate::repo::Untracked::Ignore)
-    else {
+    let Ok(paths) = crate::repo::worktree_dirty_paths(&main, crate::repo::Untracked::Ignore) else {
         return;
     };
     if let Some(first) = paths.first() {

@@ -74,7 +74,11 @@ pub fn run(ctx: &mut Ctx, out: &Out, args: GraphArgs) -> Result<()> {
 fn edges(tasks: &[Task]) -> Vec<[&str; 2]> {
     tasks
         .iter()
-        .flat_map(|t| t.after.iter().map(move |dep| [dep.as_str(), t.key.as_str()]))
+        .flat_map(|t| {
+            t.after
+                .iter()
+                .map(move |dep| [dep.as_str(), t.key.as_str()])
+        })
         .collect()
 }
 

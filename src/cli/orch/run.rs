@@ -106,7 +106,9 @@ pub fn set_base(ctx: &mut Ctx, out: &Out, args: SetBaseArgs) -> Result<()> {
         format!(
             "Run {} now starts tasks from {}.",
             run.name,
-            run.base_ref.as_deref().unwrap_or("HEAD of the main worktree")
+            run.base_ref
+                .as_deref()
+                .unwrap_or("HEAD of the main worktree")
         )
     })
 }
