@@ -214,8 +214,9 @@ impl Ctx {
         self.identity().map(|(agent, _)| agent)
     }
 
-    /// A thread id given on the command line, else the attempt worktree's thread, else
-    /// the one thread the acting agent holds a claim on (a reviewer has no worktree).
+    /// A thread id given on the command line, else the attempt worktree's thread, else a
+    /// launched agent's `ORCH_THREAD`, else the one thread the acting agent holds a claim
+    /// on (a reviewer has no worktree).
     pub fn thread_id(&mut self, given: Option<i64>) -> Result<i64> {
         if let Some(id) = given {
             return Ok(id);

@@ -14,7 +14,7 @@ pub fn run(ctx: &mut Ctx, out: &Out) -> Result<()> {
     // The attempt's number as `git orch status` shows it (2/3); the marker holds its id.
     let numbered = match &marker {
         Some(m) => ctx.store()?.read(|tx| {
-            let attempt = crate::orch::get_attempt(tx, m.attempt).ok();
+            let attempt = crate::orch::get_attempt(tx, crate::orch::AttemptId(m.attempt)).ok();
             let max = crate::orch::tasks::get_row(tx, &m.run, &m.task)
                 .ok()
                 .map(|t| t.max_attempts);

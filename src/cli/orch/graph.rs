@@ -62,7 +62,7 @@ pub fn run(ctx: &mut Ctx, out: &Out, args: GraphArgs) -> Result<()> {
             .map(|t| Node {
                 key: &t.key,
                 title: &t.title,
-                status: &t.status,
+                status: t.status.as_str(),
             })
             .collect(),
         edges: edges(&tasks),
@@ -155,7 +155,7 @@ fn dot(run: &str, tasks: &[Task]) -> String {
             "    {} [label={}, fillcolor=\"{}\"];\n",
             dot_quote(&task.key),
             dot_quote(&format!("{}\n{}\n{}", task.key, task.title, task.status)),
-            colour(&task.status)
+            colour(task.status.as_str())
         ));
     }
     for [from, to] in edges(tasks) {

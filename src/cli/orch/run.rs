@@ -78,7 +78,7 @@ pub fn init(ctx: &mut Ctx, out: &Out, args: RunInitArgs) -> Result<()> {
 }
 
 fn check_base(ctx: &mut Ctx, base: &str) -> Result<()> {
-    runs::check_ref_text(base)?;
+    crate::repo::check_ref_text(base)?;
     ctx.repo()?.resolve_commit(base).map(drop).map_err(|e| {
         e.hint(format!(
             "{base:?} names no commit here; give a branch, tag or commit (`git branch` lists the branches)"

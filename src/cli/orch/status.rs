@@ -12,7 +12,7 @@ use crate::cli::render::{escape, or_dash, preview, render_events, Table};
 use crate::error::{Code, Error, Result};
 use crate::inbox::{self, Note};
 use crate::orch::tasks::{self, Select};
-use crate::orch::{reconcile, runs, Counts, Orch, Run, Task, TaskStatus};
+use crate::orch::{reconcile, runs, Counts, Orch, Run, RunStatus, Task, TaskStatus};
 use serde::Serialize;
 use serde_json::json;
 
@@ -67,7 +67,7 @@ impl Status {
     /// Over, or with nothing pending, ready or in flight: no change will come by itself.
     pub fn settled(&self) -> bool {
         let c = &self.run.counts;
-        self.run.status != "active"
+        self.run.status != RunStatus::Active
             || (c.total > 0 && c.pending + c.ready + c.dispatched + c.running + c.blocked == 0)
     }
 }
@@ -198,7 +198,7 @@ fn age(ms: i64) -> String {
 pub(super) fn render_questions(tasks: &[Task]) -> String {
     let blocked: Vec<Task> = tasks
         .iter()
-        .filter(|t| t.status == "blocked")
+        .filter(|t| t.status == TaskStatus::Blocked)
         .cloned()
         .collect();
     if blocked.is_empty() {
@@ -358,7 +358,7 @@ fn note(task: &Task) -> Option<String> {
             attempt.n,
             escape(&preview(reason.unwrap_or("no reason given"), 50))
         )),
-        ("cancelled", _) if task.status != "cancelled" => {
+        ("cancelled", _) if task.status != TaskStatus::Cancelled => {
             Some(format!("attempt {} cancelled", attempt.n))
         }
         _ => None,
