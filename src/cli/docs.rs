@@ -8,7 +8,6 @@
 use crate::cli::ctx::Ctx;
 use crate::cli::output::Out;
 use crate::error::{Error, Result};
-use clap::CommandFactory;
 use serde::Serialize;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
@@ -42,10 +41,7 @@ pub fn install(_ctx: &mut Ctx, out: &Out, args: InstallDocsArgs) -> Result<()> {
     };
     let prefix = std::path::absolute(&prefix)
         .map_err(|e| Error::io(format!("resolving {}", prefix.display()), e))?;
-    let commands = [
-        crate::cli::inbox::InboxCli::command(),
-        crate::cli::orch::OrchCli::command(),
-    ];
+    let commands = super::command_trees();
     let mut docs = Vec::new();
     for cmd in &commands {
         man_pages(cmd.clone(), &mut docs)?;

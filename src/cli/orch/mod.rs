@@ -119,6 +119,7 @@ pub fn run(ctx: &mut Ctx, out: &Out, command: OrchCommand) -> Result<()> {
         OrchCommand::Blocked(args) => status::blocked(ctx, out, args),
         OrchCommand::Drive(args) => drive::drive(ctx, out, args),
         OrchCommand::Answer(args) => status::answer(ctx, out, args),
+        OrchCommand::Status(args) if args.watch => watch::watch(ctx, out, args.run.run.as_deref()),
         OrchCommand::Status(args) => status::status(ctx, out, args),
         OrchCommand::Retry(args) => dispatch::retry(ctx, out, args),
         OrchCommand::Reassign(args) => dispatch::reassign(ctx, out, args),

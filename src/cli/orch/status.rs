@@ -98,9 +98,6 @@ pub struct StatusArgs {
 }
 
 pub fn status(ctx: &mut Ctx, out: &Out, args: StatusArgs) -> Result<()> {
-    if args.watch {
-        return super::watch::watch(ctx, out, args.run.run.as_deref());
-    }
     let status = load_status(&mut ctx.orch()?, args.run.run.as_deref())?;
     out.success(&status.data(), || {
         format!(
