@@ -896,7 +896,8 @@ fn whoami_reports_flag_and_env() {
     let me = env.inbox().agent("w1").arg("whoami").ok();
     assert_eq!(
         me,
-        json!({"agent": "w1", "source": "flag", "thread": null, "run": null, "task": null, "attempt": null})
+        json!({"agent": "w1", "source": "flag", "thread": null, "run": null, "task": null, "attempt": null,
+               "n": null, "max_attempts": null})
     );
     let me = env.inbox().env("ORCH_AGENT", "w2").arg("whoami").ok();
     assert_eq!(me["agent"], "w2");
@@ -943,7 +944,8 @@ fn whoami_and_thread_defaults_inside_an_attempt_worktree() {
     let me = env.inbox().dir(&wt).arg("whoami").ok();
     assert_eq!(
         me,
-        json!({"agent": "w1", "source": "worktree", "thread": t, "run": "r1", "task": "lexer", "attempt": 1})
+        json!({"agent": "w1", "source": "worktree", "thread": t, "run": "r1", "task": "lexer", "attempt": 1,
+               "n": null, "max_attempts": null})
     );
     // No ids needed there.
     let claimed = env.inbox().dir(&wt).arg("claim").ok();

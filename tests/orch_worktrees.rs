@@ -316,6 +316,31 @@ fn a_code_attempt_from_dispatch_to_done() {
 }
 
 #[test]
+fn a_queue_attempt_worker_is_named_after_the_queue_and_the_attempt() {
+    let env = with_run();
+    add(&env, "parser", &[]);
+    let attempt = dispatch_one(&env, &["parser"]);
+    let wt = worktree_of(&attempt);
+    let me = env
+        .git_with_tools()
+        .dir(&wt)
+        .args(["inbox", "--json", "whoami"])
+        .run()
+        .data();
+    let expected = format!("workers-{}", attempt["id"]);
+    assert_eq!(me["agent"], expected.as_str());
+    assert_eq!(me["source"], "worktree");
+    assert_eq!(
+        (me["n"].clone(), me["max_attempts"].clone()),
+        (json!(1), json!(3))
+    );
+    let claimed = inbox_in(&env, &wt, &["claim"]);
+    assert_eq!(claimed["thread"]["claimed_by"], expected.as_str());
+    inbox_in(&env, &wt, &["done", "--result", "{}"]);
+    assert_eq!(current(&env, "parser")["agent"], expected.as_str());
+}
+
+#[test]
 fn a_queue_attempt_takes_its_agent_from_orch_agent() {
     let env = with_run();
     add(&env, "parser", &[]);
@@ -324,12 +349,6 @@ fn a_queue_attempt_takes_its_agent_from_orch_agent() {
     let wt = worktree_of(&attempt);
     assert_eq!(marker_of(&env, &wt)["agent"], Value::Null);
 
-    let run = env
-        .git_with_tools()
-        .dir(&wt)
-        .args(["inbox", "--json", "claim"])
-        .run();
-    run.error("no_identity", 3);
     let claimed = env
         .git_with_tools()
         .dir(&wt)

@@ -16,11 +16,14 @@ mod inbox_errors;
 mod launch;
 mod mcp;
 mod orch_dispatch;
+mod orch_docs;
 mod orch_land;
+mod orch_newcomer;
 mod orch_plan;
 mod orch_wait;
 mod orch_worktrees;
 mod repo_hooks;
+mod walkthrough;
 
 /// A test file in `tests/` that is not a module here would never be compiled or run.
 #[test]

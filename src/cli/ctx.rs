@@ -170,36 +170,99 @@ impl Ctx {
         self.repo()?.attempt_marker()
     }
 
-    /// The acting agent (SPEC §4): `--agent` > `ORCH_AGENT` > the attempt marker.
+    /// The acting agent (SPEC §4): `--agent` > `ORCH_AGENT` > the attempt marker. In a
+    /// worktree whose attempt went to a queue the marker names no agent; the worker there
+    /// is `<queue>-<attempt id>` (one name per attempt, so two attempts of one queue never
+    /// share a claim or a read cursor), and an agent started there still needs no ids.
     pub fn identity(&mut self) -> Result<(String, IdentitySource)> {
         let (agent, source) = if let Some(agent) = self.global.agent.clone() {
             (agent, IdentitySource::Flag)
         } else if let Some(agent) = self.env.orch_agent.clone() {
             (agent, IdentitySource::Env)
-        } else if let Some(agent) = self.marker()?.and_then(|m| m.agent) {
-            (agent, IdentitySource::Worktree)
+        } else if let Some(marker) = self.marker()? {
+            match marker.agent {
+                Some(agent) => (agent, IdentitySource::Worktree),
+                None => (self.queue_worker(&marker)?, IdentitySource::Worktree),
+            }
         } else {
             return Err(Error::new(Code::NoIdentity, "no agent identity")
-                .hint("pass --agent NAME or set ORCH_AGENT=NAME (inside an attempt worktree addressed to one agent it is automatic)"));
+                .hint("pass --agent NAME or set ORCH_AGENT=NAME (inside an attempt worktree it is automatic)"));
         };
         crate::names::check_name("agent", &agent)?;
         Ok((agent, source))
+    }
+
+    /// The default worker name in a queue-addressed attempt worktree.
+    fn queue_worker(&mut self, marker: &AttemptMarker) -> Result<String> {
+        let thread = self
+            .inbox()?
+            .read(|tx| crate::inbox::find_thread(tx, marker.thread))?;
+        let queue = thread
+            .as_ref()
+            .and_then(|t| t.to.strip_prefix('@'))
+            .unwrap_or("worker");
+        let name = format!("{queue}-{}", marker.attempt);
+        // A queue name near the 63-character limit leaves no room for the suffix.
+        Ok(if crate::names::check_name("agent", &name).is_ok() {
+            name
+        } else {
+            format!("worker-{}", marker.attempt)
+        })
     }
 
     pub fn agent(&mut self) -> Result<String> {
         self.identity().map(|(agent, _)| agent)
     }
 
-    /// A thread id given on the command line, else the attempt worktree's thread.
+    /// A thread id given on the command line, else the attempt worktree's thread, else a
+    /// launched agent's `ORCH_THREAD`, else the one thread the acting agent holds a claim
+    /// on (a reviewer has no worktree).
     pub fn thread_id(&mut self, given: Option<i64>) -> Result<i64> {
         if let Some(id) = given {
             return Ok(id);
         }
-        match self.marker()? {
-            Some(marker) => Ok(marker.thread),
-            None if self.env.orch_thread.is_some() => Ok(self.env.orch_thread.unwrap_or(0)),
-            None => Err(Error::new(Code::Usage, "no thread id given")
-                .hint("pass the thread id, or run this inside an attempt worktree")),
+        if let Some(marker) = self.marker()? {
+            return Ok(marker.thread);
+        }
+        if let Some(thread) = self.env.orch_thread {
+            return Ok(thread);
+        }
+        let no_id = || {
+            Error::new(Code::Usage, "no thread id given").hint(
+                "pass the thread id, run this inside an attempt worktree, or hold exactly one claim",
+            )
+        };
+        let Ok(agent) = self.agent() else {
+            return Err(no_id());
+        };
+        let held = self.inbox()?.read(|tx| {
+            let filter = crate::inbox::ListFilter {
+                status: Some("claimed"),
+                mine: Some(&agent),
+                limit: i64::MAX,
+                ..Default::default()
+            };
+            Ok(crate::inbox::list(tx, &filter)?
+                .into_iter()
+                .filter(|t| t.is_held_by(&agent))
+                .map(|t| t.id)
+                .collect::<Vec<_>>())
+        })?;
+        match held.as_slice() {
+            [id] => Ok(*id),
+            [] => Err(no_id()),
+            ids => Err(Error::new(
+                Code::Usage,
+                format!("no thread id given, and {agent} holds {} claims", ids.len()),
+            )
+            .hint(format!(
+                "name one of them: {}",
+                ids.iter()
+                    .map(i64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+            .detail("threads", ids.to_vec())),
         }
     }
 

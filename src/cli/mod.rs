@@ -2,6 +2,7 @@
 //! JSON or for people, and map errors to exit statuses. Nothing below this module prints.
 
 mod ctx;
+mod docs;
 mod hook;
 mod inbox;
 mod input;
@@ -96,10 +97,16 @@ pub fn inbox_main(args: Vec<OsString>) -> ExitCode {
     })
 }
 
+/// The command trees of `git inbox` and `git orch` as declared, not yet built: clap's
+/// completion generator names the subcommands itself, from the root's name.
+pub fn command_trees() -> [clap::Command; 2] {
+    use clap::CommandFactory;
+    [inbox::InboxCli::command(), orch::OrchCli::command()]
+}
+
 /// The command trees of `git inbox` and `git orch`, built, for generated documentation.
 pub fn commands() -> [clap::Command; 2] {
-    use clap::CommandFactory;
-    let mut trees = [inbox::InboxCli::command(), orch::OrchCli::command()];
+    let mut trees = command_trees();
     for tree in &mut trees {
         tree.build();
     }

@@ -43,6 +43,11 @@ impl Out {
         }
     }
 
+    /// A warning for people, on stderr whatever the mode: stdout stays one document.
+    pub fn warn(&self, text: &str) {
+        let _ = writeln!(io::stderr().lock(), "warning: {text}");
+    }
+
     /// One line of a stream (`watch`, `log --follow`).
     pub fn stream_item(&self, item: &impl Serialize, human: impl FnOnce() -> String) -> Result<()> {
         if self.json {

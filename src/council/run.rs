@@ -58,9 +58,9 @@ pub fn parse_reviewers(text: &str) -> Result<Vec<String>> {
     Ok(reviewers)
 }
 
-/// The brief every reviewer gets: the topic, the leader's text, the commit to read, and
-/// the shape of the answer.
-fn brief(spec: &StartSpec<'_>) -> String {
+/// The brief a reviewer gets: the topic, the leader's text, the commit to read, and how
+/// to answer from where a reviewer stands (no worktree, so no marker names it).
+fn brief(spec: &StartSpec<'_>, reviewer: &str) -> String {
     let mut text = format!("Council review: {}\n\n", spec.topic);
     if !spec.body.trim().is_empty() {
         text.push_str(spec.body.trim_end());
@@ -68,7 +68,10 @@ fn brief(spec: &StartSpec<'_>) -> String {
     }
     text.push_str(&format!(
         "Read the repository at {} (commit {}), so that every reviewer reads the same code.\n\n\
-         Finish with `git inbox done --result-file review.json`, where review.json is\n\
+         As {reviewer} (`--agent {reviewer}`, or ORCH_AGENT={reviewer}), from any directory of\n\
+         the repository: take this review with `git inbox claim --next`, then finish with\n\
+         `git inbox done --result-file review.json` (the thread you hold is the default), where\n\
+         review.json is\n\
          {{\"recommendations\": [{{\"title\": \"…\", \"rationale\": \"…\", \"priority\": \"high|medium|low\"}}]}}\n",
         spec.base_ref, spec.base_sha
     ));
@@ -81,8 +84,9 @@ pub fn start(orch: &mut Orch<'_>, spec: &StartSpec<'_>) -> Result<Council> {
     for reviewer in spec.reviewers {
         check_name("reviewer", reviewer)?;
     }
-    let brief = brief(spec);
-    inbox::check_body(&brief)?;
+    for reviewer in spec.reviewers {
+        inbox::check_body(&brief(spec, reviewer))?;
+    }
     let run = orch.write(|tx, cfg, changes| {
         let previous = runs::current_name(tx)?;
         let run = runs::create(
@@ -104,7 +108,7 @@ pub fn start(orch: &mut Orch<'_>, spec: &StartSpec<'_>) -> Result<Council> {
                     .chars()
                     .take(200)
                     .collect(),
-                body: brief.clone(),
+                body: brief(spec, reviewer),
                 kind: Some("review".into()),
                 to: Some(reviewer.clone()),
                 max_attempts: Some(1),
@@ -136,9 +140,28 @@ pub fn start(orch: &mut Orch<'_>, spec: &StartSpec<'_>) -> Result<Council> {
     show(orch, Some(&run.name))
 }
 
-/// The council run named, or the current run when it is a council.
+/// The council named; without a name, the current run when it is a council, else the
+/// newest council: `council start` leaves a plan run current, and `council wait` right
+/// after it must still find the council it started.
 fn resolve(conn: &rusqlite::Connection, name: Option<&str>) -> Result<runs::RunRow> {
-    let row = runs::resolve(conn, name)?;
+    let row = match name {
+        Some(_) => runs::resolve(conn, name)?,
+        None => match runs::current_name(conn)? {
+            Some(current) if runs::get(conn, &current)?.kind == "council" => {
+                runs::get(conn, &current)?
+            }
+            _ => {
+                let newest = runs::list(conn)?.into_iter().rfind(|r| r.kind == "council");
+                match newest {
+                    Some(run) => runs::get(conn, &run.name)?,
+                    None => {
+                        return Err(Error::not_found("there is no council yet")
+                            .hint("start one with `git orch council start --topic T`"))
+                    }
+                }
+            }
+        },
+    };
     if row.kind != "council" {
         return Err(
             Error::new(Code::NotFound, format!("run {} is not a council", row.name))

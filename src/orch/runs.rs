@@ -174,13 +174,22 @@ pub fn create(
         }
         None => next_free_name(conn)?,
     };
-    if find(conn, &name)?.is_some() {
+    if let Some(existing) = find(conn, &name)? {
+        // Names are never reused, even of a cancelled run: its branches, worktrees and
+        // events are named after it and stay on record.
+        let hint = if existing.status == RunStatus::Active {
+            format!("pick another name, or make it current: git orch run use {name}")
+        } else {
+            format!(
+                "run {name} is {}, and run names are never reused (its branches and events keep the name): pick another name",
+                existing.status.as_str()
+            )
+        };
         return Err(
             Error::new(Code::Exists, format!("run {name} already exists"))
-                .hint(format!(
-                    "pick another name, or make it current: git orch run use {name}"
-                ))
-                .detail("run", name),
+                .hint(hint)
+                .detail("run", name)
+                .detail("status", existing.status.as_str()),
         );
     }
     let act = Act::now(&cfg.leader);
@@ -201,6 +210,37 @@ pub fn create(
         },
     )?;
     show(conn, &get(conn, &name)?)
+}
+
+/// Changes the revision a run's tasks start from when neither dispatch nor the task
+/// names one (`None`: the main worktree's `HEAD`). Attempts already made keep theirs.
+/// The caller has checked that the revision resolves.
+pub fn set_base(
+    conn: &Connection,
+    cfg: &inbox::Config,
+    changes: &mut Changes,
+    row: &RunRow,
+    base: Option<&str>,
+) -> Result<Run> {
+    row.require_active()?;
+    if let Some(base) = base {
+        check_ref_text(base)?;
+    }
+    let act = Act::now(&cfg.leader);
+    conn.prepare_cached("UPDATE runs SET base_ref = ?2, updated_at = ?3 WHERE name = ?1")?
+        .execute(params![row.name, base, act.now])?;
+    changes.emit(
+        conn,
+        &act,
+        NewEvent {
+            kind: "run.base",
+            run: Some(&row.name),
+            from: row.base_ref.as_deref(),
+            to: base,
+            ..NewEvent::default()
+        },
+    )?;
+    show(conn, &get(conn, &row.name)?)
 }
 
 pub fn use_run(conn: &Connection, name: &str) -> Result<Run> {

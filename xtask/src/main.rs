@@ -12,10 +12,11 @@ mod lint;
 mod mcp;
 mod soak;
 mod util;
+mod walkthrough;
 
 use anyhow::{bail, Result};
 
-const USAGE: &str = "usage: cargo xtask demo [--dir DIR] [--release]\n       cargo xtask test\n       cargo xtask lint\n       cargo xtask docs\n       cargo xtask e2e [mcp|land] [--release]\n       cargo xtask crash [--kills N] [--release]\n       cargo xtask fuzz [--cases N]\n       cargo xtask bench [inbox|throughput|hooks|orch|scale|worktree|council|land|all] [--quick]\n       cargo xtask soak [--workers N] [--threads M] [--seconds S] [--small] [--debug]\n       cargo xtask agents install [--only NAME,…] | smoke [NAME|NAME-mcp…] [--mcp]\n       cargo xtask endpoint [--port P] [--scenario worker|exit-without-done|hang|mcp-worker] [--expect TEXT]… [--log FILE]";
+const USAGE: &str = "usage: cargo xtask demo [--dir DIR] [--release]\n       cargo xtask test\n       cargo xtask lint\n       cargo xtask docs\n       cargo xtask walkthrough [--check]\n       cargo xtask e2e [mcp|land] [--release]\n       cargo xtask crash [--kills N] [--release]\n       cargo xtask fuzz [--cases N]\n       cargo xtask bench [inbox|throughput|hooks|orch|scale|worktree|council|land|all] [--quick]\n       cargo xtask soak [--workers N] [--threads M] [--seconds S] [--small] [--debug]\n       cargo xtask agents install [--only NAME,…] | smoke [NAME|NAME-mcp…] [--mcp]\n       cargo xtask endpoint [--port P] [--scenario worker|exit-without-done|hang|mcp-worker] [--expect TEXT]… [--log FILE]";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -31,6 +32,7 @@ fn main() -> Result<()> {
         Some("docs") => docs(),
         Some("crash") => crash_cmd(&args[1..]),
         Some("fuzz") => fuzz(&args[1..]),
+        Some("walkthrough") => write_walkthrough(&args[1..]),
         _ => bail!("{USAGE}"),
     }
 }
@@ -52,6 +54,37 @@ fn docs() -> Result<()> {
         bail!("generating docs/reference.md failed");
     }
     println!("docs/reference.md is up to date");
+    Ok(())
+}
+
+/// `cargo xtask walkthrough [--check]`: walks the README with the debug binaries and
+/// writes `docs/walkthrough.md` (with `--check`, fails if it would change instead).
+fn write_walkthrough(args: &[String]) -> Result<()> {
+    let check = match args {
+        [] => false,
+        [flag] if flag == "--check" => true,
+        _ => bail!("usage: cargo xtask walkthrough [--check]"),
+    };
+    let bins = util::build(false)?;
+    let root = util::workspace_root();
+    let readme = std::fs::read_to_string(root.join("README.md"))?;
+    let scratch = bins.dir.join("walkthrough");
+    let text = walkthrough::transcript(&readme, &bins.dir, &scratch).map_err(anyhow::Error::msg)?;
+    let _ = std::fs::remove_dir_all(&scratch);
+    let path = walkthrough::doc_path(&root);
+    if check {
+        let stored = std::fs::read_to_string(&path).unwrap_or_default();
+        if !walkthrough::same(&text, &stored) {
+            bail!(
+                "{} is not what the README prints now: run `cargo xtask walkthrough`",
+                path.display()
+            );
+        }
+        println!("{} is current", path.display());
+    } else {
+        std::fs::write(&path, text)?;
+        println!("wrote {}", path.display());
+    }
     Ok(())
 }
 

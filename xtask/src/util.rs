@@ -28,7 +28,8 @@ pub fn build_release() -> Result<Bins> {
 /// Builds the binaries (release for figures, debug to reuse what `cargo test` built).
 pub fn build(release: bool) -> Result<Bins> {
     let root = workspace_root();
-    let mut args = vec!["build", "--quiet", "--package", "git-orch", "--bins"];
+    // Not quiet: a first build takes minutes, and a silent one looks hung.
+    let mut args = vec!["build", "--package", "git-orch", "--bins"];
     if release {
         args.push("--release");
     }

@@ -11,6 +11,17 @@ pub fn run(ctx: &mut Ctx, out: &Out) -> Result<()> {
     ctx.store()?;
     let (agent, source) = ctx.identity()?;
     let marker = ctx.marker()?;
+    // The attempt's number as `git orch status` shows it (2/3); the marker holds its id.
+    let numbered = match &marker {
+        Some(m) => ctx.store()?.read(|tx| {
+            let attempt = crate::orch::get_attempt(tx, crate::orch::AttemptId(m.attempt)).ok();
+            let max = crate::orch::tasks::get_row(tx, &m.run, &m.task)
+                .ok()
+                .map(|t| t.max_attempts);
+            Ok(attempt.map(|a| (a.n, max)))
+        })?,
+        None => None,
+    };
     let data = json!({
         "agent": agent,
         "source": source,
@@ -18,6 +29,8 @@ pub fn run(ctx: &mut Ctx, out: &Out) -> Result<()> {
         "run": marker.as_ref().map(|m| m.run.clone()),
         "task": marker.as_ref().map(|m| m.task.clone()),
         "attempt": marker.as_ref().map(|m| m.attempt),
+        "n": numbered.map(|(n, _)| n),
+        "max_attempts": numbered.and_then(|(_, max)| max),
     });
     out.success(&data, || {
         let how = match source {
@@ -27,9 +40,14 @@ pub fn run(ctx: &mut Ctx, out: &Out) -> Result<()> {
         };
         let mut text = format!("{agent} (from {how})");
         if let Some(m) = &marker {
+            let number = match numbered {
+                Some((n, Some(max))) => format!("{n}/{max}"),
+                Some((n, None)) => n.to_string(),
+                None => "?".into(),
+            };
             text.push_str(&format!(
-                "\nattempt {} of task {} in run {}, thread {}",
-                m.attempt, m.task, m.run, m.thread
+                "\nattempt {number} of task {} in run {}, thread {}",
+                m.task, m.run, m.thread
             ));
         }
         text

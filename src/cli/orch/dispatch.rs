@@ -55,6 +55,7 @@ pub fn dispatch(ctx: &mut Ctx, out: &Out, args: DispatchArgs) -> Result<()> {
     let done = ctx.dispatching(|orch, workspaces| {
         dispatch::dispatch_tasks(orch, workspaces, args.run.run.as_deref(), &opts)
     })?;
+    warn_if_main_dirty(ctx, out, &done.attempts);
     out.success(
         &json!({ "attempts": done.attempts, "blocked": done.blocked }),
         || {
@@ -101,6 +102,7 @@ pub fn retry(ctx: &mut Ctx, out: &Out, args: RetryArgs) -> Result<()> {
         )
     })?;
     let attempts = vec![attempt];
+    warn_if_main_dirty(ctx, out, &attempts);
     out.success(&json!({ "attempts": attempts }), || {
         render_dispatched("Retried", &attempts)
     })
@@ -136,6 +138,40 @@ pub fn reassign(ctx: &mut Ctx, out: &Out, args: ReassignArgs) -> Result<()> {
     out.success(&json!({ "attempts": attempts }), || {
         render_dispatched("Reassigned", &attempts)
     })
+}
+
+/// Only the implicit `HEAD` base runs the strict check (SPEC §7): from a named revision
+/// (`--base`, the task's or the run's base), uncommitted changes in the main worktree
+/// silently stay out of the agents' worktrees. Said once per command, on stderr; a
+/// failure to look is no reason to fail a dispatch that succeeded.
+fn warn_if_main_dirty(ctx: &mut Ctx, out: &Out, attempts: &[Attempt]) {
+    let named: Vec<&str> = attempts
+        .iter()
+        .filter(|a| a.worktree.is_some() && a.bases_ref.is_none())
+        .filter_map(|a| a.base_ref.as_deref())
+        .filter(|base| *base != "HEAD" && !base.starts_with("orch/"))
+        .collect();
+    let Some(base) = named.first() else {
+        return;
+    };
+    let Ok(Some(main)) = ctx.repo().and_then(|r| r.main_worktree()) else {
+        return;
+    };
+    let Ok(paths) = crate::repo::worktree_dirty_paths(&main, crate::repo::Untracked::Ignore) else {
+        return;
+    };
+    if let Some(first) = paths.first() {
+        let more = if paths.len() > 1 {
+            format!(" and {} more", paths.len() - 1)
+        } else {
+            String::new()
+        };
+        out.warn(&format!(
+            "the main worktree {} has uncommitted changes ({first}{more}); attempts started from \
+             {base} do not see them. Commit them to give them to the agents.",
+            main.display()
+        ));
+    }
 }
 
 fn render_dispatched(verb: &str, attempts: &[Attempt]) -> String {

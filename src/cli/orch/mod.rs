@@ -7,6 +7,7 @@ mod council;
 mod dep;
 mod dispatch;
 mod drive;
+mod graph;
 mod land;
 mod launch;
 mod log;
@@ -14,6 +15,7 @@ mod opts;
 mod run;
 mod status;
 mod task;
+mod watch;
 
 use crate::cli::ctx::{Ctx, GlobalArgs};
 use crate::cli::output::Out;
@@ -63,8 +65,8 @@ pub enum OrchCommand {
     Drive(drive::DriveArgs),
     /// Reply to the question on a task's current thread
     Answer(status::AnswerArgs),
-    /// Show the run at a glance: counts, then one line per task
-    Status(RunOpt),
+    /// Show the run at a glance: counts, then one line per task (--watch: as it changes)
+    Status(status::StatusArgs),
     /// Start a new attempt for a failed or cancelled task
     Retry(dispatch::RetryArgs),
     /// Cancel a task's attempt in flight and start a new one for another agent
@@ -98,6 +100,10 @@ pub enum OrchCommand {
     /// Supervise one launched agent (started by dispatch --launch)
     #[command(hide = true)]
     Supervise(launch::SuperviseArgs),
+    /// Draw the run's task graph with statuses, as Mermaid or Graphviz DOT
+    Graph(graph::GraphArgs),
+    /// Install man pages and bash, zsh and fish completions for git orch and git inbox
+    InstallDocs(crate::cli::docs::InstallDocsArgs),
 }
 
 pub fn run(ctx: &mut Ctx, out: &Out, command: OrchCommand) -> Result<()> {
@@ -113,6 +119,7 @@ pub fn run(ctx: &mut Ctx, out: &Out, command: OrchCommand) -> Result<()> {
         OrchCommand::Blocked(args) => status::blocked(ctx, out, args),
         OrchCommand::Drive(args) => drive::drive(ctx, out, args),
         OrchCommand::Answer(args) => status::answer(ctx, out, args),
+        OrchCommand::Status(args) if args.watch => watch::watch(ctx, out, args.run.run.as_deref()),
         OrchCommand::Status(args) => status::status(ctx, out, args),
         OrchCommand::Retry(args) => dispatch::retry(ctx, out, args),
         OrchCommand::Reassign(args) => dispatch::reassign(ctx, out, args),
@@ -128,5 +135,7 @@ pub fn run(ctx: &mut Ctx, out: &Out, command: OrchCommand) -> Result<()> {
         OrchCommand::Agents(args) => launch::agents(ctx, out, args),
         OrchCommand::Logs(args) => launch::logs(ctx, out, args),
         OrchCommand::Supervise(args) => launch::supervise(ctx, args),
+        OrchCommand::Graph(args) => graph::run(ctx, out, args),
+        OrchCommand::InstallDocs(args) => crate::cli::docs::install(ctx, out, args),
     }
 }

@@ -21,6 +21,8 @@ pub enum RunCommand {
     Use(RunNameRequired),
     /// Close a run; with --cancel, cancel its unfinished tasks first
     Close(RunCloseArgs),
+    /// Change the revision the run's tasks start from (attempts made keep theirs)
+    SetBase(SetBaseArgs),
 }
 
 pub fn run(ctx: &mut Ctx, out: &Out, command: RunCommand) -> Result<()> {
@@ -30,6 +32,7 @@ pub fn run(ctx: &mut Ctx, out: &Out, command: RunCommand) -> Result<()> {
         RunCommand::Show(args) => show(ctx, out, args),
         RunCommand::Use(args) => use_run(ctx, out, args),
         RunCommand::Close(args) => close(ctx, out, args),
+        RunCommand::SetBase(args) => set_base(ctx, out, args),
     }
 }
 
@@ -46,6 +49,12 @@ pub struct RunInitArgs {
 }
 
 pub fn init(ctx: &mut Ctx, out: &Out, args: RunInitArgs) -> Result<()> {
+    // A base that names nothing (`--base main` in a `master` repository) is refused now,
+    // not at the first dispatch; what is stored is the name as given, resolved again at
+    // each dispatch, so the run follows the branch.
+    if let Some(base) = &args.base {
+        check_base(ctx, base)?;
+    }
     let run = ctx.orch()?.write(|tx, cfg, changes| {
         runs::create(
             tx,
@@ -64,6 +73,42 @@ pub fn init(ctx: &mut Ctx, out: &Out, args: RunInitArgs) -> Result<()> {
             "Started run {} ({}); it is the current run.\nAdd tasks with `git orch task add KEY --title T` or `git orch task import plan.json`.",
             run.name,
             escape(&run.title)
+        )
+    })
+}
+
+fn check_base(ctx: &mut Ctx, base: &str) -> Result<()> {
+    crate::repo::check_ref_text(base)?;
+    ctx.repo()?.resolve_commit(base).map(drop).map_err(|e| {
+        e.hint(format!(
+            "{base:?} names no commit here; give a branch, tag or commit (`git branch` lists the branches)"
+        ))
+    })
+}
+
+#[derive(clap::Args, Debug)]
+pub struct SetBaseArgs {
+    /// The revision (a branch follows its tip at each dispatch); HEAD for the main worktree's HEAD
+    pub rev: String,
+    #[command(flatten)]
+    pub run: super::opts::RunOpt,
+}
+
+pub fn set_base(ctx: &mut Ctx, out: &Out, args: SetBaseArgs) -> Result<()> {
+    check_base(ctx, &args.rev)?;
+    // `HEAD` is the default base itself, with the strict check that only it runs.
+    let base = (args.rev != "HEAD").then_some(args.rev.as_str());
+    let run = ctx.orch()?.write(|tx, cfg, changes| {
+        let row = runs::resolve(tx, args.run.run.as_deref())?;
+        runs::set_base(tx, cfg, changes, &row, base)
+    })?;
+    out.success(&json!({ "run": run }), || {
+        format!(
+            "Run {} now starts tasks from {}.",
+            run.name,
+            run.base_ref
+                .as_deref()
+                .unwrap_or("HEAD of the main worktree")
         )
     })
 }

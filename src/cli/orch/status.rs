@@ -12,7 +12,7 @@ use crate::cli::render::{escape, or_dash, preview, render_events, Table};
 use crate::error::{Code, Error, Result};
 use crate::inbox::{self, Note};
 use crate::orch::tasks::{self, Select};
-use crate::orch::{reconcile, runs, Counts, Run, Task, TaskStatus};
+use crate::orch::{reconcile, runs, Counts, Orch, Run, RunStatus, Task, TaskStatus};
 use serde::Serialize;
 use serde_json::json;
 
@@ -43,30 +43,69 @@ pub fn blocked(ctx: &mut Ctx, out: &Out, args: RunOpt) -> Result<()> {
 }
 
 #[derive(Serialize)]
-struct StatusData<'a> {
+pub(super) struct StatusData<'a> {
     run: &'a Run,
     counts: &'a Counts,
     tasks: &'a [Task],
 }
 
-pub fn status(ctx: &mut Ctx, out: &Out, args: RunOpt) -> Result<()> {
-    let mut orch = ctx.orch()?;
+/// A run and its tasks, as `status` shows them.
+pub(super) struct Status {
+    pub run: Run,
+    pub tasks: Vec<Task>,
+}
+
+impl Status {
+    pub fn data(&self) -> StatusData<'_> {
+        StatusData {
+            run: &self.run,
+            counts: &self.run.counts,
+            tasks: &self.tasks,
+        }
+    }
+
+    /// Over, or with nothing pending, ready or in flight: no change will come by itself.
+    pub fn settled(&self) -> bool {
+        let c = &self.run.counts;
+        self.run.status != RunStatus::Active
+            || (c.total > 0 && c.pending + c.ready + c.dispatched + c.running + c.blocked == 0)
+    }
+}
+
+pub(super) fn load_status(orch: &mut Orch<'_>, run: Option<&str>) -> Result<Status> {
     orch.reconcile()?;
-    let (run, tasks) = orch.read(|tx| {
-        let row = runs::resolve(tx, args.run.as_deref())?;
+    orch.read(|tx| {
+        let row = runs::resolve(tx, run)?;
         let tasks = tasks::load(tx, &row.name, Select::All)?;
         let mut counts = Counts::default();
         for task in &tasks {
             counts.add(task.status, 1);
         }
-        Ok((runs::to_json(&row, counts), tasks))
-    })?;
-    let data = StatusData {
-        run: &run,
-        counts: &run.counts,
-        tasks: &tasks,
-    };
-    out.success(&data, || render_status(&run, &tasks))
+        Ok(Status {
+            run: runs::to_json(&row, counts),
+            tasks,
+        })
+    })
+}
+
+#[derive(clap::Args, Debug)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub run: RunOpt,
+    /// Keep watching: on a terminal a live view (q leaves), else a new status per change
+    #[arg(long)]
+    pub watch: bool,
+}
+
+pub fn status(ctx: &mut Ctx, out: &Out, args: StatusArgs) -> Result<()> {
+    let status = load_status(&mut ctx.orch()?, args.run.run.as_deref())?;
+    out.success(&status.data(), || {
+        format!(
+            "{}\n{}",
+            status_header(&status.run),
+            status_table(&status.run, &status.tasks)
+        )
+    })
 }
 
 #[derive(clap::Args, Debug)]
@@ -151,6 +190,21 @@ fn age(ms: i64) -> String {
     }
 }
 
+/// The open questions among `tasks` (blocked ones), as `git orch blocked` lists them;
+/// empty when there are none.
+pub(super) fn render_questions(tasks: &[Task]) -> String {
+    let blocked: Vec<Task> = tasks
+        .iter()
+        .filter(|t| t.status == TaskStatus::Blocked)
+        .cloned()
+        .collect();
+    if blocked.is_empty() {
+        String::new()
+    } else {
+        render_blocked(&blocked)
+    }
+}
+
 fn render_blocked(tasks: &[Task]) -> String {
     if tasks.is_empty() {
         return "No task is blocked.".into();
@@ -216,30 +270,40 @@ fn render_land_rework(task: &Task, reason: &str) -> String {
     )
 }
 
-fn render_status(run: &Run, tasks: &[Task]) -> String {
-    let mut text = format!(
-        "Run {} ({}), {}\n{}\n",
+/// The run's name, title and status, and its counts.
+pub(super) fn status_header(run: &Run) -> String {
+    format!(
+        "Run {} ({}), {}\n{}",
         run.name,
         escape(&run.title),
         run.status,
         counts_line(&run.counts)
-    );
+    )
+}
+
+/// The task table and what to do next.
+pub(super) fn status_table(run: &Run, tasks: &[Task]) -> String {
     if tasks.is_empty() {
-        text.push_str("Add tasks with `git orch task add KEY --title T`.");
-        return text;
+        return "Add tasks with `git orch task add KEY --title T`.".into();
     }
+    let mut text = String::new();
     let with_branches = tasks.iter().any(|t| {
         t.current_attempt
             .as_ref()
             .is_some_and(|a| a.branch.is_some())
     });
+    let notes: Vec<Option<String>> = tasks.iter().map(note).collect();
+    let with_notes = notes.iter().any(Option::is_some);
     let mut header = vec!["KEY", "STATUS", "AGENT", "ATTEMPT"];
     if with_branches {
         header.extend(["BRANCH", "COMMITS"]);
     }
     header.push("ACTIVITY");
+    if with_notes {
+        header.push("NOTE");
+    }
     let mut table = Table::new(&header);
-    for task in tasks {
+    for (task, note) in tasks.iter().zip(notes) {
         let attempt = task.current_attempt.as_ref();
         let mut row = vec![
             task.key.clone(),
@@ -262,15 +326,78 @@ fn render_status(run: &Run, tasks: &[Task]) -> String {
             row.push(attempt.map_or("-".into(), |a| a.commits.to_string()));
         }
         row.push(format!("{} ago", age(task.last_activity_ms)));
+        if with_notes {
+            row.push(note.unwrap_or_else(|| "-".into()));
+        }
         table.row(row);
     }
-    text.push('\n');
     text.push_str(&table.render());
-    if run.counts.blocked > 0 {
+    text.push_str(&next_steps(run));
+    text
+}
+
+/// Why a task reads as it does when its status alone would mislead: a `ready` task whose
+/// last attempt failed, or one whose worktree was deleted under it.
+fn note(task: &Task) -> Option<String> {
+    let attempt = task.current_attempt.as_ref()?;
+    let reason = attempt.failure.as_ref().map(|f| f.reason.as_str());
+    match (attempt.status.as_str(), reason) {
+        ("lost", Some("worktree_deleted")) => {
+            Some(format!("attempt {}: worktree deleted", attempt.n))
+        }
+        ("lost", Some("lease_expired_too_often")) => Some(format!(
+            "attempt {}: lost, its lease expired too often",
+            attempt.n
+        )),
+        ("lost", _) => Some(format!("attempt {} lost", attempt.n)),
+        ("failed", reason) => Some(format!(
+            "attempt {} failed: {}",
+            attempt.n,
+            escape(&preview(reason.unwrap_or("no reason given"), 50))
+        )),
+        ("cancelled", _) if task.status != TaskStatus::Cancelled => {
+            Some(format!("attempt {} cancelled", attempt.n))
+        }
+        _ => None,
+    }
+}
+
+/// What the leader can do next, judged from the counts.
+fn next_steps(run: &Run) -> String {
+    let c = &run.counts;
+    let mut text = String::new();
+    if c.blocked > 0 {
         text.push_str("Blocked tasks wait for you: `git orch blocked`.\n");
     }
-    if run.counts.ready > 0 {
+    if c.ready > 0 {
         text.push_str("Ready tasks: `git orch dispatch --all-ready`.\n");
+    }
+    let open = c.pending + c.ready + c.dispatched + c.running + c.blocked;
+    if open == 0 && c.total > 0 && run.kind == "plan" {
+        let mut finished = format!("The run is finished ({} done", c.done);
+        if c.failed > 0 {
+            finished.push_str(&format!(", {} failed", c.failed));
+        }
+        if c.cancelled > 0 {
+            finished.push_str(&format!(", {} cancelled", c.cancelled));
+        }
+        finished.push_str(").\n");
+        text.push_str(&finished);
+        if c.failed > 0 {
+            text.push_str("Give a failed task another attempt: `git orch retry KEY`.\n");
+        }
+        if c.done > 0 {
+            text.push_str(&format!(
+                "Next: merge the results into your branch (`git orch land --run {0}`, or `git merge` \
+                 their branches), then remove the worktrees: `git orch cleanup --run {0}`.\n",
+                run.name
+            ));
+        } else {
+            text.push_str(&format!(
+                "Remove its worktrees with `git orch cleanup --run {}`.\n",
+                run.name
+            ));
+        }
     }
     text
 }
