@@ -91,6 +91,11 @@ pub const KEYS: &[ConfigKey] = &[
         meaning: "`inbox`: the agent runs `git inbox ask/wait-reply/done/fail` itself; `exit`: exit 0 with its work committed is done",
     },
     ConfigKey {
+        key: "orch.agent.<profile>.inbox",
+        default: "`shell`",
+        meaning: "how an `inbox` agent reaches the inbox: `shell` (`git inbox` commands), `mcp` (the tools of the `git inbox mcp` server the preset hands it; the brief names the tools, and Claude Code's shell may not run `git inbox`) or `both`",
+    },
+    ConfigKey {
         key: "orch.agent.<profile>.timeout",
         default: "`2h`",
         meaning: "wall-clock limit; then SIGTERM to the agent's process group, SIGKILL 10 s later",

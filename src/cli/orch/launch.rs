@@ -9,7 +9,7 @@ use crate::cli::render::{or_dash, Table};
 use crate::error::{Error, Result};
 use crate::orch::dispatch::{self, Options};
 use crate::orch::launch::brief::Brief;
-use crate::orch::launch::preset::Protocol;
+use crate::orch::launch::preset::{InboxVia, Protocol};
 use crate::orch::launch::supervisor::{self, Edge};
 use crate::orch::launch::{self, profile, Launching, Plan};
 use crate::orch::{runs, tasks, Attempt};
@@ -176,7 +176,7 @@ pub fn profile_command(ctx: &mut Ctx, out: &Out, command: ProfileCommand) -> Res
                         table.row(vec![
                             format!("{}{mark}", v.name),
                             v.preset.to_owned(),
-                            v.protocol.to_owned(),
+                            protocol_text(v.protocol, v.inbox),
                             if v.argv.is_empty() {
                                 "(its profile's command)".to_owned()
                             } else {
@@ -206,7 +206,7 @@ pub fn profile_command(ctx: &mut Ctx, out: &Out, command: ProfileCommand) -> Res
                     view.preset,
                     if view.configured { "" } else { ", not configured" },
                     view.argv.join(" "),
-                    view.protocol,
+                    protocol_text(view.protocol, view.inbox),
                     view.timeout_ms / 1000,
                     view.stall_after_ms / 1000,
                     or_dash(view.model.as_deref()),
@@ -217,6 +217,14 @@ pub fn profile_command(ctx: &mut Ctx, out: &Out, command: ProfileCommand) -> Res
                 text
             })
         }
+    }
+}
+
+/// `inbox`, with how the agent reaches it unless that is its shell.
+fn protocol_text(protocol: &str, inbox: &str) -> String {
+    match (protocol, inbox) {
+        ("inbox", "shell") | ("exit", _) => protocol.to_owned(),
+        _ => format!("{protocol} (via {inbox})"),
     }
 }
 
@@ -241,20 +249,24 @@ pub fn brief(ctx: &mut Ctx, out: &Out, args: BriefArgs) -> Result<()> {
         .or(launched.as_ref().map(|l| l.profile.clone()))
         .or(own)
         .or(default);
-    let protocol = match &name {
-        Some(name) => profile::resolve(ctx.repo()?, name)?.protocol,
-        None => Protocol::Inbox,
+    let (protocol, inbox) = match &name {
+        Some(name) => {
+            let p = profile::resolve(ctx.repo()?, name)?;
+            (p.protocol, p.inbox)
+        }
+        None => (Protocol::Inbox, InboxVia::Shell),
     };
     let text = Brief {
         task: &task,
         attempt: attempt.as_ref(),
         agent: launched.as_ref().map(|l| l.agent.as_str()),
         protocol,
+        inbox,
     }
     .render();
     out.success(
         &json!({"task": task.key, "attempt": attempt.map(|a| a.id), "profile": name,
-                "protocol": protocol.as_str(), "brief": text}),
+                "protocol": protocol.as_str(), "inbox": inbox.as_str(), "brief": text}),
         || text.clone(),
     )
 }

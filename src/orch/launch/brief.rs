@@ -2,7 +2,7 @@
 //! protocol in at most ten lines; at most forty lines before the task's body. It names no
 //! ids: inside its worktree `git inbox` finds the thread and the agent by itself.
 
-use super::preset::Protocol;
+use super::preset::{InboxVia, Protocol};
 use crate::orch::{Attempt, Task};
 
 /// Everything the brief says, gathered by the caller.
@@ -13,6 +13,8 @@ pub struct Brief<'a> {
     /// The launched agent's name, when known.
     pub agent: Option<&'a str>,
     pub protocol: Protocol,
+    /// How an `inbox` agent reaches the inbox: the protocol names commands or tools.
+    pub inbox: InboxVia,
 }
 
 /// The protocol lines for agents that report through `git inbox` (what a scripted
@@ -24,6 +26,20 @@ pub const INBOX_PROTOCOL: [&str; 5] = [
     "- Cannot finish: `git inbox fail --reason \"why\"` (add `--retryable` if another attempt could succeed).",
     "- You need no ids and no claim: `git inbox` knows this worktree's task and your name.",
 ];
+
+/// The protocol lines for agents given the `inbox` MCP server: the tools' names, never a
+/// `git inbox` command (the scripted endpoint checks for the backquoted names).
+pub const MCP_PROTOCOL: [&str; 6] = [
+    "- Work only in this worktree, and commit as you go: `git add -A && git commit -m \"…\"`.",
+    "- Report through the tools of the `inbox` MCP server, not the `git inbox` command: progress with `update`.",
+    "- Need a decision? `ask` with your question, then `wait_reply` (it waits for the answer); follow the answer.",
+    "- Finished: commit, then `done` with a `body` summing up what you did.",
+    "- Cannot finish: `fail` with a `reason` (and `retryable: true` if another attempt could succeed).",
+    "- You need no ids and no claim: the server knows this worktree's task and your name.",
+];
+
+/// The line that replaces the MCP protocol's second when the shell works too.
+const BOTH_LINE: &str = "- Report through the tools of the `inbox` MCP server (or `git inbox` in the shell): progress with `update`.";
 
 /// The protocol lines for agents that report by their exit status.
 pub const EXIT_PROTOCOL: [&str; 4] = [
@@ -85,14 +101,28 @@ impl Brief<'_> {
         }
         lines.push(String::new());
         lines.push("## Protocol".into());
-        match self.protocol {
-            Protocol::Inbox => {
+        match (self.protocol, self.inbox) {
+            (Protocol::Inbox, InboxVia::Shell) => {
                 lines.extend(INBOX_PROTOCOL.iter().map(|l| (*l).to_owned()));
                 if task.kind == "review" {
                     lines.push("- If the task asks for a JSON result: `git inbox done --result-file FILE`.".into());
                 }
             }
-            Protocol::Exit => lines.extend(EXIT_PROTOCOL.iter().map(|l| (*l).to_owned())),
+            (Protocol::Inbox, via) => {
+                lines.extend(MCP_PROTOCOL.iter().enumerate().map(|(i, line)| {
+                    match (i, via) {
+                        (1, InboxVia::Both) => BOTH_LINE,
+                        _ => line,
+                    }
+                    .to_owned()
+                }));
+                if task.kind == "review" {
+                    lines.push(
+                        "- If the task asks for a JSON result: `done` with it as `result`.".into(),
+                    );
+                }
+            }
+            (Protocol::Exit, _) => lines.extend(EXIT_PROTOCOL.iter().map(|l| (*l).to_owned())),
         }
         lines.push(String::new());
         lines.push("## The task".into());

@@ -12,6 +12,7 @@
 //! lock nobody holds and whose thread is still open (`supervisor_lost`).
 
 pub mod brief;
+pub mod mcp;
 pub mod preset;
 pub mod process;
 pub mod profile;

@@ -6,6 +6,10 @@
 //! Flags were measured on Claude Code 2.1, Codex CLI 0.171, Gemini CLI 0.61, opencode
 //! 1.18 and aider 0.86 (see docs/agents.md); they drift, so a profile's `command`
 //! overrides the argv while keeping the preset's success test.
+//!
+//! An agent of protocol `inbox` reaches the inbox through its shell (`git inbox …`), the
+//! `git inbox mcp` server, or both (`InboxVia`, the profile's `inbox` key); the MCP
+//! wiring of each CLI is in `mcp.rs`.
 
 use serde_json::Value;
 
@@ -44,10 +48,46 @@ impl Protocol {
     }
 }
 
-/// The parts of a preset's argv: the model flag goes between `head` and `tail`, since
-/// some CLIs want options before the prompt.
+/// How an agent of protocol `inbox` reaches the inbox: `git inbox` in its shell, the
+/// tools of the `git inbox mcp` server (with the shell route closed where the CLI can
+/// close it), or both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InboxVia {
+    Shell,
+    Mcp,
+    Both,
+}
+
+impl InboxVia {
+    pub fn parse(text: &str) -> Option<InboxVia> {
+        match text.trim() {
+            "shell" => Some(InboxVia::Shell),
+            "mcp" => Some(InboxVia::Mcp),
+            "both" => Some(InboxVia::Both),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InboxVia::Shell => "shell",
+            InboxVia::Mcp => "mcp",
+            InboxVia::Both => "both",
+        }
+    }
+
+    /// Whether the agent is given the MCP server.
+    pub fn server(self) -> bool {
+        self != InboxVia::Shell
+    }
+}
+
+/// The parts of a preset's argv: the MCP wiring and the model flag go between `head`
+/// and `tail`, since some CLIs want options before the prompt.
 pub struct Argv {
-    pub head: &'static [&'static str],
+    pub head: Vec<&'static str>,
+    /// Literal words (no placeholders: they hold JSON) that hand the agent the server.
+    pub mcp: Vec<String>,
     pub model: &'static [&'static str],
     pub tail: &'static [&'static str],
 }
@@ -84,14 +124,16 @@ impl Preset {
         }
     }
 
-    /// The built-in argv; `None` for `script`, which has only its profile's `command`.
-    pub fn argv(self) -> Option<Argv> {
+    /// The built-in argv with the inbox reached `via` the shell, the MCP server or both;
+    /// `None` for `script`, which has only its profile's `command`.
+    pub fn argv(self, via: InboxVia) -> Option<Argv> {
+        let mcp = super::mcp::args(self, via);
         Some(match self {
             // acceptEdits approves file edits; the allow-list adds git (and so `git
-            // inbox`) and nothing else: no --dangerously-skip-permissions, which root
-            // may not use anyway.
+            // inbox`), and the inbox server's tools when it is given, and nothing else:
+            // no --dangerously-skip-permissions, which root may not use anyway.
             Preset::Claude => Argv {
-                head: &[
+                head: vec![
                     "claude",
                     "-p",
                     "{brief}",
@@ -101,10 +143,11 @@ impl Preset {
                     "--permission-mode",
                     "acceptEdits",
                     "--allowedTools",
-                    "Bash(git *)",
+                    super::mcp::claude_allowed(via),
                     "--strict-mcp-config",
                     "--no-session-persistence",
                 ],
+                mcp,
                 model: &["--model", "{model}"],
                 tail: &[],
             },
@@ -113,7 +156,7 @@ impl Preset {
             // database) and the worktree's private git dir (its index) are added. A
             // login shell would reset PATH and lose `git inbox`.
             Preset::Codex => Argv {
-                head: &[
+                head: vec![
                     "codex",
                     "exec",
                     "--json",
@@ -129,11 +172,12 @@ impl Preset {
                     "-C",
                     "{worktree}",
                 ],
+                mcp,
                 model: &["-m", "{model}"],
                 tail: &["{brief}"],
             },
             Preset::Gemini => Argv {
-                head: &[
+                head: vec![
                     "gemini",
                     "--skip-trust",
                     "--approval-mode",
@@ -143,18 +187,20 @@ impl Preset {
                     "-o",
                     "stream-json",
                 ],
+                mcp,
                 model: &["-m", "{model}"],
                 tail: &["-p", "{brief}"],
             },
             Preset::Opencode => Argv {
-                head: &["opencode", "run", "--format", "json"],
+                head: vec!["opencode", "run", "--format", "json"],
+                mcp,
                 model: &["-m", "{model}"],
                 tail: &["{brief}"],
             },
             // Aider never runs shell commands headlessly: it edits and commits itself,
             // so it speaks the `exit` protocol.
             Preset::Aider => Argv {
-                head: &[
+                head: vec![
                     "aider",
                     "--yes-always",
                     "--no-check-update",
@@ -165,6 +211,7 @@ impl Preset {
                     "--no-fancy-input",
                     "--no-gitignore",
                 ],
+                mcp,
                 model: &["--model", "{model}"],
                 tail: &["--message-file", "{brief_file}"],
             },

@@ -1,8 +1,9 @@
 //! Launch profiles (SPEC §11): `orch.agent.<profile>.{preset,command,env,model,protocol,
-//! timeout,stallAfter}` in git config. A preset's name is a profile by itself, so
-//! `--launch claude` works with no config at all.
+//! inbox,timeout,stallAfter}` in git config. A preset's name is a profile by itself, so
+//! `--launch claude` works with no config at all, and a profile named after a preset
+//! uses that preset unless it names another.
 
-use super::preset::{Preset, Protocol};
+use super::preset::{InboxVia, Preset, Protocol};
 use super::template::{self, Vars, Word};
 use crate::error::{Code, Error, Result};
 use crate::names::check_name;
@@ -26,6 +27,8 @@ pub struct Profile {
     pub env: Vec<(String, String)>,
     pub model: Option<String>,
     pub protocol: Protocol,
+    /// How an `inbox` agent reaches the inbox: shell, MCP server, or both.
+    pub inbox: InboxVia,
     pub timeout: Duration,
     pub stall_after: Duration,
     /// Whether any `orch.agent.<profile>.*` key is set (else: a bare preset).
@@ -42,6 +45,7 @@ pub struct ProfileView {
     pub env: Vec<String>,
     pub model: Option<String>,
     pub protocol: &'static str,
+    pub inbox: &'static str,
     pub timeout_ms: u64,
     pub stall_after_ms: u64,
 }
@@ -72,7 +76,8 @@ pub fn names(repo: &Repo) -> Vec<String> {
 }
 
 /// Reads and checks profile `name`: `unknown_profile` when neither configured nor a
-/// preset, `invalid_input` for a bad preset, protocol, duration, env entry or template.
+/// preset, `invalid_input` for a bad preset, protocol, inbox, duration, env entry or
+/// template, or an MCP server the preset cannot hand over.
 pub fn resolve(repo: &Repo, name: &str) -> Result<Profile> {
     check_name("profile", name)?;
     let configured = repo
@@ -96,24 +101,46 @@ pub fn resolve(repo: &Repo, name: &str) -> Result<Profile> {
             Error::invalid_input(format!("{} is {text:?}", key(name, "preset")))
                 .hint("one of claude, codex, gemini, opencode, aider, script")
         })?,
-        None if !configured => Preset::parse(name).unwrap_or(Preset::Script),
-        None if command.is_some() => Preset::Script,
-        None => {
-            return Err(Error::invalid_input(format!(
-                "profile {name} has neither a preset nor a command"
-            ))
-            .hint(format!("git config orch.agent.{name}.preset claude")))
-        }
+        None => match (Preset::parse(name), &command) {
+            (Some(preset), None) => preset,
+            (_, Some(_)) => Preset::Script,
+            (None, None) => {
+                return Err(Error::invalid_input(format!(
+                    "profile {name} has neither a preset nor a command"
+                ))
+                .hint(format!("git config orch.agent.{name}.preset claude")))
+            }
+        },
     };
-    let (words, custom_command) = match (&command, preset.argv()) {
+    let protocol = match repo.config_string(&key(name, "protocol")) {
+        Some(text) => Protocol::parse(&text).ok_or_else(|| {
+            Error::invalid_input(format!("{} is {text:?}", key(name, "protocol")))
+                .hint("inbox (the agent runs git inbox done/fail) or exit (its exit status)")
+        })?,
+        None => preset.protocol(),
+    };
+    let inbox = match repo.config_string(&key(name, "inbox")) {
+        Some(text) => InboxVia::parse(&text).ok_or_else(|| {
+            Error::invalid_input(format!("{} is {text:?}", key(name, "inbox")))
+                .hint("shell (git inbox in the agent's shell), mcp (the git inbox mcp server's tools) or both")
+        })?,
+        None => InboxVia::Shell,
+    };
+    super::mcp::check(name, preset, protocol, inbox)?;
+    // A profile's `command` is the whole argv, MCP wiring included: a wrapper's flags are
+    // its own business (docs/launch.md lists each CLI's words to copy).
+    let (words, custom_command) = match (&command, preset.argv(inbox)) {
         (Some(text), _) => (template::parse(&key(name, "command"), text)?, true),
         (None, Some(argv)) => {
-            let mut all: Vec<&str> = argv.head.to_vec();
+            let mut all = template::words(preset.as_str(), &argv.head)?;
+            all.extend(argv.mcp.into_iter().map(Word::literal));
+            let mut rest: Vec<&str> = Vec::new();
             if repo.config_string(&key(name, "model")).is_some() {
-                all.extend(argv.model);
+                rest.extend(argv.model);
             }
-            all.extend(argv.tail);
-            (template::words(preset.as_str(), &all)?, false)
+            rest.extend(argv.tail);
+            all.extend(template::words(preset.as_str(), &rest)?);
+            (all, false)
         }
         (None, None) => {
             return Err(Error::invalid_input(format!(
@@ -140,13 +167,7 @@ pub fn resolve(repo: &Repo, name: &str) -> Result<Profile> {
         env.retain(|(k, _)| k != var);
         env.push((var.to_owned(), value.to_owned()));
     }
-    let protocol = match repo.config_string(&key(name, "protocol")) {
-        Some(text) => Protocol::parse(&text).ok_or_else(|| {
-            Error::invalid_input(format!("{} is {text:?}", key(name, "protocol")))
-                .hint("inbox (the agent runs git inbox done/fail) or exit (its exit status)")
-        })?,
-        None => preset.protocol(),
-    };
+    super::mcp::env(name, preset, inbox, &mut env)?;
     let model = repo
         .config_string(&key(name, "model"))
         .filter(|m| !m.is_empty());
@@ -165,6 +186,7 @@ pub fn resolve(repo: &Repo, name: &str) -> Result<Profile> {
         env,
         model,
         protocol,
+        inbox,
         timeout: duration(repo, name, "timeout", DEFAULT_TIMEOUT)?,
         stall_after: duration(repo, name, "stallAfter", DEFAULT_STALL_AFTER)?,
         configured,
@@ -210,6 +232,7 @@ pub fn script_preset_view() -> ProfileView {
         env: Vec::new(),
         model: None,
         protocol: Preset::Script.protocol().as_str(),
+        inbox: InboxVia::Shell.as_str(),
         timeout_ms: DEFAULT_TIMEOUT.as_millis() as u64,
         stall_after_ms: DEFAULT_STALL_AFTER.as_millis() as u64,
     }
@@ -284,6 +307,7 @@ impl Profile {
                 .collect(),
             model: self.model.clone(),
             protocol: self.protocol.as_str(),
+            inbox: self.inbox.as_str(),
             timeout_ms: self.timeout.as_millis() as u64,
             stall_after_ms: self.stall_after.as_millis() as u64,
         }

@@ -256,6 +256,7 @@ impl Supervisor<'_> {
             attempt: Some(&self.attempt),
             agent: Some(&self.launch.agent),
             protocol: profile.protocol,
+            inbox: profile.inbox,
         }
         .render();
         let path = match &self.attempt.worktree {

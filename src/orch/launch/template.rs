@@ -40,6 +40,11 @@ pub struct Vars<'a> {
 }
 
 impl Word {
+    /// A word taken as it is, braces and all (built-in words that hold JSON).
+    pub fn literal(text: impl Into<String>) -> Word {
+        Word(vec![Piece::Text(text.into())])
+    }
+
     pub fn uses(&self, var: &str) -> bool {
         self.0
             .iter()
