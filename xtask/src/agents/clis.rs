@@ -22,7 +22,8 @@ pub struct Cli {
     /// `inbox`: the agent runs the inbox protocol itself; `exit`: it only edits and its
     /// exit decides (SPEC §11 `protocol`).
     pub inbox_protocol: bool,
-    /// Whether the launch recipe can hand it the inbox MCP server (`smoke NAME-mcp`).
+    /// Whether its preset's MCP wiring has a smoke (`smoke NAME-mcp`): launched by
+    /// `git orch dispatch --launch` with `inbox = mcp`.
     pub mcp_smoke: bool,
 }
 
@@ -97,9 +98,6 @@ impl Cli {
 
     /// The headless launch of this CLI in `worktree`, its model calls going to `base_url`.
     pub fn launch(&self, ctx: &Context) -> Result<Launch> {
-        if ctx.mcp_server.is_some() && !self.mcp_smoke {
-            bail!("no MCP launch recipe for {} yet (claude, codex)", self.name);
-        }
         let program = self.program().to_string_lossy().into_owned();
         let home = &ctx.home;
         let url = &ctx.base_url;
@@ -136,28 +134,16 @@ impl Cli {
                 );
                 // Root-safe and narrow: edits inside the worktree, and git (which covers
                 // `git inbox`) without asking; anything else is denied, not hung.
-                let allowed = match ctx.mcp_server {
-                    Some(_) => "mcp__inbox__* Bash(git *)",
-                    None => "Bash(git *)",
-                };
                 args(
                     &mut l,
                     &[
                         "--permission-mode",
                         "acceptEdits",
                         "--allowedTools",
-                        allowed,
+                        "Bash(git *)",
                     ],
                 );
                 args(&mut l, &["--strict-mcp-config", "--no-session-persistence"]);
-                if let Some(server) = &ctx.mcp_server {
-                    let config = json!({"mcpServers": {"inbox": {
-                        "type": "stdio", "command": server, "args": ["mcp"]}}});
-                    args(&mut l, &["--mcp-config", &config.to_string()]);
-                    // A deny rule beats an allow: with the server given, `git inbox` in
-                    // the shell is refused, so every inbox step must go through MCP.
-                    args(&mut l, &["--disallowedTools", "Bash(git inbox *)"]);
-                }
             }
             "codex" => {
                 let codex_home = home.join(".codex");
@@ -186,23 +172,6 @@ impl Cli {
                 }
                 l.argv.push("-C".into());
                 l.argv.push(ctx.worktree.to_string_lossy().into_owned());
-                if let Some(server) = &ctx.mcp_server {
-                    let server = json!(server).to_string();
-                    for kv in [
-                        format!("mcp_servers.inbox.command={server}"),
-                        r#"mcp_servers.inbox.args=["mcp"]"#.to_owned(),
-                        // Codex starts a server with a few variables only (PATH, HOME, …):
-                        // without these the server has no identity (`no_identity`).
-                        r#"mcp_servers.inbox.env_vars=["ORCH_AGENT","ORCH_RUN","ORCH_TASK","ORCH_ATTEMPT","ORCH_THREAD","ORCH_BRIEF"]"#.to_owned(),
-                        // `exec` never asks, so a call needing approval is refused.
-                        r#"mcp_servers.inbox.default_tools_approval_mode="approve""#.to_owned(),
-                        // Above the scripted `wait_reply` timeout (10m).
-                        "mcp_servers.inbox.tool_timeout_sec=3600".to_owned(),
-                    ] {
-                        l.argv.push("-c".into());
-                        l.argv.push(kv);
-                    }
-                }
                 l.argv.push(ctx.brief.clone());
             }
             "gemini" => {
@@ -334,8 +303,6 @@ pub struct Context {
     pub home: PathBuf,
     pub base_url: String,
     pub brief: String,
-    /// `git-inbox` (an absolute path) to hand the agent as its `inbox` MCP server.
-    pub mcp_server: Option<PathBuf>,
 }
 
 pub struct Launch {

@@ -1,31 +1,17 @@
 //! The MCP variant of the smoke (`cargo xtask agents smoke claude-mcp`, or `--mcp`): the
-//! CLI gets `git-inbox mcp` as its `inbox` server and runs every inbox step through it;
-//! only the edit and the commit use its own tools. Two witnesses must agree that no inbox
+//! launcher's preset with `inbox = mcp` gives the CLI `git-inbox mcp` as its `inbox`
+//! server (see `launched`), and it runs every inbox step through it; only the edit and
+//! the commit use its own tools. Two witnesses must agree that no inbox
 //! step went through the shell: the endpoint's log (what the script handed out and what
 //! came back) and the CLI's own event stream (what it actually called).
 
 use super::clis::Cli;
-use crate::endpoint::script::{self, MCP_VERBS};
+use crate::endpoint::script::MCP_VERBS;
 use crate::endpoint::Verdict;
 use serde_json::Value;
 
 /// What the leader answers; the `wait_reply` result must carry it back.
 pub const ANSWER: &str = "Yes, make it formal.";
-
-/// The brief, with the protocol in the tools' names instead of the commands'.
-pub fn brief() -> String {
-    format!(
-        "You are a git-orch worker on task greet of run smoke, in its own worktree.\n\
-         Task: Write a greeting\n\
-         Create {} with a one-line greeting.\n\n\
-         Protocol, through the tools of the `inbox` MCP server (the `git inbox` shell \
-         command is not available to you):\n\
-         - Commit your work with git commit as you go; report progress with `update`.\n\
-         - Need a decision? `ask`, then `wait_reply`.\n\
-         - Finished: `done` with a summary. Stuck: `fail` with a reason.\n",
-        script::FILE
-    )
-}
 
 /// One tool call as the CLI reported it in its JSON output.
 #[derive(Debug, PartialEq)]

@@ -3,6 +3,7 @@
 
 pub mod clis;
 pub mod install;
+pub mod launched;
 pub mod mcp;
 pub mod smoke;
 

@@ -6,7 +6,8 @@
 //! network namespace that has only loopback.
 //!
 //! `NAME-mcp` (or `--mcp`) is the same task with every inbox step through the `inbox` MCP
-//! server instead of the shell; see `mcp`.
+//! server instead of the shell, launched by `git orch dispatch --launch` with the preset's
+//! MCP wiring; see `launched` and `mcp`.
 
 use super::clis::{Cli, Context as LaunchContext};
 use crate::endpoint::{self, script, Config, Endpoint, Verdict};
@@ -17,7 +18,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// In a fresh network namespace every port is free; the CLIs' config needs it up front.
-const NETNS_PORT: u16 = 18080;
+pub const NETNS_PORT: u16 = 18080;
 
 pub struct SmokeArgs {
     pub names: Vec<String>,
@@ -176,6 +177,9 @@ fn smoke_one(
     limit: Duration,
     root: &Path,
 ) -> Result<String> {
+    if mcp {
+        return super::launched::smoke(cli, bins, netns, limit, root);
+    }
     let started = Instant::now();
     if root.exists() {
         std::fs::remove_dir_all(root)?;
@@ -221,11 +225,7 @@ fn smoke_one(
         ],
     )?;
 
-    let brief = if mcp {
-        super::mcp::brief()
-    } else {
-        brief(&sb, bins, cli)
-    };
+    let brief = brief(&sb, bins, cli);
     let git_dir = PathBuf::from(
         sb.git(&[
             "-C",
@@ -244,14 +244,8 @@ fn smoke_one(
     std::fs::create_dir_all(&log_dir)?;
     let agent_log = log_dir.join("greet-1.log");
     let endpoint_log = root.join("endpoint.jsonl");
-    let scenario = if mcp {
-        script::Scenario::McpWorker
-    } else {
-        script::Scenario::Worker
-    };
-    let expect: Vec<String> = if mcp {
-        endpoint::default_expect(scenario)
-    } else if cli.inbox_protocol {
+    let scenario = script::Scenario::Worker;
+    let expect: Vec<String> = if cli.inbox_protocol {
         endpoint::DEFAULT_EXPECT
             .iter()
             .map(|s| s.to_string())
@@ -281,7 +275,6 @@ fn smoke_one(
         home: home.clone(),
         base_url: format!("http://127.0.0.1:{port}"),
         brief: brief.clone(),
-        mcp_server: mcp.then(|| bins.inbox.clone()),
     };
     let launch = cli.launch(&ctx)?;
     println!(
@@ -384,9 +377,6 @@ fn smoke_one(
         )?;
     }
     check(&sb, bins, cli, &verdict, answered, &mut problems)?;
-    if mcp {
-        super::mcp::check(cli, &stdout, &verdict, &agent, &mut problems);
-    }
     if !problems.is_empty() {
         bail!(
             "{}\n  endpoint: {verdict}\n  agent log: {}\n  stdout: {}",
@@ -447,7 +437,7 @@ fn with_env<'a>(
     cmd
 }
 
-fn check(
+pub fn check(
     sb: &Sandbox,
     bins: &Bins,
     cli: &Cli,
@@ -502,7 +492,19 @@ pub fn netns_exec(args: &[String]) -> Result<()> {
         .iter()
         .position(|a| a == "--")
         .context("netns-exec needs -- ARGV")?;
-    let config = endpoint::parse_args(&args[..split])?;
+    // `--release FILE`: after a command that succeeded, keep the endpoint up until FILE
+    // exists (the dispatch returns at once; the agent it launched talks to the endpoint).
+    let mut own = args[..split].to_vec();
+    let release = match own.iter().position(|a| a == "--release") {
+        Some(i) if i + 1 < own.len() => {
+            let file = PathBuf::from(own.remove(i + 1));
+            own.remove(i);
+            Some(file)
+        }
+        Some(_) => bail!("--release needs a file"),
+        None => None,
+    };
+    let config = endpoint::parse_args(&own)?;
     let argv = &args[split + 1..];
     let up = Command::new("ip")
         .args(["link", "set", "lo", "up"])
@@ -515,6 +517,10 @@ pub fn netns_exec(args: &[String]) -> Result<()> {
         .args(&argv[1..])
         .status()
         .with_context(|| format!("starting {}", argv[0]))?;
+    if let (Some(release), true) = (&release, status.success()) {
+        // Bounded by the smoke's own limits; an hour is only the backstop.
+        super::launched::hold_until(release, Duration::from_secs(3600));
+    }
     drop(endpoint);
     std::process::exit(status.code().unwrap_or(128));
 }
