@@ -430,3 +430,68 @@ fn orch_setup_runs_in_the_new_worktree_before_the_agent_and_its_failure_fails_th
     let messages = env.inbox().args(["show", &thread]).ok()["messages"].to_string();
     assert!(messages.contains("no database here"), "{messages}");
 }
+
+#[test]
+fn an_mcp_profile_names_the_tools_in_its_brief_and_shows_the_server_in_its_argv() {
+    let env = with_run();
+    add(&env, "a", &["--body", "Write the lexer."]);
+    env.git(&["config", "orch.agent.cm.preset", "claude"]);
+    env.git(&["config", "orch.agent.cm.inbox", "mcp"]);
+    let brief = env.orch().args(["brief", "a", "--profile", "cm"]).ok();
+    assert_eq!(brief["protocol"], "inbox");
+    assert_eq!(brief["inbox"], "mcp");
+    let text = brief["brief"].as_str().unwrap();
+    for tool in ["`update`", "`ask`", "`wait_reply`", "`done`", "`fail`"] {
+        assert!(text.contains(tool), "{tool} missing from {text}");
+    }
+    // No inbox command is named: the tools are the only route.
+    for command in [
+        "git inbox ask",
+        "git inbox wait-reply",
+        "git inbox done",
+        "git inbox fail",
+    ] {
+        assert!(!text.contains(command), "{command} in {text}");
+    }
+    let protocol = text.split("## Protocol").nth(1).unwrap();
+    let protocol = protocol.split("## The task").next().unwrap();
+    assert!(protocol.lines().filter(|l| !l.trim().is_empty()).count() <= 10);
+
+    let shown = env.orch().args(["profile", "show", "cm"]).ok()["profile"].clone();
+    assert_eq!(shown["inbox"], "mcp");
+    let argv: Vec<&str> = shown["argv"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w.as_str().unwrap())
+        .collect();
+    let config = argv[argv.iter().position(|w| *w == "--mcp-config").unwrap() + 1];
+    let config: Value = serde_json::from_str(config).unwrap();
+    assert_eq!(config["mcpServers"]["inbox"]["command"], "git-inbox");
+    assert!(argv.contains(&"Bash(git inbox *)"));
+    let list = env.orch().args(["profile", "list"]).run();
+    assert!(
+        list.stdout
+            .lines()
+            .any(|l| l.starts_with("cm") && l.contains("inbox (via mcp)")),
+        "{}",
+        list.stdout
+    );
+
+    // Beside the shell, the brief says both work; a CLI that cannot take it is refused.
+    env.git(&["config", "orch.agent.cm.inbox", "both"]);
+    let both = env.orch().args(["brief", "a", "--profile", "cm"]).ok();
+    assert!(both["brief"]
+        .as_str()
+        .unwrap()
+        .contains("(or `git inbox` in the shell)"));
+    env.git(&["config", "orch.agent.gm.preset", "gemini"]);
+    env.git(&["config", "orch.agent.gm.inbox", "mcp"]);
+    env.orch()
+        .args(["profile", "show", "gm"])
+        .fails("invalid_input", 2);
+    env.orch()
+        .args(["dispatch", "a", "--launch=gm"])
+        .fails("invalid_input", 2);
+    assert_nothing_dispatched(&env);
+}

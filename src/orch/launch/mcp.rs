@@ -49,7 +49,7 @@ pub fn args(preset: Preset, via: InboxVia) -> Vec<String> {
         }
         // `exec` runs with approval policy `never`, which refuses a tool call needing
         // approval; `approve` lets the server's through. `wait_reply` blocks until the
-        // leader answers: an hour before Codex gives up on a call (its default is 60 s).
+        // leader answers: an hour before Codex gives up on a call, not its short default.
         // Codex has no rule that keeps `git inbox` out of its shell.
         Preset::Codex => {
             for kv in [

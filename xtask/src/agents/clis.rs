@@ -58,7 +58,7 @@ pub static CLIS: &[Cli] = &[
         version: "1.18.33",
         kind: Kind::Npm { bin: "opencode" },
         inbox_protocol: true,
-        mcp_smoke: false,
+        mcp_smoke: true,
     },
     Cli {
         name: "aider",

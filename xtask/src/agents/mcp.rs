@@ -66,6 +66,22 @@ pub fn calls(cli: &Cli, stdout: &str) -> Vec<Call> {
                     _ => {}
                 }
             }
+            // `tool_use` parts once a call has ended; the server's tools are `inbox_<tool>`.
+            "opencode" if e["type"] == "tool_use" => {
+                let part = &e["part"];
+                let name = part["tool"].as_str().unwrap_or("");
+                let completed = part["state"]["status"] == "completed";
+                out.push(match name.strip_prefix("inbox_") {
+                    Some(verb) if completed => Call::Inbox(verb.to_owned()),
+                    None if name == "bash" => Call::Shell(
+                        part["state"]["input"]["command"]
+                            .as_str()
+                            .unwrap_or("")
+                            .to_owned(),
+                    ),
+                    _ => Call::Other(name.to_owned()),
+                });
+            }
             _ => {}
         }
     }
@@ -198,6 +214,18 @@ mod tests {
                 Call::Inbox("whoami".into()),
                 Call::Other("inbox/ask".into()),
                 Call::Shell("git inbox done".into())
+            ]
+        );
+
+        let opencode = r#"{"type":"tool_use","part":{"tool":"inbox_whoami","state":{"status":"completed","input":{}}}}
+{"type":"tool_use","part":{"tool":"bash","state":{"status":"completed","input":{"command":"git add greeting.txt"}}}}
+{"type":"tool_use","part":{"tool":"inbox_ask","state":{"status":"error","input":{}}}}"#;
+        assert_eq!(
+            calls(cli("opencode"), opencode),
+            [
+                Call::Inbox("whoami".into()),
+                Call::Shell("git add greeting.txt".into()),
+                Call::Other("inbox_ask".into())
             ]
         );
     }

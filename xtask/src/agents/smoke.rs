@@ -102,7 +102,7 @@ fn select(smoke: &SmokeArgs) -> Result<Vec<(&'static Cli, bool)>> {
         };
         let cli = super::clis::select(&[base.to_owned()])?[0];
         if mcp && !cli.mcp_smoke {
-            bail!("{base} has no MCP smoke yet (claude-mcp, codex-mcp)");
+            bail!("{base} has no MCP smoke (claude-mcp, codex-mcp, opencode-mcp)");
         }
         runs.push((cli, mcp));
     }
