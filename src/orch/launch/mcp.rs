@@ -10,7 +10,7 @@
 //! `ORCH_*` environment, it acts as the launched agent on the attempt's thread, so no tool
 //! needs an id. Measured with Claude Code 2.1.197 and Codex 0.171.0 (docs/mcp.md).
 
-use super::preset::{InboxVia, Preset, Protocol};
+use super::preset::{Argv, InboxVia, Preset, Protocol, CLAUDE_ALLOWED};
 use crate::error::{Error, Result};
 use serde_json::{json, Value};
 
@@ -18,16 +18,26 @@ use serde_json::{json, Value};
 /// (PATH, HOME, …), and without `ORCH_AGENT` every call answers `no_identity`.
 const CODEX_ENV_VARS: &str = r#"mcp_servers.inbox.env_vars=["ORCH_AGENT","ORCH_RUN","ORCH_TASK","ORCH_ATTEMPT","ORCH_THREAD","ORCH_BRIEF"]"#;
 
-/// Claude Code's `--allowedTools` value: `-p` denies every tool not allowed, MCP ones too.
-pub fn claude_allowed(via: InboxVia) -> &'static str {
-    match via {
-        InboxVia::Shell => "Bash(git *)",
-        InboxVia::Mcp | InboxVia::Both => "mcp__inbox__* Bash(git *)",
+/// Claude Code's `--allowedTools` with the server: `-p` denies every tool not allowed,
+/// MCP ones too.
+const CLAUDE_ALLOWED_MCP: &str = "mcp__inbox__* Bash(git *)";
+
+/// A preset's argv with the server handed over `via` the profile's choice: the words
+/// added, and Claude's allow-list widened to the server's tools.
+pub fn wire(preset: Preset, via: InboxVia, argv: &mut Argv) {
+    if !via.server() {
+        return;
     }
+    if preset == Preset::Claude {
+        for word in argv.head.iter_mut().filter(|w| **w == CLAUDE_ALLOWED) {
+            *word = CLAUDE_ALLOWED_MCP;
+        }
+    }
+    argv.mcp = args(preset, via);
 }
 
 /// The words a preset adds to its argv to give the agent the server.
-pub fn args(preset: Preset, via: InboxVia) -> Vec<String> {
+fn args(preset: Preset, via: InboxVia) -> Vec<String> {
     if !via.server() {
         return Vec::new();
     }

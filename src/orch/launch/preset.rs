@@ -82,6 +82,9 @@ impl InboxVia {
     }
 }
 
+/// Claude Code's allow-list for the shell route (`mcp::wire` widens it for the server).
+pub const CLAUDE_ALLOWED: &str = "Bash(git *)";
+
 /// The parts of a preset's argv: the MCP wiring and the model flag go between `head`
 /// and `tail`, since some CLIs want options before the prompt.
 pub struct Argv {
@@ -124,14 +127,14 @@ impl Preset {
         }
     }
 
-    /// The built-in argv with the inbox reached `via` the shell, the MCP server or both;
+    /// The built-in argv, with the inbox through the shell (`mcp::wire` adds the server);
     /// `None` for `script`, which has only its profile's `command`.
-    pub fn argv(self, via: InboxVia) -> Option<Argv> {
-        let mcp = super::mcp::args(self, via);
+    pub fn argv(self) -> Option<Argv> {
+        let mcp = Vec::new();
         Some(match self {
             // acceptEdits approves file edits; the allow-list adds git (and so `git
-            // inbox`), and the inbox server's tools when it is given, and nothing else:
-            // no --dangerously-skip-permissions, which root may not use anyway.
+            // inbox`) and nothing else (`mcp::wire` adds the inbox server's tools): no
+            // --dangerously-skip-permissions, which root may not use anyway.
             Preset::Claude => Argv {
                 head: vec![
                     "claude",
@@ -143,7 +146,7 @@ impl Preset {
                     "--permission-mode",
                     "acceptEdits",
                     "--allowedTools",
-                    super::mcp::claude_allowed(via),
+                    CLAUDE_ALLOWED,
                     "--strict-mcp-config",
                     "--no-session-persistence",
                 ],

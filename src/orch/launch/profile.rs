@@ -129,9 +129,10 @@ pub fn resolve(repo: &Repo, name: &str) -> Result<Profile> {
     super::mcp::check(name, preset, protocol, inbox)?;
     // A profile's `command` is the whole argv, MCP wiring included: a wrapper's flags are
     // its own business (docs/launch.md lists each CLI's words to copy).
-    let (words, custom_command) = match (&command, preset.argv(inbox)) {
+    let (words, custom_command) = match (&command, preset.argv()) {
         (Some(text), _) => (template::parse(&key(name, "command"), text)?, true),
-        (None, Some(argv)) => {
+        (None, Some(mut argv)) => {
+            super::mcp::wire(preset, inbox, &mut argv);
             let mut all = template::words(preset.as_str(), &argv.head)?;
             all.extend(argv.mcp.into_iter().map(Word::literal));
             let mut rest: Vec<&str> = Vec::new();
