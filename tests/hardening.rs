@@ -369,3 +369,103 @@ fn a_repository_under_a_non_utf8_path_works_without_a_panic() {
     assert!(got["path"].as_str().unwrap().contains('\u{fffd}'), "{got}");
     assert_eq!(std::fs::read(&out).unwrap(), b"n\n");
 }
+
+/// Whether `pid` is a live process (a zombie counts as gone).
+fn process_alive(pid: i64) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rsplit_once(')')
+            .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z'))
+    })
+}
+
+/// Dispatches `a` launched with `profile`, waits for `pid_file`, SIGKILLs the supervisor
+/// and reconciles; returns the pid the file names, which must then be gone.
+fn kill_supervisor_after(env: &TestEnv, profile: &str, pid_file: &Path) -> i64 {
+    add(env, "a", &[]);
+    let attempt = env
+        .orch()
+        .args(["dispatch", "a", &format!("--launch={profile}")])
+        .ok()["attempts"][0]
+        .clone();
+    let id = attempt["id"].as_i64().unwrap();
+    let pid: i64 = crate::common::wait_until("the pid file", Duration::from_secs(30), || {
+        std::fs::read_to_string(pid_file)
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+    });
+    let supervisor: i64 = env
+        .db()
+        .query_row(
+            "SELECT supervisor_pid FROM launches WHERE attempt_id = ?1",
+            [id],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(process_alive(pid) && process_alive(supervisor));
+    let killed = std::process::Command::new("kill")
+        .args(["-KILL", &supervisor.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    crate::common::wait_until("the supervisor to die", Duration::from_secs(10), || {
+        (!process_alive(supervisor)).then_some(())
+    });
+    env.orch().arg("reconcile").ok();
+    pid
+}
+
+#[test]
+fn reconcile_ends_orch_setup_of_a_supervisor_killed_while_it_ran() {
+    // The supervisor records its agent's pid, but never that of orch.setup: reconcile
+    // used to end only the recorded group, so a setup outlived its supervisor.
+    let env = TestEnv::new();
+    run_init(&env);
+    let pid_file = env.root().join("setup.pid");
+    let setup = format!("sh -c 'echo $$ > {}; exec sleep 300'", pid_file.display());
+    env.git(&["config", "orch.setup", &setup]);
+    env.git(&["config", "orch.agent.p.command", "true"]);
+    let pid = kill_supervisor_after(&env, "p", &pid_file);
+    crate::common::wait_until("setup to be ended", Duration::from_secs(10), || {
+        (!process_alive(pid)).then_some(())
+    });
+    let status = env.orch().args(["task", "show", "a"]).ok()["task"]["current_attempt"].clone();
+    assert_eq!(status["failure"]["reason"], "supervisor_lost", "{status}");
+}
+
+#[test]
+fn reconcile_ends_an_agent_that_closed_its_thread_and_lost_its_supervisor() {
+    // The agent said done and stays: its attempt is over, but its process must not
+    // outlive the supervisor that was killed while it waited for it.
+    let env = TestEnv::new();
+    run_init(&env);
+    let pid_file = env.root().join("agent.pid");
+    let command = format!(
+        "sh -c 'git inbox done --body ok >/dev/null && echo $$ > {} && exec sleep 300'",
+        pid_file.display()
+    );
+    env.git(&["config", "orch.agent.p.command", &command]);
+    env.git(&["config", "orch.agent.p.protocol", "inbox"]);
+    let pid = kill_supervisor_after(&env, "p", &pid_file);
+    crate::common::wait_until("the agent to be ended", Duration::from_secs(10), || {
+        (!process_alive(pid)).then_some(())
+    });
+    assert_eq!(
+        crate::orch_plan::status_of(&env, "a"),
+        "done",
+        "its work stands"
+    );
+    let lost: i64 = env
+        .db()
+        .query_row(
+            "SELECT count(*) FROM events WHERE kind = 'agent.lost'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(lost, 1);
+    let ended: Option<i64> = env
+        .db()
+        .query_row("SELECT ended_at FROM launches", [], |r| r.get(0))
+        .unwrap();
+    assert!(ended.is_some(), "the launch is marked ended");
+}

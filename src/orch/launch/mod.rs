@@ -20,6 +20,7 @@ pub mod supervisor;
 pub mod template;
 
 use super::attempts::{attempt_from_row, ATTEMPT_COLUMNS, ATTEMPT_WIDTH};
+use super::status::LIVE_ATTEMPT_SQL;
 pub use super::model::Launch;
 use super::{Attempt, AttemptId, Step, Workspace, Workspaces};
 use crate::error::{Code, Error, Result};
@@ -392,10 +393,13 @@ fn live_launched(conn: &Connection) -> Result<Vec<Attempt>> {
 /// Reconcile's part for launches: a launched attempt whose supervisor's lock nobody
 /// holds and whose thread is still open lost its supervisor. Its thread is failed,
 /// retryable, `supervisor_lost`, and what is left of its agent's process group is killed.
+/// A launch whose supervisor died without recording its end (its thread already closed
+/// by the agent, or the attempt ended by the leader) has its leftovers killed too and is
+/// marked ended, so no agent outlives its supervisor past the next reconcile.
 /// Returns the events written (the thread's failure is mapped by the caller's reconcile).
 pub fn reap_lost(store: &mut Store, cfg: &inbox::Config) -> Result<Vec<Event>> {
     let state_dir = store.state_dir().to_owned();
-    let live = store.read(|tx| live_launched(tx))?;
+    let (live, unended) = store.read(|tx| Ok((live_launched(tx)?, unended_launches(tx)?)))?;
     let mut out = Vec::new();
     for attempt in live {
         let (Some(launch), Some(thread)) = (&attempt.launch, attempt.thread) else {
@@ -416,23 +420,72 @@ pub fn reap_lost(store: &mut Store, cfg: &inbox::Config) -> Result<Vec<Event>> {
             )? {
                 return Ok(None);
             }
-            tx.prepare_cached(
-                "UPDATE launches SET ended_at = coalesce(ended_at, ?2) WHERE attempt_id = ?1",
-            )?
-            .execute(params![attempt.id, crate::time::now_ms()])?;
+            mark_ended(tx, attempt.id)?;
             let data = json!({"reason": SUPERVISOR_LOST, "pid": launch.pid,
                               "supervisor_pid": launch.supervisor_pid});
             emit(tx, &attempt, &cfg.leader, "agent.lost", data).map(Some)
         })?;
-        if let Some(event) = event {
-            if let (Some(pid), Some(sid)) = (launch.pid, launch.supervisor_pid) {
-                process::kill_orphaned_group(pid, sid);
-            }
-            out.push(event);
+        if launch.ended_at.is_none() {
+            end_leftovers(launch);
         }
+        out.extend(event);
+        drop(lock);
+    }
+    for attempt in unended {
+        let Some(launch) = &attempt.launch else {
+            continue;
+        };
+        let Some(lock) = AgentLock::try_acquire(&state_dir, attempt.id)? else {
+            continue;
+        };
+        let left = end_leftovers(launch);
+        let event = store.write(|tx| {
+            if mark_ended(tx, attempt.id)? == 0 {
+                return Ok(None);
+            }
+            let data = json!({"reason": SUPERVISOR_LOST, "pid": launch.pid,
+                              "supervisor_pid": launch.supervisor_pid,
+                              "attempt_status": attempt.status, "processes_left": left});
+            emit(tx, &attempt, &cfg.leader, "agent.lost", data).map(Some)
+        })?;
+        out.extend(event);
         drop(lock);
     }
     Ok(out)
+}
+
+/// Kills what is left of a launch whose supervisor is dead; true when anything was.
+fn end_leftovers(launch: &Launch) -> bool {
+    let Some(sid) = launch.supervisor_pid else {
+        // It died before it claimed the thread, so before it started anything.
+        return false;
+    };
+    let mut left = process::kill_orphaned_session(sid);
+    if let Some(pid) = launch.pid {
+        left |= process::kill_orphaned_group(pid, sid);
+    }
+    left
+}
+
+fn mark_ended(conn: &Connection, id: AttemptId) -> Result<usize> {
+    Ok(conn
+        .prepare_cached(
+            "UPDATE launches SET ended_at = coalesce(ended_at, ?2) WHERE attempt_id = ?1 AND ended_at IS NULL",
+        )?
+        .execute(params![id, crate::time::now_ms()])?)
+}
+
+/// Launched attempts that ended while their launch never recorded an end.
+fn unended_launches(conn: &Connection) -> Result<Vec<Attempt>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {ATTEMPT_COLUMNS} FROM attempts a JOIN launches l ON l.attempt_id = a.id
+         WHERE l.ended_at IS NULL AND a.status NOT IN {LIVE_ATTEMPT_SQL}
+         ORDER BY a.id"
+    ))?;
+    let rows = stmt
+        .query_map([], |r| attempt_from_row(r, 0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows.into_iter().flatten().collect())
 }
 
 /// One line of `git orch agents`.

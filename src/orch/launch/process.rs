@@ -47,17 +47,22 @@ pub fn end_group(pgid: i64, grace: Duration, mut gone: impl FnMut(Duration) -> b
 /// Processes of group `pgid` in session `sid`, from /proc: checking both keeps a reused
 /// pid from being mistaken for an agent that survived its supervisor.
 pub fn group_members(pgid: i64, sid: i64) -> Vec<i64> {
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i64>().ok())
-        .filter(|p| {
-            std::fs::read_to_string(format!("/proc/{p}/stat"))
-                .ok()
-                .and_then(|stat| group_and_session(&stat))
-                == Some((pgid, sid))
-        })
+    live_processes()
+        .filter(|(_, group, session)| (*group, *session) == (pgid, sid))
+        .map(|(pid, _, _)| pid)
         .collect()
+}
+
+/// Every process that is not a zombie, as (pid, pgrp, session).
+fn live_processes() -> impl Iterator<Item = (i64, i64, i64)> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i64>().ok())
+        .filter_map(|p| {
+            let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).ok()?;
+            group_and_session(&stat).map(|(group, session)| (p, group, session))
+        })
 }
 
 /// Fields 5 and 6 of /proc/PID/stat (pgrp, session), after the parenthesised name.
@@ -81,6 +86,41 @@ pub fn kill_orphaned_group(pgid: i64, sid: i64) -> bool {
         return false;
     }
     signal_group(pgid, Signal::KILL)
+}
+
+/// SIGKILL to everything left of the session of supervisor `sid`, which is dead: its
+/// agent's process group, and anything else it started (`orch.setup`, or an agent it
+/// started but had not yet recorded). A live process `sid` means the number now leads
+/// someone else's session, so nothing is touched; while any member of the old session
+/// lives, the kernel does not hand its number out again. Returns whether anything was
+/// left.
+pub fn kill_orphaned_session(sid: i64) -> bool {
+    let leader_alive = std::fs::read_to_string(format!("/proc/{sid}/stat"))
+        .ok()
+        .and_then(|stat| group_and_session(&stat))
+        .is_some();
+    if leader_alive {
+        return false;
+    }
+    let mut found = false;
+    // A member may fork between the look and the kill: look again until none is left
+    // (bounded: SIGKILL cannot be caught, so each pass leaves fewer).
+    for _ in 0..50 {
+        let groups: std::collections::BTreeSet<i64> = live_processes()
+            .filter(|(_, _, session)| *session == sid)
+            .map(|(_, group, _)| group)
+            .collect();
+        if groups.is_empty() {
+            break;
+        }
+        found = true;
+        for group in groups {
+            // A process group never spans sessions, so the whole group is the dead one's.
+            signal_group(group, Signal::KILL);
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    found
 }
 
 pub use crate::orch::model::signal_name;
