@@ -5,7 +5,8 @@
 //! that existed before still reachable (rescue refs included), and `git fsck` clean.
 //!
 //! A row of the matrix is a name and a `prepare` that builds one round's state and
-//! returns the argv to kill; the launcher, `drive` and `land` add rows the same way.
+//! returns the argv to kill. The supervisor and `drive` rows (`crash_launch.rs`) kill a
+//! process that runs on by itself and check more; `land` is killed by `cargo xtask e2e`.
 
 use crate::util::{finish_or_kill, Bins, Rng, Sandbox};
 use anyhow::{ensure, Context, Result};
@@ -41,13 +42,17 @@ const INVARIANTS: &[&str] = &[
     "commits reachable",
     "uncommitted changes reachable",
     "git fsck",
+    "no agent process outlives its supervisor past reconcile",
+    "no launched attempt live without its supervisor",
 ];
 
-/// Runs `kills` rounds of every row; returns one summary line.
-pub fn crash_matrix(bins: &Bins, kills: usize) -> Result<String> {
+/// Runs `kills` rounds of every row (of those whose name starts with `only`); returns
+/// one summary line.
+pub fn crash_matrix(bins: &Bins, kills: usize, only: Option<&str>) -> Result<String> {
     let mut rng = Rng::new(std::process::id() as u64 ^ 0x9e37_79b9);
     let mut lines = Vec::new();
-    for (name, prepare) in MATRIX {
+    let wanted = |name: &str| only.is_none_or(|o| name.starts_with(o));
+    for (name, prepare) in MATRIX.iter().filter(|(name, _)| wanted(name)) {
         let sb = Sandbox::new(bins)?;
         sb.run(&bins.orch, &["init"])?;
         let (mut killed, mut finished) = (0, 0);
@@ -78,6 +83,19 @@ pub fn crash_matrix(bins: &Bins, kills: usize) -> Result<String> {
                 .with_context(|| format!("{name}: round {round} ({argv:?})"))?;
         }
         lines.push(format!("{name}: {killed} killed, {finished} finished"));
+    }
+    let sb = Sandbox::new(bins)?;
+    sb.run(&bins.orch, &["init"])?;
+    crate::crash_launch::setup(&sb)?;
+    if wanted("supervisor") {
+        let (killed, finished) = crate::crash_launch::supervisor_rows(&sb, bins, &mut rng, kills)?;
+        lines.push(format!("supervisor: {killed} killed, {finished} finished"));
+    }
+    if wanted("drive") {
+        let (killed, finished) = crate::crash_launch::drive_rows(&sb, bins, &mut rng, kills)?;
+        lines.push(format!(
+            "drive --launch: {killed} killed, {finished} finished (each then driven to done)"
+        ));
     }
     Ok(format!(
         "{}; after each: {} held",
@@ -212,13 +230,13 @@ fn prepare_run_close(sb: &Sandbox, bins: &Bins, round: usize) -> Result<Vec<Stri
 
 /// What existed before the kill: every commit, and every uncommitted change (as blob ids
 /// of the changed files' contents) in every worktree.
-struct Snapshot {
+pub(crate) struct Snapshot {
     commits: BTreeSet<String>,
     changes: BTreeSet<String>,
 }
 
 impl Snapshot {
-    fn take(sb: &Sandbox) -> Result<Snapshot> {
+    pub(crate) fn take(sb: &Sandbox) -> Result<Snapshot> {
         let commits = lines(&sb.git(&["rev-list", "--all", "--reflog"])?);
         let mut changes = BTreeSet::new();
         for wt in worktrees(sb)? {
@@ -258,7 +276,7 @@ fn worktrees(sb: &Sandbox) -> Result<Vec<PathBuf>> {
         .collect())
 }
 
-fn check_invariants(sb: &Sandbox, before: &Snapshot) -> Result<()> {
+pub(crate) fn check_invariants(sb: &Sandbox, before: &Snapshot) -> Result<()> {
     let db = sb.repo.join(".git/orch/state.db");
     ensure!(crate::soak::integrity_check(&db)?, "integrity_check");
     let conn =

@@ -4,6 +4,7 @@
 mod agents;
 mod bench;
 mod crash;
+mod crash_launch;
 mod demo;
 mod e2e;
 mod endpoint;
@@ -16,7 +17,7 @@ mod walkthrough;
 
 use anyhow::{bail, Result};
 
-const USAGE: &str = "usage: cargo xtask demo [--dir DIR] [--release]\n       cargo xtask test\n       cargo xtask lint\n       cargo xtask docs\n       cargo xtask walkthrough [--check]\n       cargo xtask e2e [mcp|land] [--release]\n       cargo xtask crash [--kills N] [--release]\n       cargo xtask fuzz [--cases N]\n       cargo xtask bench [inbox|throughput|hooks|orch|scale|worktree|council|land|all] [--quick]\n       cargo xtask soak [--workers N] [--threads M] [--seconds S] [--small] [--debug]\n       cargo xtask agents install [--only NAME,…] | smoke [NAME|NAME-mcp…] [--mcp]\n       cargo xtask endpoint [--port P] [--scenario worker|exit-without-done|hang|mcp-worker] [--expect TEXT]… [--log FILE]";
+const USAGE: &str = "usage: cargo xtask demo [--dir DIR] [--release]\n       cargo xtask test\n       cargo xtask lint\n       cargo xtask docs\n       cargo xtask walkthrough [--check]\n       cargo xtask e2e [mcp|land] [--release]\n       cargo xtask crash [--kills N] [--only ROW] [--release]\n       cargo xtask fuzz [--cases N]\n       cargo xtask bench [inbox|throughput|hooks|orch|scale|worktree|council|land|all] [--quick]\n       cargo xtask soak [--workers N] [--threads M] [--seconds S] [--small] [--debug]\n       cargo xtask agents install [--only NAME,…] | smoke [NAME|NAME-mcp…] [--mcp]\n       cargo xtask endpoint [--port P] [--scenario worker|exit-without-done|hang|mcp-worker] [--expect TEXT]… [--log FILE]";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -102,7 +103,7 @@ fn test() -> Result<()> {
     }
     let bins = util::build(false)?;
     let (mut passed, mut failed) = e2e::run_all(&bins)?;
-    match crash::crash_matrix(&bins, CI_KILLS) {
+    match crash::crash_matrix(&bins, CI_KILLS, None) {
         Ok(summary) => {
             println!("crash matrix ok: {summary}");
             passed += 1;
@@ -155,11 +156,18 @@ fn flag_value(args: &[String], flag: &str, default: usize) -> Result<usize> {
     }
 }
 
-/// `cargo xtask crash [--kills N] [--release]`: the crash matrix, N kills per command (100).
+/// `cargo xtask crash [--kills N] [--only ROW] [--release]`: the crash matrix, N kills
+/// per command (100), of every row or of those whose name starts with ROW.
 fn crash_cmd(args: &[String]) -> Result<()> {
     let kills = flag_value(args, "--kills", 100)?;
+    let only = match args.iter().position(|a| a == "--only") {
+        None => None,
+        Some(i) => Some(args.get(i + 1).map(String::as_str).ok_or_else(|| {
+            anyhow::anyhow!("--only takes a row name (answer, cleanup, supervisor, drive, …)\n{USAGE}")
+        })?),
+    };
     let bins = util::build(args.iter().any(|a| a == "--release"))?;
-    println!("crash matrix ok: {}", crash::crash_matrix(&bins, kills)?);
+    println!("crash matrix ok: {}", crash::crash_matrix(&bins, kills, only)?);
     Ok(())
 }
 
