@@ -296,3 +296,42 @@ fn human_output_escapes_control_characters() {
     );
     assert_terminal_safe("an error", &run.stderr);
 }
+
+#[test]
+fn hook_lines_warnings_and_watched_status_are_escaped_too() {
+    let env = TestEnv::new();
+    // A hook's line lands on the terminal of whoever ran git; its name is the caller's.
+    let run = env
+        .inbox()
+        .args(["hook", "post-\x1b]0;pwned\x07commit"])
+        .run();
+    assert_eq!(run.code, 0, "a hook never fails: {run:?}");
+    assert!(
+        run.stderr.contains("post-\\x1b]0;pwned\\x07commit"),
+        "{}",
+        run.stderr
+    );
+    assert_terminal_safe("the hook", &run.stderr);
+
+    // A warning quotes the path of a changed file in the main worktree.
+    let name = "dirty\x1b[31m.txt";
+    std::fs::write(env.repo.join(name), "one\n").unwrap();
+    env.git(&["add", "--", name]);
+    env.git(&["commit", "-q", "-m", "a file with an odd name"]);
+    std::fs::write(env.repo.join(name), "two\n").unwrap();
+    env.orch()
+        .args(["run", "init", "r1", "--title", "watched\x1b[2J title", "--base", "main"])
+        .ok();
+    env.orch().args(["task", "add", "t1", "--title", "T"]).ok();
+    let run = env.orch().args(["dispatch", "t1", "--to", "w1"]).run();
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stderr.contains("dirty\\x1b[31m.txt"), "{}", run.stderr);
+    assert_terminal_safe("the dirty-tree warning", &run.stderr);
+
+    // status --watch into a pipe prints straight to stdout, past `Out`.
+    env.orch().args(["cancel", "t1"]).ok();
+    let run = env.orch().args(["status", "--watch"]).run();
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains("watched\\x1b[2J title"), "{}", run.stdout);
+    assert_terminal_safe("status --watch", &run.stdout);
+}

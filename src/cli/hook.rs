@@ -2,6 +2,7 @@
 
 use crate::cli::ctx::Ctx;
 use crate::cli::output::Out;
+use crate::cli::render::{escape, escape_lines};
 use crate::error::{Error, Result};
 use crate::orch::worktrees;
 use serde_json::{json, Value};
@@ -19,20 +20,23 @@ pub struct HookArgs {
 pub fn run(ctx: &mut Ctx, _out: &Out, args: HookArgs) -> Result<()> {
     let (name, args) = (args.name.as_str(), args.args.as_slice());
     let mut stderr = std::io::stderr().lock();
+    // The name and the message come from the caller (a hook name can be anything), and
+    // this line lands on the terminal of whoever ran git: escaped like every error.
+    let shown = escape(name);
     match record_hook(ctx, name, args) {
         Ok(Some(_spooled)) => {
             let _ = writeln!(
                 stderr,
-                "git-orch: {name}: the state database is busy; spooled, the next git-orch write records it"
+                "git-orch: {shown}: the state database is busy; spooled, the next git-orch write records it"
             );
         }
         Ok(None) => {}
         Err(err) => {
             let _ = writeln!(
                 stderr,
-                "git-orch: {name}: not recorded ({}: {}); `git orch reconcile` will catch up",
+                "git-orch: {shown}: not recorded ({}: {}); `git orch reconcile` will catch up",
                 err.code.as_str(),
-                err.message
+                escape_lines(&err.message)
             );
         }
     }

@@ -44,8 +44,9 @@ impl Out {
     }
 
     /// A warning for people, on stderr whatever the mode: stdout stays one document.
+    /// Escaped like errors: warnings quote paths and file names.
     pub fn warn(&self, text: &str) {
-        let _ = writeln!(io::stderr().lock(), "warning: {text}");
+        let _ = writeln!(io::stderr().lock(), "warning: {}", escape_lines(text));
     }
 
     /// One line of a stream (`watch`, `log --follow`).

@@ -4,6 +4,7 @@
 use super::opts::RunOpt;
 use crate::cli::ctx::Ctx;
 use crate::cli::output::{print_line, write_stdout_bytes, Out};
+use crate::cli::render::escape;
 use crate::error::{Code, Error, Result};
 use crate::orch::drive::{self, DriveEvent, DriveLock, DriveOptions, End, Standing};
 use crate::orch::launch::Launching;
@@ -86,7 +87,9 @@ pub fn drive(ctx: &mut Ctx, out: &Out, args: DriveArgs) -> Result<()> {
             out.stream_item(event, || render_event(event))?;
         }
         if terminal && (!events.is_empty() || !status_shown.get()) {
-            let line = format!("\r\x1b[2K{}", render_standing(&run.name, standing));
+            // Only the line-clearing prefix is ours to send raw.
+            let standing = render_standing(&run.name, standing);
+            let line = format!("\r\x1b[2K{}", escape(&standing));
             write_stdout_bytes(line.as_bytes())?;
             status_shown.set(true);
         }

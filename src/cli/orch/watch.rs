@@ -6,7 +6,7 @@
 use super::status::{load_status, render_questions, status_header, status_table};
 use crate::cli::ctx::Ctx;
 use crate::cli::output::{print_line, print_text, Out};
-use crate::cli::render::render_event;
+use crate::cli::render::{escape, escape_lines, render_event};
 use crate::error::{Error, Result};
 use crate::orch::waits;
 use crate::store::events::Event;
@@ -43,11 +43,12 @@ fn stream(ctx: &mut Ctx, out: &Out, run: Option<&str>) -> Result<()> {
                 if !last.is_empty() {
                     print_line("")?;
                 }
-                print_text(&format!(
+                // Straight to stdout, not through `Out`: escaped here (a title is anything).
+                print_text(&escape_lines(&format!(
                     "{}\n{}",
                     status_header(&status.run),
                     status_table(&status.run, &status.tasks)
-                ))?;
+                )))?;
             }
             last = doc;
         }
@@ -92,7 +93,8 @@ impl Screen {
             if i > 0 {
                 stdout.write_all(b"\r\n").map_err(io)?;
             }
-            let clipped: String = line.chars().take(usize::from(width)).collect();
+            // Titles, questions and events are user data: escaped before they are clipped.
+            let clipped: String = escape(line).chars().take(usize::from(width)).collect();
             stdout.write_all(clipped.as_bytes()).map_err(io)?;
         }
         stdout.flush().map_err(io)
