@@ -1,8 +1,9 @@
 //! Property tests of every parser of untrusted text: durations, names, revspecs, plan
 //! files, review results, thread data and results, attempt markers, the hook's
-//! arguments and its spooled records. For each: no panic, a refusal writes nothing, and
-//! what is accepted round-trips. Cases come from `PROPTEST_CASES` (proptest's default
-//! 256 in `cargo test`; `cargo xtask fuzz` runs many more).
+//! arguments and its spooled records, launch command templates, profile config values,
+//! the land check and mode, and MCP's JSON-RPC lines. For each: no panic, a refusal
+//! writes nothing, and what is accepted round-trips. Cases come from `PROPTEST_CASES`
+//! (proptest's default 256 in `cargo test`; `cargo xtask fuzz` runs many more).
 
 use crate::council::validate_review;
 use crate::inbox::{self, Config, NewThread, Note};
@@ -309,6 +310,195 @@ fn revspecs() {
                 prop_assert_eq!(&base.sha, &git);
                 prop_assert_eq!(opened.resolve_commit(&base.sha).unwrap().sha, base.sha);
                 prop_assert!(!given.contains("..") && !given.ends_with("^!"), "{given}");
+            }
+            Ok(())
+        })
+        .unwrap();
+}
+
+/// A word of a template as written and as it must come out filled in: literal text
+/// (braces doubled), and placeholders filled from [`fill_vars`].
+fn template_word() -> impl Strategy<Value = (String, String)> {
+    let piece = prop_oneof![
+        "[^{}\u{0}]{0,6}".prop_map(|t| (t.clone(), t)),
+        Just(("{{".to_owned(), "{".to_owned())),
+        Just(("}}".to_owned(), "}".to_owned())),
+        (0..crate::orch::launch::template::PLACEHOLDERS.len()).prop_map(|i| {
+            let name = crate::orch::launch::template::PLACEHOLDERS[i];
+            (format!("{{{name}}}"), filled(name).to_owned())
+        }),
+    ];
+    prop::collection::vec(piece, 0..4).prop_map(|pieces| {
+        pieces
+            .into_iter()
+            .fold((String::new(), String::new()), |(mut a, mut b), (x, y)| {
+                a.push_str(&x);
+                b.push_str(&y);
+                (a, b)
+            })
+    })
+}
+
+fn filled(name: &str) -> &'static str {
+    match name {
+        "brief" => "the brief: 'quoted' \"and\" $HOME `ls`",
+        "brief_file" => "/tmp/a b/brief.md",
+        "worktree" => "/tmp/a b/wt",
+        "agent" => "claude-7",
+        "model" => "opus",
+        "common_dir" => "/tmp/a b/.git",
+        _ => "/tmp/a b/.git/worktrees/wt",
+    }
+}
+
+fn fill_vars() -> crate::orch::launch::template::Vars<'static> {
+    use std::path::Path;
+    crate::orch::launch::template::Vars {
+        brief: filled("brief"),
+        brief_file: Path::new(filled("brief_file")),
+        worktree: Path::new(filled("worktree")),
+        agent: filled("agent"),
+        model: Some(filled("model")),
+        common_dir: Path::new(filled("common_dir")),
+        git_dir: Path::new(filled("git_dir")),
+    }
+}
+
+proptest! {
+    #[test]
+    fn launch_templates(text in prop_oneof!["\\PC{0,30}", "[a-z {}'\"\\\\_]{0,24}"],
+                        words in prop::collection::vec(template_word(), 1..5)) {
+        use crate::orch::launch::template;
+        // Anything: a template or invalid_input, never a panic.
+        if let Err(err) = template::parse("t", &text) {
+            prop_assert_eq!(err.code.as_str(), "invalid_input");
+        }
+        // Words quoted like a shell would: split back into the same words, each filled
+        // in with exactly the values (quotes and spaces in a value stay one argument).
+        let quoted: Vec<String> = words.iter()
+            .map(|(source, _)| shlex::try_quote(source).unwrap().into_owned())
+            .collect();
+        let parsed = template::parse("t", &quoted.join(" ")).unwrap();
+        prop_assert_eq!(parsed.len(), words.len());
+        for (word, (_, want)) in parsed.iter().zip(&words) {
+            prop_assert_eq!(&word.fill(&fill_vars()).unwrap(), want);
+        }
+    }
+
+    #[test]
+    fn land_check_and_mode(text in prop_oneof!["\\PC{0,24}", "[a-z '\"\\\\-]{0,20}"],
+                           timeout in prop::option::of(prop_oneof!["\\PC{0,6}", "[0-9]{1,3}(s|m|h)"]),
+                           mode in prop_oneof!["\\PC{0,12}", Just("merge".to_owned()), Just("ff-or-merge".to_owned())]) {
+        use crate::orch::land::{check, Mode};
+        match check::from_config(Some(&text), timeout.as_deref()) {
+            Err(err) => prop_assert_eq!(err.code.as_str(), "invalid_input"),
+            Ok(None) => prop_assert!(text.trim().is_empty()),
+            Ok(Some(parsed)) => {
+                // The argv a shell would split, and it survives being quoted again.
+                prop_assert_eq!(Some(parsed.argv.clone()), shlex::split(&text));
+                let again = shlex::try_join(parsed.argv.iter().map(String::as_str)).unwrap();
+                prop_assert_eq!(check::Check::parse(&again, parsed.timeout).unwrap(), parsed.clone());
+                if let Some(t) = &timeout {
+                    prop_assert_eq!(parsed.timeout, parse_duration(t).unwrap());
+                }
+            }
+        }
+        match Mode::parse(&mode) {
+            Ok(m) => prop_assert_eq!(m == Mode::Merge, mode == "merge"),
+            Err(err) => {
+                prop_assert_eq!(err.code.as_str(), "invalid_input");
+                prop_assert!(mode != "merge" && mode != "ff-or-merge");
+            }
+        }
+    }
+
+    #[test]
+    fn mcp_requests(line in prop_oneof![
+        prop::collection::vec(any::<u8>(), 0..48),
+        json_text().prop_map(String::into_bytes),
+        (json_value(), prop_oneof![Just(json!(1)), Just(json!("a\nb")), Just(json!(null)), Just(json!([1])), json_value()],
+         prop_oneof![Just(json!("tools/call")), Just(json!("ping")), json_value()], any::<bool>())
+            .prop_map(|(params, id, method, with_id)| {
+                let mut msg = json!({"jsonrpc": "2.0", "method": method, "params": params});
+                if with_id { msg["id"] = id; }
+                msg.to_string().into_bytes()
+            }),
+    ]) {
+        use crate::cli::mcp::protocol::{self, Incoming};
+        let (id, answer) = match protocol::parse(&line) {
+            Incoming::Request { id, method, .. } => {
+                prop_assert!(id.is_string() || id.is_number());
+                (id, protocol::response(&Value::Null, json!({"method": method})))
+            }
+            Incoming::Invalid { id, code, message } => {
+                prop_assert!([protocol::PARSE_ERROR, protocol::INVALID_REQUEST].contains(&code));
+                let answer = protocol::error(&id, code, &message);
+                (id, answer)
+            }
+            Incoming::Notification { .. } | Incoming::Ignored => return Ok(()),
+        };
+        // Every answer is one line of JSON naming the id it answers.
+        prop_assert!(!answer.contains('\n'));
+        let doc: Value = serde_json::from_str(&answer).unwrap();
+        prop_assert!(doc["id"] == id || doc["id"].is_null());
+    }
+}
+
+/// Every profile key with hostile values: a profile or a clear refusal, and what is
+/// accepted is what was written. One repository; each case rewrites its config file.
+#[test]
+fn profile_config_values() {
+    use crate::orch::launch::{preset::Protocol, profile};
+    let repo = TempRepo::new();
+    let config = repo.path().join(".git/config");
+    let base = std::fs::read_to_string(&config).unwrap();
+    let value = || prop_oneof!["\\PC{0,10}", "[a-z0-9 ]{0,6}"];
+    let strategy = (
+        prop::option::of(prop_oneof![Just("script".to_owned()), Just("claude".to_owned()), value()]),
+        prop::option::of(prop_oneof![Just("./agent.sh {brief_file}".to_owned()), Just("a {model}".to_owned()), value()]),
+        prop::collection::vec(prop_oneof!["[A-Z_]{1,4}=\\PC{0,5}", value()], 0..3),
+        prop::option::of(prop_oneof![Just("inbox".to_owned()), Just("exit".to_owned()), value()]),
+        prop::option::of(prop_oneof!["[0-9]{1,3}(s|m|h)", value()]),
+        prop::option::of("[a-z0-9.-]{0,6}"),
+    );
+    let cases = ProptestConfig::default().cases / 4 + 1;
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(cases));
+    runner
+        .run(&strategy, |(preset, command, env, protocol, timeout, model)| {
+            // git's config syntax: quoted, with backslash and quote escaped.
+            let q = |v: &str| format!("\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""));
+            let mut text = format!("{base}[orch \"agent.p\"]\n");
+            let mut put = |key: &str, v: &Option<String>| {
+                if let Some(v) = v {
+                    text.push_str(&format!("\t{key} = {}\n", q(v)));
+                }
+            };
+            put("preset", &preset);
+            put("command", &command);
+            put("protocol", &protocol);
+            put("timeout", &timeout);
+            put("model", &model);
+            for entry in &env {
+                text.push_str(&format!("\tenv = {}\n", q(entry)));
+            }
+            std::fs::write(&config, text).unwrap();
+            match profile::resolve(&repo.open(), "p") {
+                Err(err) => prop_assert_eq!(err.code.as_str(), "invalid_input", "{:?}", err),
+                Ok(p) => {
+                    if let Some(t) = &timeout {
+                        prop_assert_eq!(p.timeout, parse_duration(t).unwrap());
+                    }
+                    if let Some(given) = &protocol {
+                        prop_assert_eq!(Some(p.protocol), Protocol::parse(given));
+                    }
+                    for entry in &env {
+                        let (k, v) = entry.split_once('=').unwrap();
+                        let last = env.iter().rev().find_map(|e| e.split_once('=').filter(|(key, _)| key == &k)).unwrap().1;
+                        prop_assert!(p.env.iter().any(|(key, value)| key == k && value == last), "{k}={v}");
+                    }
+                    prop_assert_eq!(p.custom_command, command.is_some());
+                    prop_assert!(!p.words.is_empty());
+                }
             }
             Ok(())
         })

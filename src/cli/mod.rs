@@ -6,7 +6,7 @@ mod docs;
 mod hook;
 mod inbox;
 mod input;
-mod mcp;
+pub(crate) mod mcp;
 mod orch;
 mod outfile;
 mod output;

@@ -10,7 +10,7 @@
 //! runtime: a thread per call in flight is all the concurrency a client needs, and
 //! every other command starts exactly as before. Decisions: docs/mcp.md.
 
-mod protocol;
+pub(crate) mod protocol;
 pub mod tools;
 
 use self::protocol::Incoming;
