@@ -133,9 +133,20 @@ proptest! {
     }
 
     #[test]
-    fn hook_arguments(name in prop_oneof!["\\PC{0,14}", "post-[a-z]{0,8}"]) {
+    fn hook_arguments(name in prop_oneof!["\\PC{0,14}", "post-[a-z]{0,8}"],
+                      pairs in prop::collection::vec(("[0-9a-f]{1,8}", "[0-9a-f]{1,8}", "\\PC{0,6}"), 0..6),
+                      junk in "\\PC{0,40}") {
         let known = crate::orch::worktrees::check_hook_name(&name).is_ok();
         prop_assert_eq!(known, crate::repo::HOOK_NAMES.contains(&name.as_str()));
+        // post-rewrite's stdin: every `old new [extra]` line is one pair, in order;
+        // anything else is at most ignored.
+        use crate::cli::hook::parse_rewritten;
+        let text: String = pairs.iter().map(|(o, n, extra)| format!("{o} {n} {extra}\n")).collect();
+        let got = parse_rewritten(&text);
+        let want: Vec<Value> = pairs.iter().map(|(o, n, _)| json!({"old": o, "new": n})).collect();
+        prop_assert_eq!(got, want);
+        let any = parse_rewritten(&junk);
+        prop_assert!(any.len() <= junk.lines().count());
     }
 
     #[test]

@@ -82,8 +82,13 @@ fn read_rewritten() -> Result<Vec<Value>> {
         .take(LIMIT)
         .read_to_string(&mut text)
         .map_err(|e| Error::io("reading the rewritten commits from stdin", e))?;
-    Ok(text
-        .lines()
+    Ok(parse_rewritten(&text))
+}
+
+/// At most 1000 `{old, new}` pairs, one per line with at least two words; other lines
+/// are skipped (git writes nothing else, but anyone can call the hook).
+pub(crate) fn parse_rewritten(text: &str) -> Vec<Value> {
+    text.lines()
         .filter_map(|line| {
             let mut words = line.split_whitespace();
             match (words.next(), words.next()) {
@@ -92,5 +97,5 @@ fn read_rewritten() -> Result<Vec<Value>> {
             }
         })
         .take(1000)
-        .collect())
+        .collect()
 }

@@ -3,7 +3,7 @@
 
 mod ctx;
 mod docs;
-mod hook;
+pub(crate) mod hook;
 mod inbox;
 mod input;
 pub(crate) mod mcp;

@@ -53,6 +53,7 @@ pub fn crash_matrix(bins: &Bins, kills: usize, only: Option<&str>) -> Result<Str
     let mut lines = Vec::new();
     let wanted = |name: &str| only.is_none_or(|o| name.starts_with(o));
     for (name, prepare) in MATRIX.iter().filter(|(name, _)| wanted(name)) {
+        let started = std::time::Instant::now();
         let sb = Sandbox::new(bins)?;
         sb.run(&bins.orch, &["init"])?;
         let (mut killed, mut finished) = (0, 0);
@@ -82,19 +83,28 @@ pub fn crash_matrix(bins: &Bins, kills: usize, only: Option<&str>) -> Result<Str
             check_invariants(&sb, &before)
                 .with_context(|| format!("{name}: round {round} ({argv:?})"))?;
         }
-        lines.push(format!("{name}: {killed} killed, {finished} finished"));
+        lines.push(format!(
+            "{name}: {killed} killed, {finished} finished ({:.0} s)",
+            started.elapsed().as_secs_f64()
+        ));
     }
     let sb = Sandbox::new(bins)?;
     sb.run(&bins.orch, &["init"])?;
     crate::crash_launch::setup(&sb)?;
     if wanted("supervisor") {
+        let started = std::time::Instant::now();
         let (killed, finished) = crate::crash_launch::supervisor_rows(&sb, bins, &mut rng, kills)?;
-        lines.push(format!("supervisor: {killed} killed, {finished} finished"));
+        lines.push(format!(
+            "supervisor: {killed} killed, {finished} finished ({:.0} s)",
+            started.elapsed().as_secs_f64()
+        ));
     }
     if wanted("drive") {
+        let started = std::time::Instant::now();
         let (killed, finished) = crate::crash_launch::drive_rows(&sb, bins, &mut rng, kills)?;
         lines.push(format!(
-            "drive --launch: {killed} killed, {finished} finished (each then driven to done)"
+            "drive --launch: {killed} killed, {finished} finished, each then driven to done ({:.0} s)",
+            started.elapsed().as_secs_f64()
         ));
     }
     Ok(format!(
