@@ -465,53 +465,76 @@ fn profile_config_values() {
     let base = std::fs::read_to_string(&config).unwrap();
     let value = || prop_oneof!["\\PC{0,10}", "[a-z0-9 ]{0,6}"];
     let strategy = (
-        prop::option::of(prop_oneof![Just("script".to_owned()), Just("claude".to_owned()), value()]),
-        prop::option::of(prop_oneof![Just("./agent.sh {brief_file}".to_owned()), Just("a {model}".to_owned()), value()]),
+        prop::option::of(prop_oneof![
+            Just("script".to_owned()),
+            Just("claude".to_owned()),
+            value()
+        ]),
+        prop::option::of(prop_oneof![
+            Just("./agent.sh {brief_file}".to_owned()),
+            Just("a {model}".to_owned()),
+            value()
+        ]),
         prop::collection::vec(prop_oneof!["[A-Z_]{1,4}=\\PC{0,5}", value()], 0..3),
-        prop::option::of(prop_oneof![Just("inbox".to_owned()), Just("exit".to_owned()), value()]),
+        prop::option::of(prop_oneof![
+            Just("inbox".to_owned()),
+            Just("exit".to_owned()),
+            value()
+        ]),
         prop::option::of(prop_oneof!["[0-9]{1,3}(s|m|h)", value()]),
         prop::option::of("[a-z0-9.-]{0,6}"),
     );
     let cases = ProptestConfig::default().cases / 4 + 1;
     let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(cases));
     runner
-        .run(&strategy, |(preset, command, env, protocol, timeout, model)| {
-            // git's config syntax: quoted, with backslash and quote escaped.
-            let q = |v: &str| format!("\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""));
-            let mut text = format!("{base}[orch \"agent.p\"]\n");
-            let mut put = |key: &str, v: &Option<String>| {
-                if let Some(v) = v {
-                    text.push_str(&format!("\t{key} = {}\n", q(v)));
+        .run(
+            &strategy,
+            |(preset, command, env, protocol, timeout, model)| {
+                // git's config syntax: quoted, with backslash and quote escaped.
+                let q = |v: &str| format!("\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""));
+                let mut text = format!("{base}[orch \"agent.p\"]\n");
+                let mut put = |key: &str, v: &Option<String>| {
+                    if let Some(v) = v {
+                        text.push_str(&format!("\t{key} = {}\n", q(v)));
+                    }
+                };
+                put("preset", &preset);
+                put("command", &command);
+                put("protocol", &protocol);
+                put("timeout", &timeout);
+                put("model", &model);
+                for entry in &env {
+                    text.push_str(&format!("\tenv = {}\n", q(entry)));
                 }
-            };
-            put("preset", &preset);
-            put("command", &command);
-            put("protocol", &protocol);
-            put("timeout", &timeout);
-            put("model", &model);
-            for entry in &env {
-                text.push_str(&format!("\tenv = {}\n", q(entry)));
-            }
-            std::fs::write(&config, text).unwrap();
-            match profile::resolve(&repo.open(), "p") {
-                Err(err) => prop_assert_eq!(err.code.as_str(), "invalid_input", "{:?}", err),
-                Ok(p) => {
-                    if let Some(t) = &timeout {
-                        prop_assert_eq!(p.timeout, parse_duration(t).unwrap());
+                std::fs::write(&config, text).unwrap();
+                match profile::resolve(&repo.open(), "p") {
+                    Err(err) => prop_assert_eq!(err.code.as_str(), "invalid_input", "{:?}", err),
+                    Ok(p) => {
+                        if let Some(t) = &timeout {
+                            prop_assert_eq!(p.timeout, parse_duration(t).unwrap());
+                        }
+                        if let Some(given) = &protocol {
+                            prop_assert_eq!(Some(p.protocol), Protocol::parse(given));
+                        }
+                        for entry in &env {
+                            let (k, v) = entry.split_once('=').unwrap();
+                            let last = env
+                                .iter()
+                                .rev()
+                                .find_map(|e| e.split_once('=').filter(|(key, _)| key == &k))
+                                .unwrap()
+                                .1;
+                            prop_assert!(
+                                p.env.iter().any(|(key, value)| key == k && value == last),
+                                "{k}={v}"
+                            );
+                        }
+                        prop_assert_eq!(p.custom_command, command.is_some());
+                        prop_assert!(!p.words.is_empty());
                     }
-                    if let Some(given) = &protocol {
-                        prop_assert_eq!(Some(p.protocol), Protocol::parse(given));
-                    }
-                    for entry in &env {
-                        let (k, v) = entry.split_once('=').unwrap();
-                        let last = env.iter().rev().find_map(|e| e.split_once('=').filter(|(key, _)| key == &k)).unwrap().1;
-                        prop_assert!(p.env.iter().any(|(key, value)| key == k && value == last), "{k}={v}");
-                    }
-                    prop_assert_eq!(p.custom_command, command.is_some());
-                    prop_assert!(!p.words.is_empty());
                 }
-            }
-            Ok(())
-        })
+                Ok(())
+            },
+        )
         .unwrap();
 }

@@ -320,7 +320,15 @@ fn hook_lines_warnings_and_watched_status_are_escaped_too() {
     env.git(&["commit", "-q", "-m", "a file with an odd name"]);
     std::fs::write(env.repo.join(name), "two\n").unwrap();
     env.orch()
-        .args(["run", "init", "r1", "--title", "watched\x1b[2J title", "--base", "main"])
+        .args([
+            "run",
+            "init",
+            "r1",
+            "--title",
+            "watched\x1b[2J title",
+            "--base",
+            "main",
+        ])
         .ok();
     env.orch().args(["task", "add", "t1", "--title", "T"]).ok();
     let run = env.orch().args(["dispatch", "t1", "--to", "w1"]).run();
@@ -332,6 +340,10 @@ fn hook_lines_warnings_and_watched_status_are_escaped_too() {
     env.orch().args(["cancel", "t1"]).ok();
     let run = env.orch().args(["status", "--watch"]).run();
     assert_eq!(run.code, 0, "{run:?}");
-    assert!(run.stdout.contains("watched\\x1b[2J title"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("watched\\x1b[2J title"),
+        "{}",
+        run.stdout
+    );
     assert_terminal_safe("status --watch", &run.stdout);
 }

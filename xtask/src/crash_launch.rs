@@ -29,10 +29,7 @@ sleep "$1"
 pub fn setup(sb: &Sandbox) -> Result<()> {
     let agent = sb.home.join("agent.sh");
     std::fs::write(&agent, AGENT)?;
-    std::fs::set_permissions(
-        &agent,
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )?;
+    std::fs::set_permissions(&agent, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
     for (profile, pause) in [("slow", "0.3"), ("quick", "0.05")] {
         let command = format!("{} {pause}", agent.display());
         sb.git(&["config", &format!("orch.agent.{profile}.command"), &command])?;
@@ -41,16 +38,26 @@ pub fn setup(sb: &Sandbox) -> Result<()> {
 }
 
 /// `kills` rounds of SIGKILL to a supervisor; returns (killed, finished first).
-pub fn supervisor_rows(sb: &Sandbox, bins: &Bins, rng: &mut Rng, kills: usize) -> Result<(usize, usize)> {
+pub fn supervisor_rows(
+    sb: &Sandbox,
+    bins: &Bins,
+    rng: &mut Rng,
+    kills: usize,
+) -> Result<(usize, usize)> {
     let (mut killed, mut finished) = (0, 0);
     // Kill points spread over a supervisor's whole life: up to 1.5× the last full one.
     let mut full = Duration::from_secs(1);
     for round in 0..kills {
         let run = format!("s{round}");
-        sb.run(&bins.orch, &["run", "init", &run, "--title", "crash", "--base", "main"])?;
+        sb.run(
+            &bins.orch,
+            &["run", "init", &run, "--title", "crash", "--base", "main"],
+        )?;
         sb.run(&bins.orch, &["task", "add", "t", "--title", "T"])?;
         let data = sb.data(&bins.orch, &["dispatch", "t", "--launch=slow"])?;
-        let id = data["attempts"][0]["id"].as_i64().context("an attempt id")?;
+        let id = data["attempts"][0]["id"]
+            .as_i64()
+            .context("an attempt id")?;
         let started = Instant::now();
         let Some(pid) = supervisor_pid(sb, id)? else {
             // It ended before it could be found: it lived a short, complete life.
@@ -83,16 +90,37 @@ pub fn supervisor_rows(sb: &Sandbox, bins: &Bins, rng: &mut Rng, kills: usize) -
 
 /// `kills` rounds of SIGKILL to `git orch drive` (to its whole process group every other
 /// time, as a closed terminal would), each followed by reconcile and a drive to the end.
-pub fn drive_rows(sb: &Sandbox, bins: &Bins, rng: &mut Rng, kills: usize) -> Result<(usize, usize)> {
+pub fn drive_rows(
+    sb: &Sandbox,
+    bins: &Bins,
+    rng: &mut Rng,
+    kills: usize,
+) -> Result<(usize, usize)> {
     let (mut killed, mut finished) = (0, 0);
     let mut full = Duration::from_secs(3);
     for round in 0..kills {
         let run = format!("d{round}");
-        sb.run(&bins.orch, &["run", "init", &run, "--title", "crash", "--base", "main"])?;
+        sb.run(
+            &bins.orch,
+            &["run", "init", &run, "--title", "crash", "--base", "main"],
+        )?;
         sb.run(&bins.orch, &["task", "add", "a", "--title", "A"])?;
-        sb.run(&bins.orch, &["task", "add", "b", "--title", "B", "--after", "a"])?;
+        sb.run(
+            &bins.orch,
+            &["task", "add", "b", "--title", "B", "--after", "a"],
+        )?;
         sb.run(&bins.orch, &["task", "add", "c", "--title", "C"])?;
-        let drive = ["drive", "--run", &run, "--launch", "quick", "--parallel", "2", "--timeout", "120s"];
+        let drive = [
+            "drive",
+            "--run",
+            &run,
+            "--launch",
+            "quick",
+            "--parallel",
+            "2",
+            "--timeout",
+            "120s",
+        ];
         let started = Instant::now();
         let mut child = sb
             .command(&bins.orch)
@@ -139,7 +167,8 @@ pub fn drive_rows(sb: &Sandbox, bins: &Bins, rng: &mut Rng, kills: usize) -> Res
         let again = sb.command(&bins.orch).arg("--json").args(drive).output()?;
         let text = String::from_utf8_lossy(&again.stdout);
         let last = text.lines().last().unwrap_or_default();
-        let end = data_of(last).with_context(|| format!("drive: round {round}, the drive after the kill"))?;
+        let end = data_of(last)
+            .with_context(|| format!("drive: round {round}, the drive after the kill"))?;
         ensure!(end["end"] == "done", "drive: round {round} ended {end}");
         check_invariants(sb, &before)
             .and_then(|()| all_done(sb, bins, &run))
@@ -152,7 +181,12 @@ pub fn drive_rows(sb: &Sandbox, bins: &Bins, rng: &mut Rng, kills: usize) -> Res
 fn all_done(sb: &Sandbox, bins: &Bins, run: &str) -> Result<()> {
     let tasks = sb.data(&bins.orch, &["task", "list", "--run", run])?;
     for task in tasks["tasks"].as_array().context("tasks")? {
-        ensure!(task["status"] == "done", "task {} is {}", task["key"], task["status"]);
+        ensure!(
+            task["status"] == "done",
+            "task {} is {}",
+            task["key"],
+            task["status"]
+        );
     }
     Ok(())
 }
@@ -161,7 +195,8 @@ fn all_done(sb: &Sandbox, bins: &Bins, run: &str) -> Result<()> {
 /// dead, and nothing of a dead supervisor's session (its agent's group included) is left.
 fn launches_ended(sb: &Sandbox, run: &str) -> Result<()> {
     let db = sb.repo.join(".git/orch/state.db");
-    let conn = rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    let conn =
+        rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
     let mut stmt = conn.prepare(
         "SELECT a.id, a.status, l.pid, l.supervisor_pid FROM attempts a
            JOIN launches l ON l.attempt_id = a.id WHERE a.run = ?1",
@@ -219,13 +254,16 @@ fn supervisor_pid(sb: &Sandbox, id: i64) -> Result<Option<i32>> {
                 .split(|b| *b == 0)
                 .map(|a| String::from_utf8_lossy(a).into_owned())
                 .collect();
-            let supervises = args.windows(2).any(|w| w[0] == "supervise" && w[1] == wanted);
+            let supervises = args
+                .windows(2)
+                .any(|w| w[0] == "supervise" && w[1] == wanted);
             if supervises && args.iter().any(|a| a == &repo) {
                 return Ok(Some(p.pid));
             }
         }
         let db = sb.repo.join(".git/orch/state.db");
-        let conn = rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        let conn =
+            rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
         let ended: Option<i64> = conn.query_row(
             "SELECT ended_at FROM launches WHERE attempt_id = ?1",
             [id],
@@ -274,7 +312,13 @@ fn procs() -> Vec<Proc> {
         return Vec::new();
     };
     dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
-        .filter_map(|pid| stat(Path::new(&format!("/proc/{pid}/stat"))).map(|(pgrp, session)| Proc { pid, pgrp, session }))
+        .filter_map(|pid| {
+            stat(Path::new(&format!("/proc/{pid}/stat"))).map(|(pgrp, session)| Proc {
+                pid,
+                pgrp,
+                session,
+            })
+        })
         .collect()
 }
 

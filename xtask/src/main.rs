@@ -163,11 +163,16 @@ fn crash_cmd(args: &[String]) -> Result<()> {
     let only = match args.iter().position(|a| a == "--only") {
         None => None,
         Some(i) => Some(args.get(i + 1).map(String::as_str).ok_or_else(|| {
-            anyhow::anyhow!("--only takes a row name (answer, cleanup, supervisor, drive, …)\n{USAGE}")
+            anyhow::anyhow!(
+                "--only takes a row name (answer, cleanup, supervisor, drive, …)\n{USAGE}"
+            )
         })?),
     };
     let bins = util::build(args.iter().any(|a| a == "--release"))?;
-    println!("crash matrix ok: {}", crash::crash_matrix(&bins, kills, only)?);
+    println!(
+        "crash matrix ok: {}",
+        crash::crash_matrix(&bins, kills, only)?
+    );
     Ok(())
 }
 

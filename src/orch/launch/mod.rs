@@ -20,8 +20,8 @@ pub mod supervisor;
 pub mod template;
 
 use super::attempts::{attempt_from_row, ATTEMPT_COLUMNS, ATTEMPT_WIDTH};
-use super::status::LIVE_ATTEMPT_SQL;
 pub use super::model::Launch;
+use super::status::LIVE_ATTEMPT_SQL;
 use super::{Attempt, AttemptId, Step, Workspace, Workspaces};
 use crate::error::{Code, Error, Result};
 use crate::inbox::{self, Note, ThreadStatus};
