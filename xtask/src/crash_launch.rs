@@ -69,12 +69,14 @@ pub fn supervisor_rows(
             0 => Duration::from_secs(60),
             _ => Duration::from_micros(rng.below(full.as_micros() as u64 * 3 / 2 + 1)),
         };
-        if until_gone_or(pid, after)? {
+        let ended = until_gone_or(pid, after)?
+            // It may end between the look and the kill.
+            || kill_process(Pid::from_raw(pid).context("a pid")?, Signal::KILL)
+                == Err(rustix::io::Errno::SRCH);
+        if ended {
             finished += 1;
             full = started.elapsed();
         } else {
-            kill_process(Pid::from_raw(pid).context("a pid")?, Signal::KILL)
-                .with_context(|| format!("killing supervisor {pid}"))?;
             killed += 1;
             wait_gone(pid)?;
         }

@@ -81,23 +81,29 @@ impl Screen {
     fn draw(&self, text: &str) -> Result<()> {
         use crossterm::{cursor, queue, terminal};
         let (width, height) = terminal::size().unwrap_or((100, 40));
-        let mut stdout = std::io::stdout().lock();
+        // The frame is made whole, then written at once: stdout flushes at every newline,
+        // and a frame written line by line is seen (and captured) half drawn.
+        let mut frame: Vec<u8> = Vec::with_capacity(text.len() + 64);
         let io = |e| Error::output(e);
         queue!(
-            stdout,
+            frame,
             cursor::MoveTo(0, 0),
             terminal::Clear(terminal::ClearType::All)
         )
         .map_err(io)?;
         for (i, line) in text.lines().take(usize::from(height)).enumerate() {
             if i > 0 {
-                stdout.write_all(b"\r\n").map_err(io)?;
+                frame.extend_from_slice(b"\r\n");
             }
             // Titles, questions and events are user data: escaped before they are clipped.
             let clipped: String = escape(line).chars().take(usize::from(width)).collect();
-            stdout.write_all(clipped.as_bytes()).map_err(io)?;
+            frame.extend_from_slice(clipped.as_bytes());
         }
-        stdout.flush().map_err(io)
+        let mut stdout = std::io::stdout().lock();
+        stdout
+            .write_all(&frame)
+            .and_then(|()| stdout.flush())
+            .map_err(io)
     }
 }
 
