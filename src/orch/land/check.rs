@@ -219,12 +219,19 @@ mod tests {
             .trim()
             .parse()
             .unwrap();
-        // The background child went with the group (a zombie at worst, never running).
-        let stat = std::fs::read_to_string(format!("/proc/{child}/stat")).unwrap_or_default();
-        assert!(
-            stat.is_empty() || stat.split_whitespace().nth(2) == Some("Z"),
-            "{stat}"
-        );
+        // The background child went with the group (a zombie at worst). SIGKILL is only
+        // acted on when the child is next scheduled, so wait for that, with a deadline.
+        let gone = |stat: &str| stat.is_empty() || stat.split_whitespace().nth(2) == Some("Z");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut stat = String::new();
+        while Instant::now() < deadline {
+            stat = std::fs::read_to_string(format!("/proc/{child}/stat")).unwrap_or_default();
+            if gone(&stat) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(gone(&stat), "{stat}");
     }
 
     #[test]
