@@ -548,7 +548,7 @@ fn wait_reply_renews_the_waiting_claimants_lease() {
     let id = t.to_string();
     env.inbox()
         .agent("w1")
-        .args(["claim", &id, "--lease", "300ms"])
+        .args(["claim", &id, "--lease", "1s"])
         .ok();
     env.inbox()
         .agent("w1")
