@@ -147,6 +147,30 @@ pub(super) fn begin(conn: &Connection, cfg: &Config) -> Result<i64> {
     Ok(now)
 }
 
+/// Begins a write by `actor` on thread `id`, which it must hold (the fence): the clock
+/// and the thread.
+pub(super) fn begin_held(
+    conn: &Connection,
+    cfg: &Config,
+    actor: &str,
+    id: i64,
+) -> Result<(i64, Thread)> {
+    let now = begin(conn, cfg)?;
+    let thread = get_thread(conn, id)?;
+    require_holder(conn, &thread, actor)?;
+    Ok((now, thread))
+}
+
+/// Begins a write on thread `id`, which must not be closed: the clock and the thread.
+pub(super) fn begin_open(conn: &Connection, cfg: &Config, id: i64) -> Result<(i64, Thread)> {
+    let now = begin(conn, cfg)?;
+    let thread = get_thread(conn, id)?;
+    if thread.is_closed() {
+        return Err(thread_closed(&thread));
+    }
+    Ok((now, thread))
+}
+
 /// Takes thread `id` (or renews it when `actor` holds it already).
 pub fn claim(
     conn: &Connection,
@@ -156,11 +180,7 @@ pub fn claim(
     lease: Option<Duration>,
 ) -> Result<Posted> {
     let lease_ms = check_lease(lease.unwrap_or(cfg.default_lease))?;
-    let now = begin(conn, cfg)?;
-    let thread = get_thread(conn, id)?;
-    if thread.is_closed() {
-        return Err(thread_closed(&thread));
-    }
+    let (now, thread) = begin_open(conn, cfg, id)?;
     if thread.status == ThreadStatus::Claimed {
         if thread.is_held_by(actor) {
             return renew_claimed(conn, now, &thread, actor, Some(lease_ms));
@@ -300,16 +320,12 @@ pub fn renew(
     lease: Option<Duration>,
 ) -> Result<Posted> {
     let lease_ms = lease.map(check_lease).transpose()?;
-    let now = begin(conn, cfg)?;
-    let thread = get_thread(conn, id)?;
-    require_holder(conn, &thread, actor)?;
+    let (now, thread) = begin_held(conn, cfg, actor, id)?;
     renew_claimed(conn, now, &thread, actor, lease_ms)
 }
 
 pub fn release(conn: &Connection, cfg: &Config, actor: &str, id: i64) -> Result<Posted> {
-    let now = begin(conn, cfg)?;
-    let thread = get_thread(conn, id)?;
-    require_holder(conn, &thread, actor)?;
+    let (now, thread) = begin_held(conn, cfg, actor, id)?;
     conn.prepare_cached(
         "UPDATE threads SET status = 'open', claimed_by = NULL, lease_expires_at = NULL, awaiting_reply = 0,
                 asked_by = NULL, updated_at = ?2 WHERE id = ?1",

@@ -2,7 +2,7 @@
 //! `message.created` event), the `thread.status` event, the holder's end, the answer.
 
 use super::artifacts::StagedArtifact;
-use super::model::{Posted, Thread};
+use super::model::{Note, Posted, Thread};
 use super::rows::{get_message, get_thread};
 use super::status::ThreadStatus;
 use crate::error::{Code, Error, Result};
@@ -46,6 +46,18 @@ impl<'a> Post<'a> {
             body,
             data,
             artifacts: &[],
+        }
+    }
+
+    /// A message that carries a caller's note: its body, data and attachments.
+    pub(super) fn note(thread: &'a Thread, author: &'a str, kind: &'a str, note: Note<'a>) -> Self {
+        Post {
+            thread,
+            author,
+            kind,
+            body: note.body,
+            data: note.data,
+            artifacts: note.artifacts,
         }
     }
 }
@@ -97,6 +109,18 @@ pub(super) fn status_event(
     to: ThreadStatus,
     actor: &str,
 ) -> Result<()> {
+    status_change(conn, now, thread, Some(thread.status), to, actor)
+}
+
+/// The `thread.status` event from `from` (none for a thread just made) to `to`.
+pub(super) fn status_change(
+    conn: &Connection,
+    now: i64,
+    thread: &Thread,
+    from: Option<ThreadStatus>,
+    to: ThreadStatus,
+    actor: &str,
+) -> Result<()> {
     let (run, task, attempt) = tags(&thread.data);
     events::append(
         conn,
@@ -107,7 +131,7 @@ pub(super) fn status_event(
             run,
             task,
             attempt,
-            from: Some(thread.status.as_str()),
+            from: from.map(ThreadStatus::as_str),
             to: Some(to.as_str()),
             actor: Some(actor),
             data: None,

@@ -1,18 +1,15 @@
 //! A thread's life after its claim: starting one, progress and questions, replies, and
 //! the three ends (done, failed, cancelled). Acts of the holder go through the fence.
 
-use super::lease::{begin, extend_lease, require_holder};
+use super::lease::{begin, begin_held, begin_open, extend_lease};
 use super::model::{NewThread, Note, Posted, Thread};
-use super::post::{
-    end_hold, insert_message, posted, status_event, tags, thread_closed, touch, Post,
-};
+use super::post::{end_hold, insert_message, posted, status_change, status_event, touch, Post};
 use super::rows::get_thread;
 use super::status::ThreadStatus;
 use super::validate::{check_body, check_note, check_object, check_reply, check_subject};
 use super::Config;
 use crate::error::{Code, Error, Result};
 use crate::names;
-use crate::store::events::{self, NewEvent};
 use rusqlite::{params, Connection};
 use serde_json::{json, Map, Value};
 
@@ -39,33 +36,13 @@ pub fn send(conn: &Connection, cfg: &Config, actor: &str, new: NewThread<'_>) ->
     .execute(params![new.subject, new.kind, actor, new.to.to_stored(), data.to_string(), now])?;
     let id = conn.last_insert_rowid();
     let thread = get_thread(conn, id)?;
-    let (run, task, attempt) = tags(&thread.data);
-    events::append(
-        conn,
-        now,
-        &NewEvent {
-            kind: "thread.status",
-            thread: Some(id),
-            run,
-            task,
-            attempt,
-            to: Some(ThreadStatus::Open.as_str()),
-            actor: Some(actor),
-            ..NewEvent::default()
-        },
-    )?;
-    let message = insert_message(
-        conn,
-        now,
-        Post {
-            thread: &thread,
-            author: actor,
-            kind: "send",
-            body: new.body,
-            data: None,
-            artifacts: new.artifacts,
-        },
-    )?;
+    status_change(conn, now, &thread, None, ThreadStatus::Open, actor)?;
+    let note = Note {
+        body: new.body,
+        data: None,
+        artifacts: new.artifacts,
+    };
+    let message = insert_message(conn, now, Post::note(&thread, actor, "send", note))?;
     posted(conn, id, message)
 }
 
@@ -78,22 +55,9 @@ pub fn update(
     note: Note<'_>,
 ) -> Result<Posted> {
     check_note(&note)?;
-    let now = begin(conn, cfg)?;
-    let thread = get_thread(conn, id)?;
-    require_holder(conn, &thread, actor)?;
+    let (now, thread) = begin_held(conn, cfg, actor, id)?;
     extend_lease(conn, now, id, None)?;
-    let message = insert_message(
-        conn,
-        now,
-        Post {
-            thread: &thread,
-            author: actor,
-            kind: "update",
-            body: note.body,
-            data: note.data,
-            artifacts: note.artifacts,
-        },
-    )?;
+    let message = insert_message(conn, now, Post::note(&thread, actor, "update", note))?;
     posted(conn, id, message)
 }
 
@@ -127,9 +91,7 @@ pub fn ask(conn: &Connection, cfg: &Config, actor: &str, id: i64, body: &str) ->
         return Err(Error::invalid_input("the question is empty")
             .hint("pass it with --body or --body-file"));
     }
-    let now = begin(conn, cfg)?;
-    let thread = get_thread(conn, id)?;
-    require_holder(conn, &thread, actor)?;
+    let (now, thread) = begin_held(conn, cfg, actor, id)?;
     // Asking is a sign of life: the lease runs from now, as with update.
     extend_lease(conn, now, id, None)?;
     conn.prepare_cached("UPDATE threads SET awaiting_reply = 1, asked_by = ?2 WHERE id = ?1")?
@@ -165,11 +127,7 @@ pub fn reply(
     note: Note<'_>,
 ) -> Result<Posted> {
     check_reply(&note)?;
-    let now = begin(conn, cfg)?;
-    let thread = get_thread(conn, id)?;
-    if thread.is_closed() {
-        return Err(thread_closed(&thread));
-    }
+    let (now, thread) = begin_open(conn, cfg, id)?;
     if !is_participant(conn, cfg, &thread, actor)? {
         return Err(Error::new(
             Code::Conflict,
@@ -186,18 +144,7 @@ pub fn reply(
     )?
     .execute(params![id, actor, now])?;
     touch(conn, now, id)?;
-    let message = insert_message(
-        conn,
-        now,
-        Post {
-            thread: &thread,
-            author: actor,
-            kind: "reply",
-            body: note.body,
-            data: note.data,
-            artifacts: note.artifacts,
-        },
-    )?;
+    let message = insert_message(conn, now, Post::note(&thread, actor, "reply", note))?;
     posted(conn, id, message)
 }
 
@@ -217,9 +164,7 @@ pub fn done(
     if let Some(result) = result {
         check_object("result", result)?;
     }
-    let now = begin(conn, cfg)?;
-    let thread = get_thread(conn, id)?;
-    require_holder(conn, &thread, actor)?;
+    let (now, thread) = begin_held(conn, cfg, actor, id)?;
     if let Some(check) = check {
         check(&thread, result.unwrap_or(&Value::Null))?;
     }
@@ -233,13 +178,10 @@ pub fn done(
     let message = insert_message(
         conn,
         now,
+        // The result stands as the closing message's data.
         Post {
-            thread: &thread,
-            author: actor,
-            kind: "done",
-            body: note.body,
             data: result,
-            artifacts: note.artifacts,
+            ..Post::note(&thread, actor, "done", note)
         },
     )?;
     posted(conn, id, message)
@@ -257,9 +199,7 @@ pub fn fail(
     if reason.trim().is_empty() {
         return Err(Error::invalid_input("the reason is empty").hint("say why with --reason"));
     }
-    let now = begin(conn, cfg)?;
-    let thread = get_thread(conn, id)?;
-    require_holder(conn, &thread, actor)?;
+    let (now, thread) = begin_held(conn, cfg, actor, id)?;
     conn.prepare_cached(
         "UPDATE threads SET status = 'failed', lease_expires_at = NULL, awaiting_reply = 0, asked_by = NULL,
                 fail_reason = ?2, fail_retryable = ?3, updated_at = ?4 WHERE id = ?1",
@@ -285,11 +225,7 @@ pub fn cancel(
     reason: &str,
 ) -> Result<Posted> {
     check_body(reason)?;
-    let now = begin(conn, cfg)?;
-    let thread = get_thread(conn, id)?;
-    if thread.is_closed() {
-        return Err(thread_closed(&thread));
-    }
+    let (now, thread) = begin_open(conn, cfg, id)?;
     if actor != thread.from && actor != cfg.leader {
         return Err(Error::new(
             Code::Conflict,
