@@ -1,6 +1,6 @@
 //! `git inbox claim`, `renew` and `release`: holding a thread under a lease.
 
-use super::args::{deadline, timeout_error, ThreadArg};
+use super::args::{timeout_error, wait_deadline, ThreadArg};
 use crate::cli::ctx::Ctx;
 use crate::cli::input::parse_duration_arg;
 use crate::cli::output::Out;
@@ -39,11 +39,7 @@ pub fn claim(ctx: &mut Ctx, out: &Out, args: ClaimArgs) -> Result<()> {
             queue: queue.as_deref(),
             kind: args.kind.as_deref(),
         };
-        let wait = args
-            .wait
-            .as_ref()
-            .map(|w| deadline(w.as_deref()))
-            .transpose()?;
+        let wait = wait_deadline(args.wait.as_ref())?;
         let mut inbox = ctx.inbox()?;
         let found = match wait {
             None => inbox.write(|tx, cfg| inbox::claim_next(tx, cfg, &actor, &filter, lease))?,

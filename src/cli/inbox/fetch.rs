@@ -1,6 +1,6 @@
 //! `git inbox fetch`: unread messages, at least once.
 
-use super::args::{deadline, timeout_error};
+use super::args::{timeout_error, wait_deadline};
 use crate::cli::ctx::Ctx;
 use crate::cli::output::Out;
 use crate::cli::render::render_messages;
@@ -23,11 +23,7 @@ pub struct FetchArgs {
 
 pub fn run(ctx: &mut Ctx, out: &Out, args: FetchArgs) -> Result<()> {
     let actor = ctx.agent()?;
-    let wait = args
-        .wait
-        .as_ref()
-        .map(|w| deadline(w.as_deref()))
-        .transpose()?;
+    let wait = wait_deadline(args.wait.as_ref())?;
     let mut inbox = ctx.inbox()?;
     let (messages, cursor) = match wait {
         None => inbox.read(|tx| inbox::unread(tx, &actor, args.limit))?,

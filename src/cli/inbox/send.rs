@@ -1,8 +1,8 @@
 //! `git inbox send`: a new thread with its first message.
 
-use super::args::{stage_attachments, DataArgs};
+use super::args::{DataArgs, NoteInput};
 use crate::cli::ctx::Ctx;
-use crate::cli::input::{read_json_arg, BodyArgs};
+use crate::cli::input::BodyArgs;
 use crate::cli::output::Out;
 use crate::cli::render::escape;
 use crate::error::Result;
@@ -29,14 +29,11 @@ pub struct SendArgs {
 pub fn run(ctx: &mut Ctx, out: &Out, args: SendArgs) -> Result<()> {
     let actor = ctx.agent()?;
     let to = Address::parse(&args.to)?;
-    let body = args.body.read()?;
-    let data = read_json_arg("data", args.data.data, args.data.data_file.as_deref())?;
-    inbox::check_subject(&args.subject)?;
-    inbox::check_body(&body)?;
-    if let Some(data) = &data {
-        inbox::check_object("data", data)?;
-    }
-    let staged = stage_attachments(ctx, &args.data.attach)?;
+    let input = NoteInput::read(ctx, args.body, args.data, |note| {
+        inbox::check_subject(&args.subject)?;
+        inbox::check_note(note)
+    })?;
+    let note = input.note();
     let posted = ctx.inbox()?.write(|tx, cfg| {
         inbox::send(
             tx,
@@ -46,9 +43,9 @@ pub fn run(ctx: &mut Ctx, out: &Out, args: SendArgs) -> Result<()> {
                 to: &to,
                 subject: &args.subject,
                 kind: &args.kind,
-                body: &body,
-                data: data.as_ref(),
-                artifacts: &staged,
+                body: note.body,
+                data: note.data,
+                artifacts: note.artifacts,
             },
         )
     })?;

@@ -1,12 +1,12 @@
 //! `git inbox update`, `ask`, `reply` and `wait-reply`: messages on a thread.
 
-use super::args::{deadline, stage_attachments, timeout_error, DataArgs};
+use super::args::{timeout_error, DataArgs, NoteInput};
 use crate::cli::ctx::Ctx;
-use crate::cli::input::{read_json_arg, BodyArgs};
+use crate::cli::input::{deadline, BodyArgs};
 use crate::cli::output::Out;
 use crate::cli::render::render_messages;
 use crate::error::Result;
-use crate::inbox::{self, Note};
+use crate::inbox;
 
 #[derive(clap::Args, Debug)]
 pub struct UpdateArgs {
@@ -21,22 +21,10 @@ pub struct UpdateArgs {
 pub fn update(ctx: &mut Ctx, out: &Out, args: UpdateArgs) -> Result<()> {
     let actor = ctx.agent()?;
     let id = ctx.thread_id(args.id)?;
-    let body = args.body.read()?;
-    let data = read_json_arg("data", args.data.data, args.data.data_file.as_deref())?;
-    inbox::check_note(&Note {
-        body: &body,
-        data: data.as_ref(),
-        artifacts: &[],
-    })?;
-    let staged = stage_attachments(ctx, &args.data.attach)?;
-    let note = Note {
-        body: &body,
-        data: data.as_ref(),
-        artifacts: &staged,
-    };
+    let input = NoteInput::read(ctx, args.body, args.data, inbox::check_note)?;
     let posted = ctx
         .inbox()?
-        .write(|tx, cfg| inbox::update(tx, cfg, &actor, id, note))?;
+        .write(|tx, cfg| inbox::update(tx, cfg, &actor, id, input.note()))?;
     out.success(&posted, || {
         format!("Updated thread {id} (message {})", posted.message.id)
     })
@@ -74,22 +62,10 @@ pub struct ReplyArgs {
 
 pub fn reply(ctx: &mut Ctx, out: &Out, args: ReplyArgs) -> Result<()> {
     let actor = ctx.agent()?;
-    let body = args.body.read()?;
-    let data = read_json_arg("data", args.data.data, args.data.data_file.as_deref())?;
-    inbox::check_reply(&Note {
-        body: &body,
-        data: data.as_ref(),
-        artifacts: &[],
-    })?;
-    let staged = stage_attachments(ctx, &args.data.attach)?;
-    let note = Note {
-        body: &body,
-        data: data.as_ref(),
-        artifacts: &staged,
-    };
+    let input = NoteInput::read(ctx, args.body, args.data, inbox::check_reply)?;
     let posted = ctx
         .inbox()?
-        .write(|tx, cfg| inbox::reply(tx, cfg, &actor, args.id, note))?;
+        .write(|tx, cfg| inbox::reply(tx, cfg, &actor, args.id, input.note()))?;
     out.success(&posted, || {
         format!(
             "Replied on thread {} (message {})",

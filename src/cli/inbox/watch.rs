@@ -1,7 +1,8 @@
 //! `git inbox watch`: events as they happen, one line each.
 
-use super::args::{deadline, timeout_error};
+use super::args::timeout_error;
 use crate::cli::ctx::Ctx;
+use crate::cli::input::deadline;
 use crate::cli::output::Out;
 use crate::cli::render::render_event;
 use crate::error::Result;
