@@ -14,9 +14,8 @@ fn artifact(env: &TestEnv) -> (String, Vec<u8>) {
     let file = env.root().join("notes.bin");
     std::fs::write(&file, &bytes).unwrap();
     let sent = env
-        .inbox()
-        .agent("leader")
-        .args(["send", "--to", "w1", "--subject", "s", "--attach"])
+        .sending("leader", "w1", "s")
+        .arg("--attach")
         .arg(&file)
         .ok();
     (sent["message"]["artifacts"][0]["id"].to_string(), bytes)
@@ -149,11 +148,7 @@ fn a_directory_where_a_file_is_read_is_invalid_input() {
     let thread = env.task("leader", "w1", "t").to_string();
     env.inbox().agent("w1").args(["claim", &thread]).ok();
     let messages = env.count("messages");
-    let send = || {
-        env.inbox()
-            .agent("leader")
-            .args(["send", "--to", "w1", "--subject", "s"])
-    };
+    let send = || env.sending("leader", "w1", "s");
     for cmd in [
         send().arg("--body-file").arg(&dir),
         send().arg("--data-file").arg(&dir),
@@ -180,17 +175,8 @@ fn process_substitution_still_reads() {
     let env = TestEnv::new();
     // /dev/stdin is what `<(…)` looks like: a /dev/fd path to a pipe.
     let sent = env
-        .inbox()
-        .agent("leader")
-        .args([
-            "send",
-            "--to",
-            "w1",
-            "--subject",
-            "s",
-            "--body-file",
-            "/dev/stdin",
-        ])
+        .sending("leader", "w1", "s")
+        .args(["--body-file", "/dev/stdin"])
         .stdin("from a pipe")
         .ok();
     assert_eq!(sent["message"]["body"], "from a pipe");
@@ -226,9 +212,8 @@ fn human_output_escapes_control_characters() {
     let subject = "retitle\x1b]0;pwned\x07 clear\x1b[2J";
     let body = "line one\rOVERWRITE\nline two \u{202e}desrever\x1b[31m";
     let sent = env
-        .inbox()
-        .agent("leader")
-        .args(["send", "--to", "w1", "--subject", subject, "--body", body])
+        .sending("leader", "w1", subject)
+        .args(["--body", body])
         .ok();
     let id = sent["thread"]["id"].to_string();
     env.inbox().agent("w1").args(["claim", &id]).ok();
@@ -283,9 +268,8 @@ fn human_output_escapes_control_characters() {
 
     // Errors quote what the user gave; on a terminal that is escaped too.
     let run = env
-        .inbox()
-        .agent("leader")
-        .args(["send", "--to", "w1", "--subject", "s", "--body-file"])
+        .sending("leader", "w1", "s")
+        .arg("--body-file")
         .arg(env.root().join("no\x1b]0;x\x07such"))
         .run();
     assert_eq!(run.code, 3, "{run:?}");

@@ -8,15 +8,7 @@ use serde_json::{json, Value};
 fn claimed_review_thread(env: &TestEnv) -> String {
     let data = json!({"council": "c1", "run": "c1", "task": "reviewer-1", "attempt": 1});
     let sent = env
-        .inbox()
-        .agent("leader")
-        .args([
-            "send",
-            "--to",
-            "reviewer-1",
-            "--subject",
-            "Review the lexer",
-        ])
+        .sending("leader", "reviewer-1", "Review the lexer")
         .args(["--kind", "task", "--data", &data.to_string()])
         .ok();
     let id = sent["thread"]["id"].as_i64().unwrap().to_string();
@@ -138,9 +130,8 @@ fn an_empty_review_is_a_valid_review() {
 fn other_task_threads_accept_any_object() {
     let env = TestEnv::new();
     let sent = env
-        .inbox()
-        .agent("leader")
-        .args(["send", "--to", "w1", "--subject", "Lexer", "--kind", "task"])
+        .sending("leader", "w1", "Lexer")
+        .args(["--kind", "task"])
         .args(["--data", r#"{"run": "r1", "task": "lexer"}"#])
         .ok();
     let id = sent["thread"]["id"].as_i64().unwrap().to_string();

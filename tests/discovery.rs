@@ -311,9 +311,7 @@ fn an_empty_database_is_not_initialized_until_init_adopts_and_migrates_it() {
         .unwrap()
         .execute_batch("PRAGMA user_version = 0;")
         .unwrap();
-    env.inbox()
-        .agent("leader")
-        .args(["send", "--to", "w1", "--subject", "too early"])
+    env.sending("leader", "w1", "too early")
         .fails("not_initialized", 3);
     env.orch().arg("init").ok();
     let id = env.send("leader", "w1", "after migrating");

@@ -34,10 +34,7 @@ fn plant_state(env: &TestEnv, bytes: &[u8]) {
 fn assert_refused_everywhere(env: &TestEnv, code: &str, exit: i32) {
     let before = snapshot(&env.state_db());
     env.inbox().arg("list").fails(code, exit);
-    env.inbox()
-        .agent("a")
-        .args(["send", "--to", "b", "--subject", "s"])
-        .fails(code, exit);
+    env.sending("a", "b", "s").fails(code, exit);
     env.orch().arg("status").fails(code, exit);
     env.orch()
         .args(["run", "init", "r1", "--title", "R"])
@@ -293,19 +290,7 @@ fn a_commit_is_never_held_up_by_a_busy_database() {
 
 /// A repository whose path is not UTF-8: `<tmp>/caf\xe9/repo`.
 fn non_utf8_env() -> TestEnv {
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path().canonicalize().unwrap();
-    let odd = root.join(OsStr::from_bytes(b"caf\xe9"));
-    let home = root.join("home");
-    let repo = odd.join("repo");
-    std::fs::create_dir_all(&home).unwrap();
-    std::fs::create_dir_all(&repo).unwrap();
-    let env = TestEnv { tmp, home, repo };
-    env.git(&["init", "-q", "-b", "main"]);
-    std::fs::write(env.repo.join("README.md"), "hello\n").unwrap();
-    env.git(&["add", "README.md"]);
-    env.git(&["commit", "-q", "-m", "initial"]);
-    env
+    TestEnv::bare_repo_at(&Path::new(OsStr::from_bytes(b"caf\xe9")).join("repo"))
 }
 
 #[test]
@@ -354,9 +339,7 @@ fn a_repository_under_a_non_utf8_path_works_without_a_panic() {
     let out = env.repo.join("copy.txt");
     std::fs::write(env.repo.join("note.txt"), "n\n").unwrap();
     let sent = env
-        .inbox()
-        .agent("a")
-        .args(["send", "--to", "b", "--subject", "att"])
+        .sending("a", "b", "att")
         .arg("--attach")
         .arg(env.repo.join("note.txt"))
         .ok();

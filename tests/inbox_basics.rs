@@ -4,17 +4,8 @@ use crate::common::TestEnv;
 fn send_claim_done_round_trip() {
     let env = TestEnv::new();
     let sent = env
-        .inbox()
-        .agent("leader")
-        .args([
-            "send",
-            "--to",
-            "@workers",
-            "--subject",
-            "Lexer",
-            "--kind",
-            "task",
-        ])
+        .sending("leader", "@workers", "Lexer")
+        .args(["--kind", "task"])
         .ok();
     let id = sent["thread"]["id"].as_i64().unwrap();
     env.inbox().agent("w1").args(["subscribe", "@workers"]).ok();

@@ -26,14 +26,8 @@ fn kinds(messages: &Value) -> Vec<String> {
 fn send_returns_thread_and_message_with_spec_fields() {
     let env = TestEnv::new();
     let sent = env
-        .inbox()
-        .agent("leader")
+        .sending("leader", "worker-1", "Implement the lexer")
         .args([
-            "send",
-            "--to",
-            "worker-1",
-            "--subject",
-            "Implement the lexer",
             "--kind",
             "task",
             "--body",
@@ -90,11 +84,7 @@ fn send_returns_thread_and_message_with_spec_fields() {
     assert_eq!(message["artifacts"], json!([]));
 
     // The default kind is message; a queue address is kept with its @.
-    let plain = env
-        .inbox()
-        .agent("leader")
-        .args(["send", "--to", "@workers", "--subject", "hi"])
-        .ok();
+    let plain = env.sending("leader", "@workers", "hi").ok();
     assert_eq!(plain["thread"]["kind"], "message");
     assert_eq!(plain["thread"]["to"], "@workers");
     assert_eq!(plain["thread"]["data"], json!({}));
@@ -106,9 +96,8 @@ fn send_reads_body_from_stdin_and_data_from_a_file() {
     let env = TestEnv::new();
     let body = "line one\nline two\n\u{e9}t\u{e9}\n";
     let sent = env
-        .inbox()
-        .agent("leader")
-        .args(["send", "--to", "w1", "--subject", "s", "--body-file", "-"])
+        .sending("leader", "w1", "s")
+        .args(["--body-file", "-"])
         .stdin(body)
         .ok();
     assert_eq!(sent["message"]["body"], body);
@@ -118,9 +107,7 @@ fn send_reads_body_from_stdin_and_data_from_a_file() {
     let body_file = env.root().join("body.txt");
     std::fs::write(&body_file, "from a file").unwrap();
     let sent = env
-        .inbox()
-        .agent("leader")
-        .args(["send", "--to", "w1", "--subject", "s"])
+        .sending("leader", "w1", "s")
         .arg("--data-file")
         .arg(&data_file)
         .arg("--body-file")
@@ -134,9 +121,8 @@ fn send_reads_body_from_stdin_and_data_from_a_file() {
 
     // --data-file - reads stdin too.
     let sent = env
-        .inbox()
-        .agent("leader")
-        .args(["send", "--to", "w1", "--subject", "s", "--data-file", "-"])
+        .sending("leader", "w1", "s")
+        .args(["--data-file", "-"])
         .stdin(r#"{"via": "stdin"}"#)
         .ok();
     assert_eq!(sent["thread"]["data"], json!({"via": "stdin"}));
@@ -1000,9 +986,8 @@ fn artifacts_round_trip_byte_exact_and_share_blobs() {
     std::fs::write(&small, b"a\0b").unwrap();
 
     let sent = env
-        .inbox()
-        .agent("leader")
-        .args(["send", "--to", "w1", "--subject", "logs", "--attach"])
+        .sending("leader", "w1", "logs")
+        .arg("--attach")
         .arg(&log)
         .arg("--attach")
         .arg(&small)
@@ -1232,11 +1217,7 @@ fn durability_setting_is_checked() {
     env.git(&["config", "orch.durability", "normal"]);
     env.send("leader", "w1", "fast");
     env.git(&["config", "orch.durability", "sloppy"]);
-    let error = env
-        .inbox()
-        .agent("leader")
-        .args(["send", "--to", "w1", "--subject", "s"])
-        .fails("invalid_input", 2);
+    let error = env.sending("leader", "w1", "s").fails("invalid_input", 2);
     assert!(error["hint"].as_str().unwrap().contains("orch.durability"));
     assert_eq!(env.count("threads"), 1);
 }

@@ -223,11 +223,7 @@ fn expiry_is_applied_by_a_write_that_comes_first() {
         .to_owned();
     // Wait on the clock only (a read would apply the expiry itself).
     wait_until("the lease end to pass", LONG, || {
-        let now = env
-            .inbox()
-            .agent("w2")
-            .args(["send", "--to", "nobody", "--subject", "tick"])
-            .ok();
+        let now = env.sending("w2", "nobody", "tick").ok();
         (now["message"]["created_at"].as_str().unwrap() > expires.as_str()).then_some(())
     });
     let taken = env.inbox().agent("w2").args(["claim", &id]).ok();

@@ -118,9 +118,8 @@ fn usage_errors_exit_2() {
     let file = env.root().join("f.txt");
     std::fs::write(&file, "x").unwrap();
     let sent = env
-        .inbox()
-        .agent("leader")
-        .args(["send", "--to", "w1", "--subject", "s", "--attach"])
+        .sending("leader", "w1", "s")
+        .arg("--attach")
         .arg(&file)
         .ok();
     let art = sent["message"]["artifacts"][0]["id"].to_string();
@@ -144,12 +143,7 @@ fn invalid_input_errors_exit_2() {
     let t = env.task("leader", "w1", "work");
     let id = t.to_string();
     env.inbox().agent("w1").args(["claim", &id]).ok();
-    let send = |extra: &[&str]| {
-        env.inbox()
-            .agent("leader")
-            .args(["send", "--to", "w1", "--subject", "s"])
-            .args(extra)
-    };
+    let send = |extra: &[&str]| env.sending("leader", "w1", "s").args(extra);
     refused(&env, send(&["--data", "[1, 2]"]), "invalid_input", 2);
     refused(&env, send(&["--data", "\"text\""]), "invalid_input", 2);
     refused(&env, send(&["--data", "{not json"]), "invalid_input", 2);
@@ -164,9 +158,7 @@ fn invalid_input_errors_exit_2() {
     for subject in ["", "   ", "two\nlines", "cr\rhere"] {
         refused(
             &env,
-            env.inbox()
-                .agent("leader")
-                .args(["send", "--to", "w1", "--subject", subject]),
+            env.sending("leader", "w1", subject),
             "invalid_input",
             2,
         );
@@ -345,11 +337,7 @@ fn invalid_name_errors_exit_2() {
 #[test]
 fn too_large_errors_exit_2_and_write_nothing() {
     let env = TestEnv::new();
-    let send = || {
-        env.inbox()
-            .agent("leader")
-            .args(["send", "--to", "w1", "--subject", "s"])
-    };
+    let send = || env.sending("leader", "w1", "s");
     // Subject: 200 characters (not bytes) pass, 201 do not.
     env.inbox()
         .agent("leader")
@@ -678,9 +666,8 @@ fn io_errors_exit_1_without_a_panic() {
     let file = env.root().join("f.txt");
     std::fs::write(&file, "x").unwrap();
     let sent = env
-        .inbox()
-        .agent("leader")
-        .args(["send", "--to", "w1", "--subject", "s", "--attach"])
+        .sending("leader", "w1", "s")
+        .arg("--attach")
         .arg(&file)
         .ok();
     let art = sent["message"]["artifacts"][0]["id"].to_string();

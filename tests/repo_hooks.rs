@@ -76,9 +76,8 @@ fn attempt_worktree(env: &TestEnv, task: &str, thread: i64) -> PathBuf {
 /// A task thread for w1, claimed by w1; returns its id.
 fn claimed_task(env: &TestEnv) -> i64 {
     let sent = env
-        .inbox()
-        .agent("leader")
-        .args(["send", "--to", "w1", "--subject", "Lexer", "--kind", "task"])
+        .sending("leader", "w1", "Lexer")
+        .args(["--kind", "task"])
         .ok();
     let id = sent["thread"]["id"].as_i64().unwrap();
     env.inbox()

@@ -24,10 +24,15 @@ pub struct TestEnv {
 impl TestEnv {
     /// A fresh repository with one commit, not yet initialized for git-orch.
     pub fn bare_repo() -> TestEnv {
+        Self::bare_repo_at(Path::new("repo"))
+    }
+
+    /// [`TestEnv::bare_repo`] with the repository at `path` under the temp dir.
+    pub fn bare_repo_at(path: &Path) -> TestEnv {
         let tmp = tempfile::tempdir().expect("tempdir");
         let root = tmp.path().canonicalize().unwrap();
         let home = root.join("home");
-        let repo = root.join("repo");
+        let repo = root.join(path);
         std::fs::create_dir_all(&home).unwrap();
         std::fs::create_dir_all(&repo).unwrap();
         let env = TestEnv { tmp, home, repo };
@@ -122,21 +127,24 @@ impl TestEnv {
             .unwrap()
     }
 
-    /// `git inbox send` from `from` to `to`; returns the new thread's id.
-    pub fn send(&self, from: &str, to: &str, subject: &str) -> i64 {
+    /// `git inbox send` from `from` to `to` about `subject`, for a test to add flags to.
+    pub fn sending(&self, from: &str, to: &str, subject: &str) -> Cmd {
         self.inbox()
             .agent(from)
             .args(["send", "--to", to, "--subject", subject])
-            .ok()["thread"]["id"]
+    }
+
+    /// `git inbox send` from `from` to `to`; returns the new thread's id.
+    pub fn send(&self, from: &str, to: &str, subject: &str) -> i64 {
+        self.sending(from, to, subject).ok()["thread"]["id"]
             .as_i64()
             .expect("thread id")
     }
 
     /// `git inbox send --kind task` to `to`; returns the new thread's id.
     pub fn task(&self, from: &str, to: &str, subject: &str) -> i64 {
-        self.inbox()
-            .agent(from)
-            .args(["send", "--kind", "task", "--to", to, "--subject", subject])
+        self.sending(from, to, subject)
+            .args(["--kind", "task"])
             .ok()["thread"]["id"]
             .as_i64()
             .expect("thread id")
