@@ -214,35 +214,14 @@ pub(crate) fn end_attempt(
 mod tests {
     use super::*;
     use crate::orch::dispatch::{dispatch_one, NoWorkspaces, Request};
-    use crate::orch::runs::{self, NewRun};
-    use crate::orch::tasks::{self, TaskSpec};
+    use crate::orch::tasks;
     use crate::orch::Orch;
-    use crate::store::{Durability, Store};
+    use crate::store::Store;
 
     /// A store in a temp dir with run `r1`, task `a` dispatched to `@workers`.
     fn dispatched(dir: &std::path::Path) -> (Store, Attempt) {
-        let (mut store, _) = Store::init(dir, Durability::Normal).unwrap();
+        let (mut store, run) = crate::orch::fixtures::store_with_task(dir);
         let cfg = inbox::Config::default();
-        let run = store
-            .write(|tx| {
-                let mut changes = Changes::default();
-                let new = NewRun {
-                    name: Some("r1"),
-                    title: "Run",
-                    base_ref: None,
-                    kind: "plan",
-                };
-                runs::create(tx, &cfg, &mut changes, &new)?;
-                let run = runs::get(tx, "r1")?;
-                let spec = TaskSpec {
-                    key: "a".into(),
-                    title: "A".into(),
-                    ..TaskSpec::default()
-                };
-                tasks::add(tx, &cfg, &mut changes, &run, &spec)?;
-                Ok(run)
-            })
-            .unwrap();
         let req = Request {
             key: "a",
             ..Request::default()

@@ -23,6 +23,8 @@ pub mod dag;
 pub mod dispatch;
 pub mod drive;
 mod facade;
+#[cfg(test)]
+mod fixtures;
 pub mod land;
 pub mod land_lock;
 pub mod launch;

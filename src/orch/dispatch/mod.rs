@@ -234,35 +234,12 @@ pub fn dispatch_tasks(
 mod tests {
     use super::*;
     use crate::inbox;
-    use crate::orch::runs::NewRun;
-    use crate::orch::tasks::TaskSpec;
     use crate::orch::TaskStatus;
     use crate::store::{Durability, Store};
     use std::cell::Cell;
 
     fn setup(dir: &std::path::Path) -> Store {
-        let (mut store, _) = Store::init(dir, Durability::Normal).unwrap();
-        let cfg = inbox::Config::default();
-        store
-            .write(|tx| {
-                let mut changes = Changes::default();
-                let new = NewRun {
-                    name: Some("r1"),
-                    title: "Run",
-                    base_ref: None,
-                    kind: "plan",
-                };
-                let run = runs::create(tx, &cfg, &mut changes, &new)?;
-                let run = runs::get(tx, &run.name)?;
-                let spec = TaskSpec {
-                    key: "a".into(),
-                    title: "A".into(),
-                    ..TaskSpec::default()
-                };
-                tasks::add(tx, &cfg, &mut changes, &run, &spec).map(drop)
-            })
-            .unwrap();
-        store
+        crate::orch::fixtures::store_with_task(dir).0
     }
 
     fn counts(store: &mut Store) -> (i64, i64, TaskStatus) {

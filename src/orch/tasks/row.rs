@@ -200,35 +200,12 @@ pub(crate) fn set_status(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::inbox;
-    use crate::orch::runs::{self, NewRun};
-    use crate::orch::tasks::{self as api, TaskSpec};
-    use crate::store::{Durability, Store};
+    use crate::orch::tasks as api;
+    use crate::store::Store;
     use serde_json::json;
 
     fn store_with_task(dir: &std::path::Path) -> Store {
-        let (mut store, _) = Store::init(dir, Durability::Normal).unwrap();
-        let cfg = inbox::Config::default();
-        store
-            .write(|tx| {
-                let mut changes = Changes::default();
-                let new = NewRun {
-                    name: Some("r1"),
-                    title: "Run",
-                    base_ref: None,
-                    kind: "plan",
-                };
-                runs::create(tx, &cfg, &mut changes, &new)?;
-                let run = runs::get(tx, "r1")?;
-                let spec = TaskSpec {
-                    key: "a".into(),
-                    title: "A".into(),
-                    ..TaskSpec::default()
-                };
-                api::add(tx, &cfg, &mut changes, &run, &spec).map(drop)
-            })
-            .unwrap();
-        store
+        crate::orch::fixtures::store_with_task(dir).0
     }
 
     fn apply(store: &mut Store, change: Transition<'_>) -> Vec<crate::store::events::Event> {
