@@ -78,28 +78,6 @@ pub(crate) fn cancel_attempts(
     Ok(())
 }
 
-/// Cancels every unfinished task of a run.
-pub(crate) fn cancel_all(
-    conn: &Connection,
-    cfg: &inbox::Config,
-    act: &Act<'_>,
-    changes: &mut Changes,
-    run: &str,
-    reason: &str,
-) -> Result<()> {
-    let keys: Vec<String> = conn
-        .prepare_cached(&format!(
-            "SELECT key FROM tasks WHERE run = ?1 AND status NOT IN {FINAL_TASK_SQL} ORDER BY id"
-        ))?
-        .query_map([run], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
-    for key in keys {
-        let task = get_row(conn, run, &key)?;
-        cancel(conn, cfg, act, changes, &task, reason)?;
-    }
-    Ok(())
-}
-
 /// `run close --cancel`: cancels the run's unfinished tasks and their threads, then the
 /// run.
 pub fn cancel_run(
@@ -110,7 +88,15 @@ pub fn cancel_run(
 ) -> Result<Run> {
     row.require_active()?;
     let act = Act::now(&cfg.leader);
-    cancel_all(conn, cfg, &act, changes, &row.name, "run cancelled")?;
-    runs::set_status(conn, &act, changes, row, RunStatus::Cancelled)?;
-    runs::show(conn, &runs::get(conn, &row.name)?)
+    let keys: Vec<String> = conn
+        .prepare_cached(&format!(
+            "SELECT key FROM tasks WHERE run = ?1 AND status NOT IN {FINAL_TASK_SQL} ORDER BY id"
+        ))?
+        .query_map([&row.name], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    for key in keys {
+        let task = get_row(conn, &row.name, &key)?;
+        cancel(conn, cfg, &act, changes, &task, "run cancelled")?;
+    }
+    runs::end(conn, &act, changes, row, RunStatus::Cancelled)
 }

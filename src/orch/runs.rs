@@ -250,13 +250,14 @@ pub fn use_run(conn: &Connection, name: &str) -> Result<Run> {
     show(conn, &row)
 }
 
-pub(crate) fn set_status(
+/// Ends a run as `to` (closed or cancelled) with its event; returns it as it now stands.
+pub(crate) fn end(
     conn: &Connection,
     act: &Act<'_>,
     changes: &mut Changes,
     row: &RunRow,
     to: RunStatus,
-) -> Result<()> {
+) -> Result<Run> {
     conn.prepare_cached("UPDATE runs SET status = ?2, updated_at = ?3 WHERE name = ?1")?
         .execute(params![row.name, to, act.now])?;
     changes.emit(
@@ -269,7 +270,8 @@ pub(crate) fn set_status(
             to: Some(to.as_str()),
             ..NewEvent::default()
         },
-    )
+    )?;
+    show(conn, &get(conn, &row.name)?)
 }
 
 /// Closes a run; one with attempts in flight is refused (`cancel::cancel_run` cancels
@@ -296,6 +298,5 @@ pub fn close(
         .detail("run", row.name.clone())
         .detail("in_flight", live));
     }
-    set_status(conn, &act, changes, row, RunStatus::Closed)?;
-    show(conn, &get(conn, &row.name)?)
+    end(conn, &act, changes, row, RunStatus::Closed)
 }
