@@ -146,20 +146,7 @@ fn send_all(sb: &Sandbox, bins: &Bins, threads: usize) -> Result<()> {
                         if i >= threads {
                             return Ok(());
                         }
-                        sb.run(
-                            &bins.inbox,
-                            &[
-                                "--agent",
-                                "leader",
-                                "send",
-                                "--to",
-                                "@soak",
-                                "--kind",
-                                "task",
-                                "--subject",
-                                &format!("job {i}"),
-                            ],
-                        )?;
+                        sb.send(bins, "@soak", "task", &format!("job {i}"))?;
                     }
                 })
             })

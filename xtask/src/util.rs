@@ -136,6 +136,22 @@ impl Sandbox {
             .with_context(|| format!("{} {args:?}", program.display()))
     }
 
+    /// `git inbox send` by the leader to `to` about `subject`; `kind` is message or task.
+    pub fn send(&self, bins: &Bins, to: &str, kind: &str, subject: &str) -> Result<String> {
+        let args = [
+            "--agent",
+            "leader",
+            "send",
+            "--to",
+            to,
+            "--kind",
+            kind,
+            "--subject",
+            subject,
+        ];
+        self.run(&bins.inbox, &args)
+    }
+
     /// Runs `program args…`, failing on a non-zero exit; returns stdout.
     pub fn run(&self, program: &Path, args: &[&str]) -> Result<String> {
         let out = self.command(program).args(args).output()?;

@@ -12,18 +12,7 @@ pub fn run(bins: &Bins, opts: Opts) -> Result<Vec<Row>> {
     sb.run(&bins.orch, &["init"])?;
     // Some history, so fetch has rows to skip and index lookups to do.
     for i in 0..50 {
-        sb.run(
-            &bins.inbox,
-            &[
-                "--agent",
-                "leader",
-                "send",
-                "--to",
-                "@workers",
-                "--subject",
-                &format!("warm-up {i}"),
-            ],
-        )?;
+        sb.send(bins, "@workers", "message", &format!("warm-up {i}"))?;
     }
     let mut rows = vec![startup(&sb, bins, opts)?];
     rows.extend(instructions(&sb, bins)?);

@@ -100,20 +100,7 @@ fn process_rate(sb: &Sandbox, total: usize) -> Result<f64> {
 /// until it is empty; returns pairs/s and how many commands failed with `busy`.
 fn claims(sb: &Sandbox, bins: &Bins, threads: usize) -> Result<(f64, usize)> {
     for i in 0..threads {
-        sb.run(
-            &bins.inbox,
-            &[
-                "--agent",
-                "leader",
-                "send",
-                "--to",
-                "@bench",
-                "--kind",
-                "task",
-                "--subject",
-                &format!("job {i}"),
-            ],
-        )?;
+        sb.send(bins, "@bench", "task", &format!("job {i}"))?;
     }
     let started = Instant::now();
     let results: Vec<(usize, usize)> = std::thread::scope(|scope| {
