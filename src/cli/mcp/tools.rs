@@ -82,6 +82,17 @@ impl Tool {
     }
 }
 
+/// A tool named as its subcommand, that never blocks: most of them.
+const fn tool(name: &'static str, about: &'static str, params: &'static [Param]) -> Tool {
+    Tool {
+        name,
+        about,
+        command: name,
+        params,
+        blocks: Blocks::Never,
+    }
+}
+
 const fn param(name: &'static str, kind: Kind, flag: Flag, about: &'static str) -> Param {
     Param {
         name,
@@ -123,108 +134,86 @@ const RUN: Param = param(
 );
 
 pub const INBOX_TOOLS: &[Tool] = &[
-    Tool {
-        name: "whoami",
-        about: "Who I act as, how that was resolved, and this worktree's thread, run, task and attempt.",
-        command: "whoami",
-        params: &[],
-        blocks: Blocks::Never,
-    },
-    Tool {
-        name: "show",
-        about: "A thread with all its messages.",
-        command: "show",
-        params: &[THREAD],
-        blocks: Blocks::Never,
-    },
-    Tool {
-        name: "update",
-        about: "Post a progress note on a thread I hold; renews my lease.",
-        command: "update",
-        params: &[
+    tool(
+        "whoami",
+        "Who I act as, how that was resolved, and this worktree's thread, run, task and attempt.",
+        &[],
+    ),
+    tool("show", "A thread with all its messages.", &[THREAD]),
+    tool(
+        "update",
+        "Post a progress note on a thread I hold; renews my lease.",
+        &[
             THREAD,
             required("body", Kind::Text, Flag::ValueOrFile("body"), "The note"),
             param("data", Kind::Object, Flag::ValueOrFile("data"), "JSON object to carry"),
             ATTACH,
         ],
-        blocks: Blocks::Never,
-    },
-    Tool {
-        name: "ask",
-        about: "Ask a question on a thread I hold; then wait_reply for the answer.",
-        command: "ask",
-        params: &[
+    ),
+    tool(
+        "ask",
+        "Ask a question on a thread I hold; then wait_reply for the answer.",
+        &[
             THREAD,
             required("body", Kind::Text, Flag::ValueOrFile("body"), "The question"),
         ],
-        blocks: Blocks::Never,
-    },
+    ),
     Tool {
-        name: "wait_reply",
-        about: "Block until someone else posts on the thread (a reply that came earlier returns at once); returns that message.",
         command: "wait-reply",
-        params: &[
-            THREAD,
-            param("timeout", Kind::Text, Flag::Value("timeout"), DURATION),
-        ],
         blocks: Blocks::Always,
+        ..tool(
+            "wait_reply",
+            "Block until someone else posts on the thread (a reply that came earlier returns at once); returns that message.",
+            &[
+                THREAD,
+                param("timeout", Kind::Text, Flag::Value("timeout"), DURATION),
+            ],
+        )
     },
-    Tool {
-        name: "done",
-        about: "Complete a thread I hold, with an optional result.",
-        command: "done",
-        params: &[
+    tool(
+        "done",
+        "Complete a thread I hold, with an optional result.",
+        &[
             THREAD,
             param("body", Kind::Text, Flag::ValueOrFile("body"), "Closing note"),
             param("result", Kind::Object, Flag::ValueOrFile("result"), "JSON object: the result"),
             ATTACH,
         ],
-        blocks: Blocks::Never,
-    },
-    Tool {
-        name: "fail",
-        about: "Give up on a thread I hold.",
-        command: "fail",
-        params: &[
+    ),
+    tool(
+        "fail",
+        "Give up on a thread I hold.",
+        &[
             THREAD,
             required("reason", Kind::Text, Flag::Value("reason"), "Why"),
             param("retryable", Kind::Bool, Flag::Switch("retryable"), "Another attempt may succeed"),
         ],
-        blocks: Blocks::Never,
-    },
+    ),
     Tool {
-        name: "fetch",
-        about: "Unread messages on threads visible to me, oldest first; advances my read cursor unless peek.",
-        command: "fetch",
-        params: &[
-            param("peek", Kind::Bool, Flag::Switch("peek"), "Keep them unread"),
-            param("limit", Kind::Int, Flag::Value("limit"), "At most N (default 100)"),
-            param("wait", Kind::Text, Flag::Value("wait"), "Block until one arrives, for at most this long (e.g. 15m)"),
-        ],
         blocks: Blocks::With("wait"),
+        ..tool(
+            "fetch",
+            "Unread messages on threads visible to me, oldest first; advances my read cursor unless peek.",
+            &[
+                param("peek", Kind::Bool, Flag::Switch("peek"), "Keep them unread"),
+                param("limit", Kind::Int, Flag::Value("limit"), "At most N (default 100)"),
+                param("wait", Kind::Text, Flag::Value("wait"), "Block until one arrives, for at most this long (e.g. 15m)"),
+            ],
+        )
     },
 ];
 
 pub const ORCH_TOOLS: &[Tool] = &[
-    Tool {
-        name: "status",
-        about: "The run at a glance: counts, then every task with status, agent and attempt.",
-        command: "status",
-        params: &[RUN],
-        blocks: Blocks::Never,
-    },
-    Tool {
-        name: "ready",
-        about: "Tasks that can start now, high priority first, then oldest.",
-        command: "ready",
-        params: &[RUN],
-        blocks: Blocks::Never,
-    },
-    Tool {
-        name: "dispatch",
-        about: "Start one attempt per task (named, or all ready), each with its own inbox thread and, for code tasks, branch and worktree.",
-        command: "dispatch",
-        params: &[
+    tool(
+        "status",
+        "The run at a glance: counts, then every task with status, agent and attempt.",
+        &[RUN],
+    ),
+    tool("ready", "Tasks that can start now, high priority first, then oldest.", &[RUN]),
+    tool(
+        "dispatch",
+        "Start one attempt per task (named, or all ready), each with its own inbox thread and, for code tasks, branch and worktree.",
+        &[
             param("tasks", Kind::List, Flag::Positional, "Task keys"),
             param("all_ready", Kind::Bool, Flag::Switch("all-ready"), "Every ready task"),
             param("max", Kind::Int, Flag::Value("max"), "At most N tasks"),
@@ -233,57 +222,47 @@ pub const ORCH_TOOLS: &[Tool] = &[
             param("force", Kind::Bool, Flag::Switch("force"), "Named tasks even if not ready"),
             RUN,
         ],
-        blocks: Blocks::Never,
-    },
-    Tool {
-        name: "answer",
-        about: "Reply to the open question of a blocked task.",
-        command: "answer",
-        params: &[
+    ),
+    tool(
+        "answer",
+        "Reply to the open question of a blocked task.",
+        &[
             required("task", Kind::Text, Flag::Positional, "Task key"),
             required("body", Kind::Text, Flag::ValueOrFile("body"), "The answer"),
             RUN,
         ],
-        blocks: Blocks::Never,
-    },
+    ),
+    tool("blocked", "Blocked tasks with their open question.", &[RUN]),
     Tool {
-        name: "blocked",
-        about: "Blocked tasks with their open question.",
-        command: "blocked",
-        params: &[RUN],
-        blocks: Blocks::Never,
-    },
-    Tool {
-        name: "wait",
-        about: "Block until a condition holds; returns the events that made it hold.",
-        command: "wait",
-        params: &[
-            param(
-                "until",
-                Kind::OneOf(&["change", "done", "blocked", "ready"]),
-                Flag::Value("until"),
-                "Default: change",
-            ),
-            param("task", Kind::Text, Flag::Value("task"), "Only this task"),
-            param("timeout", Kind::Text, Flag::Value("timeout"), DURATION),
-            param("since", Kind::Int, Flag::Value("since"), "Count changes after this event id"),
-            RUN,
-        ],
         blocks: Blocks::Always,
+        ..tool(
+            "wait",
+            "Block until a condition holds; returns the events that made it hold.",
+            &[
+                param(
+                    "until",
+                    Kind::OneOf(&["change", "done", "blocked", "ready"]),
+                    Flag::Value("until"),
+                    "Default: change",
+                ),
+                param("task", Kind::Text, Flag::Value("task"), "Only this task"),
+                param("timeout", Kind::Text, Flag::Value("timeout"), DURATION),
+                param("since", Kind::Int, Flag::Value("since"), "Count changes after this event id"),
+                RUN,
+            ],
+        )
     },
     // Offered only once the binary has `git orch land` (see `available`).
-    Tool {
-        name: "land",
-        about: "Merge done tasks' results into the target branch; conflicts and failed checks go back for rework.",
-        command: "land",
-        params: &[
+    tool(
+        "land",
+        "Merge done tasks' results into the target branch; conflicts and failed checks go back for rework.",
+        &[
             param("into", Kind::Text, Flag::Value("into"), "Target branch"),
             param("tasks", Kind::List, Flag::Repeat("task"), "Only these task keys"),
             param("dry_run", Kind::Bool, Flag::Switch("dry-run"), "Change nothing"),
             RUN,
         ],
-        blocks: Blocks::Never,
-    },
+    ),
 ];
 
 /// The tools a server offers: its table, less those whose subcommand this binary lacks.
