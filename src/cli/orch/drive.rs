@@ -7,12 +7,10 @@ use crate::cli::output::{print_line, write_stdout_bytes, Out};
 use crate::cli::render::escape;
 use crate::error::{Code, Error, Result};
 use crate::orch::drive::{self, DriveEvent, DriveLock, DriveOptions, End, Standing};
-use crate::orch::launch::Launching;
 use crate::orch::runs;
 use serde_json::json;
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::io::IsTerminal;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -55,14 +53,8 @@ pub fn drive(ctx: &mut Ctx, out: &Out, args: DriveArgs) -> Result<()> {
         orch.read(|tx| runs::resolve(tx, args.run.run.as_deref()))?
     };
     let plan = super::launch::plan(ctx, Some(&run.name), args.launch.as_deref())?;
-    let exe = std::env::current_exe().map_err(|e| Error::io("finding the git-orch binary", e))?;
-    let repo = ctx.repo()?;
-    let dir = repo
-        .workdir()
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo.git_dir().to_owned());
-    let state_dir = repo.state_dir();
-    let _lock = DriveLock::acquire(&state_dir, &run.name, std::process::id())?;
+    let supervisors = super::launch::Supervisors::find(ctx)?;
+    let _lock = DriveLock::acquire(&supervisors.state_dir, &run.name, std::process::id())?;
 
     // Ctrl-C stops dispatching; the agents stay with their supervisors, which run in
     // their own sessions and so never see the terminal's SIGINT.
@@ -96,13 +88,7 @@ pub fn drive(ctx: &mut Ctx, out: &Out, args: DriveArgs) -> Result<()> {
         Ok(())
     };
     let ended = ctx.dispatching(|orch, workspaces| {
-        let launching = Launching {
-            inner: workspaces,
-            exe,
-            dir,
-            state_dir: state_dir.clone(),
-            children: RefCell::new(Vec::new()),
-        };
+        let launching = supervisors.launching(workspaces);
         drive::drive(
             orch,
             &launching,

@@ -12,7 +12,7 @@ use crate::orch::launch::brief::Brief;
 use crate::orch::launch::preset::{InboxVia, Protocol};
 use crate::orch::launch::supervisor::{self, Edge};
 use crate::orch::launch::{self, profile, Launching, Plan};
-use crate::orch::{runs, tasks, Attempt};
+use crate::orch::{runs, tasks, Attempt, Workspaces};
 use clap::Subcommand;
 use serde_json::json;
 use std::cell::RefCell;
@@ -94,16 +94,46 @@ pub(super) fn plan(ctx: &mut Ctx, run: Option<&str>, given: Option<&str>) -> Res
     }))
 }
 
+/// Where supervisors start from: this git-orch binary, run in the repository's folder,
+/// with its state dir. `dispatch --launch` and `drive` start them the same way.
+pub(super) struct Supervisors {
+    exe: PathBuf,
+    dir: PathBuf,
+    pub state_dir: PathBuf,
+}
+
+impl Supervisors {
+    pub(super) fn find(ctx: &mut Ctx) -> Result<Supervisors> {
+        let exe =
+            std::env::current_exe().map_err(|e| Error::io("finding the git-orch binary", e))?;
+        let repo = ctx.repo()?;
+        let dir = repo
+            .workdir()
+            .map(PathBuf::from)
+            .unwrap_or_else(|| repo.git_dir().to_owned());
+        Ok(Supervisors {
+            exe,
+            dir,
+            state_dir: repo.state_dir(),
+        })
+    }
+
+    /// The dispatcher's workspaces, starting a supervisor for each attempt.
+    pub(super) fn launching<'a>(&self, inner: &'a dyn Workspaces) -> Launching<'a> {
+        Launching {
+            inner,
+            exe: self.exe.clone(),
+            dir: self.dir.clone(),
+            state_dir: self.state_dir.clone(),
+            children: RefCell::new(Vec::new()),
+        }
+    }
+}
+
 /// `git orch dispatch … --launch [PROFILE]`.
 pub fn dispatch(ctx: &mut Ctx, out: &Out, args: DispatchArgs) -> Result<()> {
     let plan = plan(ctx, args.run.run.as_deref(), args.launch.as_deref())?;
-    let exe = std::env::current_exe().map_err(|e| Error::io("finding the git-orch binary", e))?;
-    let repo = ctx.repo()?;
-    let dir = repo
-        .workdir()
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo.git_dir().to_owned());
-    let state_dir = repo.state_dir();
+    let supervisors = Supervisors::find(ctx)?;
     let opts = Options {
         keys: &args.keys,
         all_ready: args.all_ready,
@@ -114,13 +144,7 @@ pub fn dispatch(ctx: &mut Ctx, out: &Out, args: DispatchArgs) -> Result<()> {
         launch: Some(&plan),
     };
     let done = ctx.dispatching(|orch, workspaces| {
-        let launching = Launching {
-            inner: workspaces,
-            exe,
-            dir,
-            state_dir,
-            children: RefCell::new(Vec::new()),
-        };
+        let launching = supervisors.launching(workspaces);
         dispatch::dispatch_tasks(orch, &launching, args.run.run.as_deref(), &opts)
     })?;
     out.success(
