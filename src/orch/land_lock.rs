@@ -5,6 +5,7 @@
 
 use crate::error::{Code, Error, Result};
 use crate::repo::Repo;
+use crate::store::lockfile;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
@@ -18,31 +19,12 @@ fn lock_path(state_dir: &Path, run: &str) -> PathBuf {
     state_dir.join("land").join(format!("{run}.lock"))
 }
 
-fn open(path: &Path) -> Result<File> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
-    }
-    File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(path)
-        .map_err(|e| Error::io(format!("opening {}", path.display()), e))
-}
-
 impl LandLock {
     /// Takes the run's land lock; `None` while another land of the run holds it.
     pub fn try_acquire(state_dir: &Path, run: &str) -> Result<Option<LandLock>> {
         let path = lock_path(state_dir, run);
-        let file = open(&path)?;
-        match file.try_lock() {
-            Ok(()) => Ok(Some(LandLock { path, _file: file })),
-            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
-            Err(std::fs::TryLockError::Error(e)) => {
-                Err(Error::io(format!("locking {}", path.display()), e))
-            }
-        }
+        let file = lockfile::open(&path)?;
+        Ok(lockfile::try_lock(&file, &path)?.then(|| LandLock { path, _file: file }))
     }
 
     /// The same, refusing with `conflict` when another land of the run is at work.

@@ -440,6 +440,7 @@ fn schema_too_new(version: i64) -> Error {
 
 pub mod doorbell;
 pub mod events;
+pub mod lockfile;
 pub mod spool;
 #[cfg(test)]
 mod tests;

@@ -1,8 +1,9 @@
 //! The dispatch lock: how a reconcile tells a `preparing` attempt still being dispatched
 //! from one whose dispatcher died.
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::orch::model::AttemptId;
+use crate::store::lockfile;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
@@ -19,26 +20,11 @@ impl DispatchLock {
         state_dir.join("dispatch").join(format!("{attempt}.lock"))
     }
 
-    fn open(state_dir: &Path, attempt: AttemptId) -> Result<(PathBuf, File)> {
-        let path = Self::path(state_dir, attempt);
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
-        }
-        let file = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
-        Ok((path, file))
-    }
-
     /// Takes the lock of a new attempt (nobody else knows its id yet).
     pub(crate) fn acquire(state_dir: &Path, attempt: AttemptId) -> Result<DispatchLock> {
-        let (path, file) = Self::open(state_dir, attempt)?;
-        file.lock()
-            .map_err(|e| Error::io(format!("locking {}", path.display()), e))?;
+        let path = Self::path(state_dir, attempt);
+        let file = lockfile::open(&path)?;
+        lockfile::lock(&file, &path)?;
         Ok(DispatchLock { path, _file: file })
     }
 
@@ -48,14 +34,9 @@ impl DispatchLock {
         state_dir: &Path,
         attempt: AttemptId,
     ) -> Result<Option<DispatchLock>> {
-        let (path, file) = Self::open(state_dir, attempt)?;
-        match file.try_lock() {
-            Ok(()) => Ok(Some(DispatchLock { path, _file: file })),
-            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
-            Err(std::fs::TryLockError::Error(e)) => {
-                Err(Error::io(format!("locking {}", path.display()), e))
-            }
-        }
+        let path = Self::path(state_dir, attempt);
+        let file = lockfile::open(&path)?;
+        Ok(lockfile::try_lock(&file, &path)?.then(|| DispatchLock { path, _file: file }))
     }
 }
 

@@ -27,6 +27,7 @@ use crate::error::{Code, Error, Result};
 use crate::inbox::{self, Note, ThreadStatus};
 use crate::orch::dispatch::Prepared;
 use crate::store::events::{self, Event, NewEvent};
+use crate::store::lockfile;
 use crate::store::Store;
 use crate::time::rfc3339;
 use profile::Profile;
@@ -66,27 +67,11 @@ pub struct AgentLock {
 }
 
 impl AgentLock {
-    fn open(state_dir: &Path, id: AttemptId) -> Result<(PathBuf, File)> {
-        let path = lock_path(state_dir, id);
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
-        }
-        let file = File::options()
-            .create(true)
-            .truncate(false)
-            .read(true)
-            .write(true)
-            .open(&path)
-            .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
-        Ok((path, file))
-    }
-
     /// Takes the lock of a new launch (nobody else knows of it yet).
     pub fn acquire(state_dir: &Path, id: AttemptId) -> Result<AgentLock> {
-        let (path, file) = Self::open(state_dir, id)?;
-        file.lock()
-            .map_err(|e| Error::io(format!("locking {}", path.display()), e))?;
+        let path = lock_path(state_dir, id);
+        let file = lockfile::open(&path)?;
+        lockfile::lock(&file, &path)?;
         Ok(AgentLock {
             path,
             file: Some(file),
@@ -95,17 +80,12 @@ impl AgentLock {
 
     /// The lock of a launch whose supervisor may be alive; `None` while it holds it.
     pub fn try_acquire(state_dir: &Path, id: AttemptId) -> Result<Option<AgentLock>> {
-        let (path, file) = Self::open(state_dir, id)?;
-        match file.try_lock() {
-            Ok(()) => Ok(Some(AgentLock {
-                path,
-                file: Some(file),
-            })),
-            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
-            Err(std::fs::TryLockError::Error(e)) => {
-                Err(Error::io(format!("locking {}", path.display()), e))
-            }
-        }
+        let path = lock_path(state_dir, id);
+        let file = lockfile::open(&path)?;
+        Ok(lockfile::try_lock(&file, &path)?.then(|| AgentLock {
+            path,
+            file: Some(file),
+        }))
     }
 
     /// Hands the locked file over (as a child's stdin): the lock stays held by the open
