@@ -135,13 +135,6 @@ mod tests {
     use super::*;
     use crate::repo::testing::{git_in, TempRepo};
 
-    fn branch(t: &TempRepo, name: &str, file: &str, text: &str) -> String {
-        t.git(&["checkout", "-q", "-b", name, "main"]);
-        let sha = t.commit_file(file, text, &format!("{name} work"));
-        t.git(&["checkout", "-q", "main"]);
-        sha
-    }
-
     fn attempt() -> AttemptName {
         AttemptName::new("r1", "join", 1).unwrap()
     }
@@ -149,8 +142,8 @@ mod tests {
     #[test]
     fn two_heads_become_one_merge_commit_under_the_bases_ref() {
         let t = TempRepo::new();
-        let a = branch(&t, "a", "a.txt", "a\n");
-        let b = branch(&t, "b", "b.txt", "b\n");
+        let a = t.branch("a", "a.txt", "a\n");
+        let b = t.branch("b", "b.txt", "b\n");
         let repo = t.open();
         let merged = repo
             .merge_bases(&attempt(), &[a.clone(), b.clone()])
@@ -181,7 +174,7 @@ mod tests {
         let t = TempRepo::new();
         let heads: Vec<String> = ["a", "b", "c"]
             .iter()
-            .map(|n| branch(&t, n, &format!("{n}.txt"), "x\n"))
+            .map(|n| t.branch(n, &format!("{n}.txt"), "x\n"))
             .collect();
         let merged = t.open().merge_bases(&attempt(), &heads).unwrap();
         let parents = t.git(&["rev-list", "--parents", "-n1", &merged.sha]);
@@ -229,7 +222,7 @@ mod tests {
     #[test]
     fn a_head_contained_in_another_is_not_merged() {
         let t = TempRepo::new();
-        let a = branch(&t, "a", "a.txt", "a\n");
+        let a = t.branch("a", "a.txt", "a\n");
         t.git(&["checkout", "-q", "a"]);
         let a2 = t.commit_file("a2.txt", "more\n", "more a");
         t.git(&["checkout", "-q", "main"]);

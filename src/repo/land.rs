@@ -317,17 +317,10 @@ mod tests {
     use super::*;
     use crate::repo::testing::{git_in, TempRepo};
 
-    fn branch(t: &TempRepo, name: &str, file: &str, text: &str) -> String {
-        t.git(&["checkout", "-q", "-b", name, "main"]);
-        let sha = t.commit_file(file, text, &format!("{name} work"));
-        t.git(&["checkout", "-q", "main"]);
-        sha
-    }
-
     #[test]
     fn merges_commits_and_swaps_the_ref() {
         let t = TempRepo::new();
-        let a = branch(&t, "a", "a.txt", "a\n");
+        let a = t.branch("a", "a.txt", "a\n");
         let repo = t.open();
         let main = repo.branch_tip("main").unwrap().unwrap();
         let Merged::Clean(tree) = repo.merge_tree(&main, &a).unwrap() else {
@@ -359,8 +352,8 @@ mod tests {
     #[test]
     fn conflicts_give_their_paths() {
         let t = TempRepo::new();
-        let a = branch(&t, "a", "same.txt", "a\n");
-        let b = branch(&t, "b", "same.txt", "b\n");
+        let a = t.branch("a", "same.txt", "a\n");
+        let b = t.branch("b", "same.txt", "b\n");
         let repo = t.open();
         assert_eq!(
             repo.merge_tree(&a, &b).unwrap(),

@@ -81,6 +81,15 @@ impl TempRepo {
         self.git(&["commit", "-q", "-m", message]);
         self.git(&["rev-parse", "HEAD"])
     }
+
+    /// Branch `name` off main with one commit writing `file`; back on main after.
+    /// Returns the commit.
+    pub fn branch(&self, name: &str, file: &str, text: &str) -> String {
+        self.git(&["checkout", "-q", "-b", name, "main"]);
+        let sha = self.commit_file(file, text, &format!("{name} work"));
+        self.git(&["checkout", "-q", "main"]);
+        sha
+    }
 }
 
 pub fn write_file(dir: &Path, rel: &str, text: &str) {
