@@ -2,6 +2,7 @@
 //! merge of their heads, written as a commit and kept under `refs/orch/bases/…`.
 
 use super::git::git;
+use super::land::Merged;
 use super::revs::parse_sha;
 use super::{AttemptName, Repo};
 use crate::error::{Code, Error, Result};
@@ -46,40 +47,23 @@ impl Repo {
         let dir = self.run_dir();
         let mut merged = needed[0].clone();
         for (i, head) in needed.iter().enumerate().skip(1) {
-            let out = git(dir)
-                .args([
-                    "merge-tree",
-                    "--write-tree",
-                    "--name-only",
-                    "-z",
-                    "--no-messages",
-                    &merged,
-                    head,
-                ])
-                .run_allowing(&[0, 1])
-                .map_err(|e| {
-                    e.hint("stacked bases need git 2.38 or newer (`git merge-tree --write-tree`)")
-                })?;
-            let mut fields = out.stdout.split(|b| *b == 0);
-            let tree = String::from_utf8_lossy(fields.next().unwrap_or_default()).into_owned();
-            if out.status == 1 {
-                let mut paths: Vec<String> = fields
-                    .filter(|f| !f.is_empty())
-                    .map(|f| String::from_utf8_lossy(f).into_owned())
-                    .collect();
-                paths.dedup();
-                return Err(Error::new(
-                    Code::BaseConflict,
-                    format!(
-                        "the dependencies' heads conflict in {} file{}",
-                        paths.len(),
-                        if paths.len() == 1 { "" } else { "s" }
-                    ),
-                )
-                .hint("merge the dependency branches by hand and pass the result with --base")
-                .detail("paths", paths)
-                .detail("heads", needed.clone()));
-            }
+            let old_git = "stacked bases need git 2.38 or newer (`git merge-tree --write-tree`)";
+            let tree = match self.write_merge_tree(&merged, head, old_git)? {
+                Merged::Clean(tree) => tree,
+                Merged::Conflict(paths) => {
+                    return Err(Error::new(
+                        Code::BaseConflict,
+                        format!(
+                            "the dependencies' heads conflict in {} file{}",
+                            paths.len(),
+                            if paths.len() == 1 { "" } else { "s" }
+                        ),
+                    )
+                    .hint("merge the dependency branches by hand and pass the result with --base")
+                    .detail("paths", paths)
+                    .detail("heads", needed.clone()))
+                }
+            };
             let last = i + 1 == needed.len();
             let mut commit = git(dir).args(self.identity_args()).arg("commit-tree");
             // Intermediate merges only feed the next step; the final one records every head.

@@ -39,6 +39,21 @@ impl Repo {
     pub fn merge_tree(&self, ours: &str, theirs: &str) -> Result<Merged> {
         parse_sha(ours)?;
         parse_sha(theirs)?;
+        self.write_merge_tree(
+            ours,
+            theirs,
+            "landing needs git 2.38 or newer (`git merge-tree --write-tree`)",
+        )
+    }
+
+    /// `git merge-tree --write-tree` of two commits known to be shas; `old_git` is the
+    /// hint when git is too old for it. Stacked bases merge with it too.
+    pub(super) fn write_merge_tree(
+        &self,
+        ours: &str,
+        theirs: &str,
+        old_git: &str,
+    ) -> Result<Merged> {
         let out = git(self.run_dir())
             .args([
                 "merge-tree",
@@ -50,9 +65,7 @@ impl Repo {
                 theirs,
             ])
             .run_allowing(&[0, 1])
-            .map_err(|e| {
-                e.hint("landing needs git 2.38 or newer (`git merge-tree --write-tree`)")
-            })?;
+            .map_err(|e| e.hint(old_git))?;
         let mut fields = out.stdout.split(|b| *b == 0);
         let tree = String::from_utf8_lossy(fields.next().unwrap_or_default()).into_owned();
         if out.status == 0 {
