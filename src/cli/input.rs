@@ -6,7 +6,7 @@ use crate::error::{Code, Error, Result};
 use serde_json::Value;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// `--body TEXT` or `--body-file FILE`, as every command that posts text takes them.
 #[derive(clap::Args, Debug)]
@@ -20,22 +20,17 @@ pub struct BodyArgs {
 }
 
 impl BodyArgs {
-    /// The text given, empty when neither flag was.
+    /// `--body`, `--body-file F` or `--body-file -` (stdin); empty when neither is given.
     pub fn read(self) -> Result<String> {
-        read_body(self.body, self.body_file.as_deref())
-    }
-}
-
-/// `--body`, `--body-file F` or `--body-file -` (stdin); empty when none is given.
-pub fn read_body(body: Option<String>, file: Option<&Path>) -> Result<String> {
-    match (body, file) {
-        (Some(_), Some(_)) => Err(Error::new(
-            Code::Usage,
-            "give --body or --body-file, not both",
-        )),
-        (Some(body), None) => Ok(body),
-        (None, Some(path)) => read_text_input(path, "body"),
-        (None, None) => Ok(String::new()),
+        match (self.body, self.body_file.as_deref()) {
+            (Some(_), Some(_)) => Err(Error::new(
+                Code::Usage,
+                "give --body or --body-file, not both",
+            )),
+            (Some(body), None) => Ok(body),
+            (None, Some(path)) => read_text_input(path, "body"),
+            (None, None) => Ok(String::new()),
+        }
     }
 }
 
@@ -101,13 +96,9 @@ pub fn read_json_arg(
     crate::inbox::parse_json(what, &text).map(Some)
 }
 
-pub fn parse_duration_arg(text: &str) -> Result<Duration> {
-    crate::time::parse_duration(text)
-}
-
 /// `--timeout D` as a deadline from now; none without the flag.
 pub fn deadline(timeout: Option<&str>) -> Result<Option<Instant>> {
     timeout
-        .map(|t| Ok(Instant::now() + parse_duration_arg(t)?))
+        .map(|t| Ok(Instant::now() + crate::time::parse_duration(t)?))
         .transpose()
 }

@@ -2,7 +2,6 @@
 
 use super::args::{timeout_error, wait_deadline, ThreadArg};
 use crate::cli::ctx::Ctx;
-use crate::cli::input::parse_duration_arg;
 use crate::cli::output::Out;
 use crate::error::{Error, Result};
 use crate::inbox::{self, NextFilter};
@@ -106,5 +105,5 @@ pub fn release(ctx: &mut Ctx, out: &Out, args: ThreadArg) -> Result<()> {
 }
 
 fn lease(text: Option<&str>) -> Result<Option<std::time::Duration>> {
-    text.map(parse_duration_arg).transpose()
+    text.map(crate::time::parse_duration).transpose()
 }
