@@ -9,6 +9,7 @@ use super::worktree::remove_worktree_at;
 use super::Repo;
 use crate::error::{Code, Error, Result};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 /// What merging one commit onto another came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -311,12 +312,31 @@ fn remove_temp_at(run_dir: &Path, path: &Path) -> Result<()> {
     if remove_worktree_at(run_dir, path, true).is_ok() {
         return Ok(());
     }
-    match std::fs::remove_dir_all(path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(Error::io(format!("removing {}", path.display()), e)),
-    }
+    remove_dir_while_written(path)?;
     git(run_dir).args(["worktree", "prune"]).run().map(drop)
+}
+
+/// How long a removal waits out a writer that outlived its `git orch land`.
+const ORPHAN_WRITER_GRACE: Duration = Duration::from_secs(10);
+
+/// `remove_dir_all`, tried again while the folder keeps filling: a land killed during
+/// `git worktree add` leaves that git process checking files out into the folder, and
+/// it ends on its own once the checkout is written.
+fn remove_dir_while_written(path: &Path) -> Result<()> {
+    let deadline = Instant::now() + ORPHAN_WRITER_GRACE;
+    loop {
+        match std::fs::remove_dir_all(path) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e)
+                if e.kind() == std::io::ErrorKind::DirectoryNotEmpty
+                    && Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => return Err(Error::io(format!("removing {}", path.display()), e)),
+        }
+    }
 }
 
 impl Drop for TempWorktree {
