@@ -16,11 +16,15 @@
 //! cleanup, land (`land_lock`, a leaf, is what repair calls). This file only declares them and re-exports what the layers above use.
 
 mod attempts;
+pub mod base;
 pub mod cancel;
 mod changes;
 pub mod cleanup;
 pub mod dag;
+mod deps;
 pub mod dispatch;
+pub(crate) mod dispatch_lock;
+pub(crate) mod dispatch_steps;
 pub mod drive;
 mod facade;
 #[cfg(test)]
@@ -36,12 +40,13 @@ pub mod runs;
 mod status;
 pub mod tasks;
 pub mod waits;
+pub mod workspace;
 pub mod worktrees;
 
 pub use attempts::get_attempt;
 pub use cancel::cancel_task;
 pub use changes::Changes;
-pub use dispatch::{NoWorkspaces, Step, Workspace, Workspaces};
+pub use workspace::{NoWorkspaces, Step, Workspace, Workspaces};
 pub use facade::Orch;
 pub use model::{Attempt, AttemptId, Counts, Run, Task, TASK_STATUSES};
 pub use status::{AttemptStatus, RunStatus, TaskStatus};

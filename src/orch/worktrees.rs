@@ -8,8 +8,8 @@
 
 use super::attempts::get_attempt;
 use super::changes::{Act, Changes};
-use super::dispatch::base::BaseChoice;
-use super::dispatch::workspace::{Prepared, Step, Workspace, Workspaces};
+use super::base::BaseChoice;
+use super::workspace::{Prepared, Step, Workspace, Workspaces};
 use super::model::AttemptId;
 use crate::error::{Code, Error, Result};
 use crate::inbox;
