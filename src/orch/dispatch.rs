@@ -28,6 +28,10 @@ pub use super::base::{BaseChoice, DepHead};
 pub use super::dispatch_steps::Request;
 pub use super::workspace::{NoWorkspaces, Prepared, Step, Workspace, Workspaces};
 
+use super::dispatch_lock::DispatchLock;
+use super::dispatch_steps::{
+    abandon_tx, allocate, block_on_conflict, check_dispatchable, discard_tx, hand_over, send_thread,
+};
 use crate::error::{Code, Error, Result};
 use crate::names::Address;
 use crate::orch::changes::Changes;
@@ -36,11 +40,7 @@ use crate::orch::model::{Attempt, Task};
 use crate::orch::runs::{self, RunRow};
 use crate::orch::tasks::{self, Select};
 use crate::repo::check_ref_text;
-use super::dispatch_lock::DispatchLock;
 use serde_json::Map;
-use super::dispatch_steps::{
-    abandon_tx, allocate, block_on_conflict, check_dispatchable, discard_tx, hand_over, send_thread,
-};
 
 fn discard(orch: &mut Orch<'_>, prepared: &Prepared) {
     let _ = orch.store.write(|tx| discard_tx(tx, prepared.attempt));

@@ -11,9 +11,11 @@
 //! themselves so that no transaction is held across git work or waiting.
 
 //! The modules form a DAG, each looking only at those before it (ARCHITECTURE.md):
-//! model, changes → attempts → runs → tasks, dag → reconcile → cancel → the dispatch
-//! port and steps → worktrees → repair → facade → the dispatch pipeline, retry → waits,
-//! cleanup, land (`land_lock`, a leaf, is what repair calls). This file only declares them and re-exports what the layers above use.
+//! model, changes → attempts → runs → deps → tasks → dag → reconcile → cancel → base,
+//! workspace (the dispatch port), dispatch_lock → launch → dispatch_steps → worktrees →
+//! repair → facade → dispatch (the pipeline), retry → waits, cleanup, land (`land_lock`,
+//! a leaf, is what repair calls). `cargo xtask lint` checks it. This file only declares
+//! them and re-exports what the layers above use.
 
 mod attempts;
 pub mod base;
@@ -46,8 +48,8 @@ pub mod worktrees;
 pub use attempts::get_attempt;
 pub use cancel::cancel_task;
 pub use changes::Changes;
-pub use workspace::{NoWorkspaces, Step, Workspace, Workspaces};
 pub use facade::Orch;
 pub use model::{Attempt, AttemptId, Counts, Run, Task, TASK_STATUSES};
 pub use status::{AttemptStatus, RunStatus, TaskStatus};
+pub use workspace::{NoWorkspaces, Step, Workspace, Workspaces};
 pub use worktrees::GitWorkspaces;
