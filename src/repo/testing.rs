@@ -138,3 +138,11 @@ mod tests {
         assert!(std::env::var_os("ORCH_AGENT").is_none());
     }
 }
+
+/// The repository has no broken object and no stale worktree left behind.
+pub fn assert_repo_healthy(t: &TempRepo) {
+    let fsck = git_in(t.path(), &["fsck", "--no-dangling"]);
+    assert!(fsck.is_empty(), "fsck: {fsck}");
+    let prune = git_in(t.path(), &["worktree", "prune", "--dry-run", "-v"]);
+    assert!(prune.is_empty(), "stale worktrees: {prune}");
+}
