@@ -1,0 +1,516 @@
+//! The registry's objects of `git orch`.
+
+use super::objects::obj;
+use crate::reference::json::{f, opt, Object};
+
+/// Runs, tasks, attempts and what the leader's commands print about them.
+pub const ORCH: &[Object] = &[
+    obj(
+        "Run",
+        "A plan of tasks (or a council).",
+        &[
+            f("name", "string", ""),
+            f("title", "string", ""),
+            f("status", "string", "`active`, `closed` or `cancelled`"),
+            f("base_ref", "string?", "where its tasks start from"),
+            f("kind", "string", "`plan` or `council`"),
+            f("created_at", "time", ""),
+            f("counts", "Counts", "its tasks by status"),
+        ],
+    ),
+    obj(
+        "Counts",
+        "Tasks by status.",
+        &[
+            f("pending", "integer", ""),
+            f("ready", "integer", ""),
+            f("dispatched", "integer", ""),
+            f("running", "integer", ""),
+            f("blocked", "integer", ""),
+            f("done", "integer", ""),
+            f("failed", "integer", ""),
+            f("cancelled", "integer", ""),
+            f("total", "integer", ""),
+        ],
+    ),
+    obj("RunShown", "", &[f("run", "Run", "")]),
+    obj("RunList", "", &[f("runs", "[Run]", "")]),
+    obj(
+        "Task",
+        "One unit of work in a run.",
+        &[
+            f("run", "string", ""),
+            f("key", "string", ""),
+            f("title", "string", ""),
+            f("body", "string", ""),
+            f("kind", "string", "`code`, `review` or `chore`"),
+            f(
+                "status",
+                "string",
+                "`pending`, `ready`, `dispatched`, `running`, `blocked`, `done`, `failed`, \
+                 `cancelled`",
+            ),
+            f("to", "string", "an agent or `@queue`"),
+            f("after", "[string]", "keys it depends on"),
+            f("priority", "integer", "higher first"),
+            f("max_attempts", "integer", ""),
+            f("attempts", "integer", "attempts so far"),
+            f("current_attempt", "Attempt?", ""),
+            f(
+                "blocked_reason",
+                "string?",
+                "`question`, `base_conflict`, …",
+            ),
+            f(
+                "blocked_detail",
+                "any",
+                "the open question or the conflict; null when not blocked",
+            ),
+            f(
+                "base",
+                "string?",
+                "where it starts from, when set on the task",
+            ),
+            f(
+                "landed_at",
+                "time?",
+                "when `land` brought its result onto the target",
+            ),
+            f(
+                "landed_commit",
+                "sha?",
+                "the target commit that brought it in",
+            ),
+            f("created_at", "time", ""),
+            f("updated_at", "time", ""),
+            f(
+                "last_activity_at",
+                "time",
+                "latest change to it or its attempt's thread",
+            ),
+        ],
+    ),
+    obj("TaskShown", "", &[f("task", "Task", "")]),
+    obj("TaskList", "", &[f("tasks", "[Task]", "")]),
+    obj(
+        "TaskDetail",
+        "",
+        &[
+            f("task", "Task", ""),
+            f("attempts", "[Attempt]", "every attempt, oldest first"),
+        ],
+    ),
+    obj(
+        "TaskChanged",
+        "",
+        &[
+            f("task", "Task", ""),
+            f("changed", "boolean", "false when nothing needed doing"),
+        ],
+    ),
+    obj(
+        "Attempt",
+        "One try at a task: its thread, branch and worktree.",
+        &[
+            f("id", "integer", ""),
+            f("run", "string", ""),
+            f("task", "string", ""),
+            f("n", "integer", "1 for the first attempt"),
+            f("agent", "string?", "who claimed it"),
+            f("to", "string", "where its thread was sent"),
+            f(
+                "status",
+                "string",
+                "`preparing`, `dispatched`, `running`, `blocked`, `succeeded`, `failed`, \
+                 `lost`, `cancelled`",
+            ),
+            f("thread", "integer?", ""),
+            f("worktree", "string?", "absolute path"),
+            f("branch", "string?", "`orch/<run>/<task>-<n>`"),
+            f("base_ref", "string?", "what it started from, as given"),
+            f("base_sha", "sha?", ""),
+            f("head_sha", "sha?", "its branch's tip as last seen"),
+            f("commits", "integer", "commits on its branch"),
+            f("started_at", "time", ""),
+            f("ended_at", "time?", ""),
+            f("failure", "Failure?", ""),
+            f(
+                "bases_ref",
+                "string?",
+                "the merge of several dependencies it started from",
+            ),
+            f("rescue_ref", "string?", "where uncommitted work was saved"),
+            f("worktree_removed_at", "time?", ""),
+            f("branch_deleted_at", "time?", ""),
+            f("launch", "Launch?", "the launched agent, if any"),
+        ],
+    ),
+    obj("AttemptList", "", &[f("attempts", "[Attempt]", "")]),
+    obj(
+        "Launch",
+        "The agent process launched for an attempt.",
+        &[
+            f("profile", "string", ""),
+            f("agent", "string", ""),
+            f("pid", "integer?", ""),
+            f("log", "string", "log file path"),
+            f("started_at", "time?", ""),
+            f("exit_code", "integer?", ""),
+            f("signal", "string?", "the signal that ended it (`SIGTERM`)"),
+            f("ended_at", "time?", ""),
+            f(
+                "stalled",
+                "boolean",
+                "no activity for the profile's stall time",
+            ),
+        ],
+    ),
+    obj(
+        "Dispatched",
+        "",
+        &[
+            f("attempts", "[Attempt]", "the attempts started"),
+            f(
+                "blocked",
+                "[Task]",
+                "tasks blocked on conflicting dependency heads",
+            ),
+        ],
+    ),
+    obj(
+        "Reconciled",
+        "",
+        &[f("changes", "[Event]", "what reconciling changed")],
+    ),
+    obj(
+        "Status",
+        "",
+        &[
+            f("run", "Run", ""),
+            f("counts", "Counts", ""),
+            f("tasks", "[Task]", ""),
+        ],
+    ),
+    obj(
+        "DriveEnded",
+        "The last document of `drive`.",
+        &[
+            f("end", "string", "`done`, `blocked` or `interrupted`"),
+            f("run", "string", ""),
+        ],
+    ),
+    obj(
+        "DriveEvent",
+        "One line of `drive --json` while it runs.",
+        &[
+            f(
+                "kind",
+                "string",
+                "`dispatch`, `retry`, `commit`, `question`, `answer`, `failure`, \
+                 `conflict`, `cancelled` or `done`",
+            ),
+            f("task", "string", ""),
+            f("event", "integer", "the store event it comes from"),
+            f("at", "time", ""),
+            f("attempt", "integer?", ""),
+            f("n", "integer?", ""),
+            f("agent", "string?", ""),
+            f("text", "string?", "a question's text or a failure's reason"),
+            f(
+                "retry",
+                "boolean?",
+                "a failure: whether drive starts another attempt",
+            ),
+            f(
+                "answer_with",
+                "string?",
+                "a question: the command that answers it",
+            ),
+        ],
+    ),
+    obj(
+        "Cleanup",
+        "",
+        &[
+            f(
+                "removed",
+                "[Attempt]",
+                "attempts whose worktree was removed",
+            ),
+            f("skipped", "[CleanupSkip]", ""),
+            f(
+                "branches",
+                "[CleanupBranch]",
+                "branches deleted (`--prune-branches`)",
+            ),
+            f(
+                "kept_branches",
+                "[CleanupBranch]",
+                "branches kept, with why",
+            ),
+            f("dry_run", "boolean", ""),
+        ],
+    ),
+    obj(
+        "CleanupSkip",
+        "",
+        &[
+            f("attempt", "Attempt", ""),
+            f("reason", "string", ""),
+            opt(
+                "paths",
+                "[string]",
+                "the uncommitted paths, when that is why",
+            ),
+        ],
+    ),
+    obj(
+        "CleanupBranch",
+        "",
+        &[
+            f("branch", "string", ""),
+            f("tip", "sha", ""),
+            f("task", "string", ""),
+            f("attempt", "integer", ""),
+            opt("reason", "string", "why it was kept"),
+        ],
+    ),
+    obj(
+        "Landing",
+        "What `land` brought onto the target, and what it sent back.",
+        &[
+            f("landed", "[Task]", "in the order landed"),
+            f("reworked", "[Reworked]", ""),
+            f(
+                "waiting",
+                "[Waiting]",
+                "tasks waiting on others not yet landed",
+            ),
+            f("target", "LandTarget", ""),
+            f("dry_run", "boolean", ""),
+            f(
+                "verified",
+                "boolean",
+                "the target was checked after publishing",
+            ),
+            f(
+                "restarts",
+                "integer",
+                "times the queue restarted on a moved target",
+            ),
+        ],
+    ),
+    obj(
+        "Reworked",
+        "A task sent back for another attempt.",
+        &[
+            f("task", "string", ""),
+            f("reason", "string", "`conflict` or `check_failed`"),
+            opt("paths", "[string]", "conflicting paths"),
+            opt("output", "[string]", "the check's last lines"),
+            f("head", "sha", "the head that failed"),
+            opt("attempt", "Attempt", "the new attempt"),
+            opt("dispatch_error", "string", "why no new attempt started"),
+        ],
+    ),
+    obj(
+        "Waiting",
+        "",
+        &[
+            f("task", "string", ""),
+            f("on", "[string]", "dependencies not landed yet"),
+        ],
+    ),
+    obj(
+        "LandTarget",
+        "",
+        &[
+            f("ref", "string", "full ref name"),
+            f("old", "sha", "before"),
+            f("new", "sha", "after"),
+        ],
+    ),
+    obj(
+        "Council",
+        "A council: its reviewers and review tasks.",
+        &[
+            f("council", "string", "its run's name"),
+            f("topic", "string", ""),
+            f("status", "string", "the run's status"),
+            f("base_ref", "string", "what the reviewers review"),
+            f("reviewers", "[string]", ""),
+            f("tasks", "[Task]", "one review task per reviewer"),
+        ],
+    ),
+    obj(
+        "Tally",
+        "Recommendations grouped across reviewers.",
+        &[
+            f("council", "string", ""),
+            f("topic", "string", ""),
+            f("reviewers", "[string]", ""),
+            f("responded", "[string]", "reviewers with a result"),
+            f("groups", "[Group]", "by support, priority, title"),
+        ],
+    ),
+    obj(
+        "Group",
+        "",
+        &[
+            f("title", "string", ""),
+            f("priority", "string", "`high`, `medium` or `low`"),
+            f("support", "integer", "reviewers backing it"),
+            f(
+                "level",
+                "string",
+                "`consensus`, `majority`, … relative to who responded",
+            ),
+            f("members", "[GroupMember]", ""),
+        ],
+    ),
+    obj(
+        "GroupMember",
+        "",
+        &[
+            f("reviewer", "string", ""),
+            f("title", "string", ""),
+            f("rationale", "string", ""),
+            f("priority", "string", ""),
+        ],
+    ),
+    obj(
+        "CouncilReport",
+        "",
+        &[
+            f("council", "string", ""),
+            f("markdown", "string", "the report"),
+            f(
+                "path",
+                "string?",
+                "where it was written (`--output`), null when not",
+            ),
+            f("thread", "integer", "the thread it was attached to"),
+            f("artifact", "ArtifactRef", ""),
+        ],
+    ),
+    obj(
+        "Profile",
+        "A launch profile as resolved from config and preset.",
+        &[
+            f("name", "string", ""),
+            f("preset", "string", ""),
+            f(
+                "configured",
+                "boolean",
+                "set in git config (else a built-in)",
+            ),
+            f("argv", "[string]", "the command template"),
+            f("env", "[string]", "`NAME=value`"),
+            f("model", "string?", ""),
+            f("protocol", "string", ""),
+            f("timeout_ms", "integer", ""),
+            f("stall_after_ms", "integer", ""),
+        ],
+    ),
+    obj(
+        "ProfileList",
+        "",
+        &[
+            f("profiles", "[Profile]", ""),
+            f(
+                "invalid",
+                "[ProfileProblem]",
+                "profiles whose config is wrong",
+            ),
+            f("default", "string?", "`orch.launch`"),
+        ],
+    ),
+    obj(
+        "ProfileProblem",
+        "",
+        &[f("name", "string", ""), f("error", "string", "")],
+    ),
+    obj("ProfileShown", "", &[f("profile", "Profile", "")]),
+    obj(
+        "Brief",
+        "",
+        &[
+            f("task", "string", ""),
+            f("attempt", "integer?", ""),
+            f("profile", "string?", ""),
+            f("protocol", "string", ""),
+            f("brief", "string", "the text an agent is given"),
+        ],
+    ),
+    obj(
+        "Agent",
+        "One launched agent (`git orch agents`).",
+        &[
+            f("task", "string", ""),
+            f("attempt", "integer", ""),
+            f("n", "integer", ""),
+            f("profile", "string", ""),
+            f("agent", "string", ""),
+            f("pid", "integer?", ""),
+            f(
+                "state",
+                "string",
+                "`starting`, `running`, `stalled`, `exited`, `killed`, `lost`",
+            ),
+            f("attempt_status", "string", ""),
+            f("started_at", "time?", ""),
+            f("ended_at", "time?", ""),
+            f("exit_code", "integer?", ""),
+            f("signal", "string?", ""),
+            f("running_ms", "integer?", ""),
+            f("last_activity_at", "time?", ""),
+            f("log", "string", ""),
+        ],
+    ),
+    obj("AgentList", "", &[f("agents", "[Agent]", "")]),
+    obj(
+        "AgentLog",
+        "",
+        &[
+            f("task", "string", ""),
+            f("run", "string", ""),
+            f("log", "string", "path"),
+            f("text", "string", "its contents"),
+        ],
+    ),
+    obj(
+        "LogLine",
+        "One line of `logs --follow`.",
+        &[f("line", "string", "")],
+    ),
+    obj(
+        "Graph",
+        "",
+        &[
+            f("run", "string", ""),
+            f("format", "string", "`mermaid` or `dot`"),
+            f("nodes", "[GraphNode]", ""),
+            f("edges", "[[string]]", "`[task, depends_on]` pairs"),
+            f("text", "string", "the rendered graph"),
+        ],
+    ),
+    obj(
+        "GraphNode",
+        "",
+        &[
+            f("key", "string", ""),
+            f("title", "string", ""),
+            f("status", "string", ""),
+        ],
+    ),
+    obj(
+        "DocsInstalled",
+        "",
+        &[
+            f("prefix", "string", ""),
+            f("man_dir", "string", ""),
+            f("man_pages", "integer", ""),
+            f("completions", "[string]", "files written"),
+        ],
+    ),
+];
