@@ -1,12 +1,11 @@
 //! The registry's objects of the bus (and the error envelope every command shares).
 
-use super::objects::obj;
-use crate::reference::json::{f, Object};
+use super::schema::{f, obj, Object};
 
 const THREAD_STATUS: &str = "`open`, `claimed`, `done`, `failed` or `cancelled`";
 
 /// The bus: threads, messages, identity, events, and the error envelope.
-pub const INBOX: &[Object] = &[
+pub(crate) const INBOX: &[Object] = &[
     obj(
         "Error",
         "`error` of a failed command: `{\"ok\": false, \"error\": Error}`.",

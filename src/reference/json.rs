@@ -15,55 +15,23 @@
 
 use serde_json::Value;
 
-/// One key of a JSON object.
-pub struct Field {
-    pub name: &'static str,
-    pub ty: &'static str,
-    pub optional: bool,
-    pub about: &'static str,
-}
-
-/// A named JSON object.
-pub struct Object {
-    pub name: &'static str,
-    pub about: &'static str,
-    pub fields: &'static [Field],
-}
-
-/// A key that is always present.
-pub const fn f(name: &'static str, ty: &'static str, about: &'static str) -> Field {
-    Field {
-        name,
-        ty,
-        optional: false,
-        about,
-    }
-}
-
-/// A key that is present only when it applies.
-pub const fn opt(name: &'static str, ty: &'static str, about: &'static str) -> Field {
-    Field {
-        name,
-        ty,
-        optional: true,
-        about,
-    }
-}
-
-pub use super::objects::{DATA, NOT_JSON, OBJECTS, STREAMS};
+#[cfg(test)]
+pub(crate) use super::objects::NOT_JSON;
+pub(crate) use super::objects::{DATA, OBJECTS, STREAMS};
+use super::schema::Object;
 
 /// The type of a command's `data` (per line, for a command that streams), by its path
 /// as the reference names it (`git orch run init`).
-pub fn data_type(path: &str) -> Option<&'static str> {
+pub(crate) fn data_type(path: &str) -> Option<&'static str> {
     DATA.iter().find(|(p, _)| *p == path).map(|&(_, ty)| ty)
 }
 
 /// The type of each bare line a streaming command prints.
-pub fn stream_type(path: &str) -> Option<&'static str> {
+pub(crate) fn stream_type(path: &str) -> Option<&'static str> {
     STREAMS.iter().find(|(p, _)| *p == path).map(|&(_, ty)| ty)
 }
 
-pub fn object(name: &str) -> Option<&'static Object> {
+pub(crate) fn object(name: &str) -> Option<&'static Object> {
     OBJECTS
         .iter()
         .flat_map(|o| o.iter())
@@ -72,7 +40,7 @@ pub fn object(name: &str) -> Option<&'static Object> {
 
 /// The command path (`git orch run init`) an argument vector runs, by clap's own
 /// parser; `None` for a command line clap refuses.
-pub fn command_path(argv: &[String]) -> Option<String> {
+pub(crate) fn command_path(argv: &[String]) -> Option<String> {
     let mut program = std::path::Path::new(argv.first()?).file_name()?.to_str()?;
     let mut argv = argv;
     // `git [-C DIR] inbox …` runs git-inbox with the arguments after `inbox`.
@@ -153,7 +121,7 @@ fn check_keys(value: &Value, keys: &[&str], at: &str, problems: &mut Vec<String>
 }
 
 /// Whether `value` has type `ty`; the differences go to `problems`.
-pub fn check(value: &Value, ty: &str, at: &str, problems: &mut Vec<String>) {
+pub(crate) fn check(value: &Value, ty: &str, at: &str, problems: &mut Vec<String>) {
     let alternatives = split_union(ty);
     if alternatives.len() > 1 {
         let mut best: Option<Vec<String>> = None;
@@ -254,8 +222,9 @@ fn looks_like_time(s: &str) -> bool {
 }
 
 /// Every object name a type expression mentions.
-pub fn names_in(ty: &str) -> Vec<&str> {
-    ty.split(|c: char| matches!(c, '[' | ']' | '|' | '?' | ' '))
+#[cfg(test)]
+fn names_in(ty: &str) -> Vec<&str> {
+    ty.split(['[', ']', '|', '?', ' '])
         .filter(|w| !w.is_empty())
         .filter(|w| {
             !matches!(
@@ -264,30 +233,6 @@ pub fn names_in(ty: &str) -> Vec<&str> {
             )
         })
         .collect()
-}
-
-/// A type expression for the reference, each object name a link to its table.
-pub fn linked(ty: &str) -> String {
-    let mut out = String::new();
-    let mut word = String::new();
-    let flush = |word: &mut String, out: &mut String| {
-        if object(word).is_some() {
-            out.push_str(&format!("[{word}](#{})", word.to_lowercase()));
-        } else {
-            out.push_str(word);
-        }
-        word.clear();
-    };
-    for c in ty.chars() {
-        if c.is_alphanumeric() || c == '_' {
-            word.push(c);
-        } else {
-            flush(&mut word, &mut out);
-            out.push(if c == '|' { '\u{2223}' } else { c });
-        }
-    }
-    flush(&mut word, &mut out);
-    out
 }
 
 #[cfg(test)]

@@ -2,22 +2,10 @@
 //! Kept by hand beside the code it describes; [`super::json`] explains the type language,
 //! and the integration tests fail when a command prints something this file does not say.
 
-use super::json::{Field, Object};
-
-pub(super) const fn obj(
-    name: &'static str,
-    about: &'static str,
-    fields: &'static [Field],
-) -> Object {
-    Object {
-        name,
-        about,
-        fields,
-    }
-}
+use super::schema::Object;
 
 /// `data` of each command (of each line, for `watch`-like streams: see [`STREAMS`]).
-pub const DATA: &[(&str, &str)] = &[
+pub(crate) const DATA: &[(&str, &str)] = &[
     ("git inbox init", "Initialized"),
     ("git inbox send", "Posted"),
     ("git inbox fetch", "Fetched"),
@@ -80,7 +68,7 @@ pub const DATA: &[(&str, &str)] = &[
 
 /// Commands that print one bare object per line while they run (`--follow`, `watch`),
 /// before the final document (if any) or the error line that ends the stream.
-pub const STREAMS: &[(&str, &str)] = &[
+pub(crate) const STREAMS: &[(&str, &str)] = &[
     ("git inbox watch", "Event"),
     ("git orch log", "Event"),
     ("git orch drive", "DriveEvent"),
@@ -88,7 +76,8 @@ pub const STREAMS: &[(&str, &str)] = &[
 ];
 
 /// Commands whose stdout is not a `--json` document at all.
-pub const NOT_JSON: &[(&str, &str)] = &[
+#[cfg(test)]
+pub(crate) const NOT_JSON: &[(&str, &str)] = &[
     (
         "git inbox mcp",
         "speaks MCP (JSON-RPC 2.0) on stdin and stdout",
@@ -100,4 +89,4 @@ pub const NOT_JSON: &[(&str, &str)] = &[
 ];
 
 /// Every object, the bus's first.
-pub const OBJECTS: &[&[Object]] = &[super::inbox_objects::INBOX, super::orch_objects::ORCH];
+pub(crate) const OBJECTS: &[&[Object]] = &[super::inbox_objects::INBOX, super::orch_objects::ORCH];

@@ -1,10 +1,9 @@
 //! The registry's objects of `git orch`.
 
-use super::objects::obj;
-use crate::reference::json::{f, opt, Object};
+use super::schema::{f, obj, opt, Object};
 
 /// Runs, tasks, attempts and what the leader's commands print about them.
-pub const ORCH: &[Object] = &[
+pub(crate) const ORCH: &[Object] = &[
     obj(
         "Run",
         "A plan of tasks (or a council).",
