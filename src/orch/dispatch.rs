@@ -24,9 +24,8 @@
 //! lock ([`super::dispatch_lock`]) and the transaction steps ([`super::dispatch_steps`]).
 //! The callers above keep naming them through this module.
 
-pub use super::base::{BaseChoice, DepHead};
 pub use super::dispatch_steps::Request;
-pub use super::workspace::{NoWorkspaces, Prepared, Step, Workspace, Workspaces};
+pub use super::workspace::{NoWorkspaces, Prepared, Step, Workspaces};
 
 use super::dispatch_lock::DispatchLock;
 use super::dispatch_steps::{
@@ -231,6 +230,7 @@ mod tests {
     use super::*;
     use crate::inbox;
     use crate::orch::TaskStatus;
+    use crate::orch::Workspace;
     use crate::store::{Durability, Store};
     use std::cell::Cell;
 

@@ -55,6 +55,7 @@ pub fn write_attempt_marker(git_dir: &Path, marker: &AttemptMarker) -> Result<()
 }
 
 /// Removes the marker (the worktree is no longer an attempt's); whether there was one.
+#[cfg(test)]
 pub fn remove_attempt_marker(git_dir: &Path) -> Result<bool> {
     match std::fs::remove_file(git_dir.join(ATTEMPT_MARKER)) {
         Ok(()) => Ok(true),

@@ -20,17 +20,15 @@ mod test_env;
 pub(crate) mod testing;
 mod worktree;
 
-pub use bases::MergedBase;
-pub use hooks::{HookOutcome, HooksReport, HOOK_NAMES};
-pub use land::{fast_forward_files, rewind_files, CheckedOut, Merged, Swap, TempWorktree};
-pub use marker::{
-    read_attempt_marker, remove_attempt_marker, write_attempt_marker, AttemptMarker, ATTEMPT_MARKER,
-};
-pub use refs::{AttemptBranch, LinkedWorktree};
-pub use rescue::Rescue;
-pub use revs::{check_ref_text, BaseRef, CommitStats};
+pub use hooks::{HooksReport, HOOK_NAMES};
+pub use land::{fast_forward_files, rewind_files, Merged, Swap};
+#[cfg(test)]
+pub use marker::ATTEMPT_MARKER;
+pub use marker::{read_attempt_marker, write_attempt_marker, AttemptMarker};
+pub use refs::LinkedWorktree;
+pub use revs::{check_ref_text, CommitStats};
 pub use status::{worktree_dirty_paths, Untracked};
-pub use worktree::{AttemptName, AttemptWorktree, WorktreeGuard};
+pub use worktree::AttemptName;
 
 /// A discovered repository: where its git dirs and work tree are, and its config.
 pub struct Repo {

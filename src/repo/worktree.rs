@@ -6,7 +6,7 @@
 
 use super::git::git;
 use super::revs::parse_sha;
-use super::{write_attempt_marker, AttemptMarker, Repo};
+use super::Repo;
 use crate::error::{Code, Error, Result};
 use std::path::{Path, PathBuf};
 
@@ -80,8 +80,9 @@ pub struct AttemptWorktree {
 }
 
 impl AttemptWorktree {
-    pub fn write_marker(&self, marker: &AttemptMarker) -> Result<()> {
-        write_attempt_marker(&self.git_dir, marker)
+    #[cfg(test)]
+    pub fn write_marker(&self, marker: &super::AttemptMarker) -> Result<()> {
+        super::write_attempt_marker(&self.git_dir, marker)
     }
 }
 
@@ -96,6 +97,7 @@ pub struct WorktreeGuard {
 }
 
 impl WorktreeGuard {
+    #[cfg(test)]
     pub fn worktree(&self) -> &AttemptWorktree {
         self.worktree
             .as_ref()
@@ -108,6 +110,7 @@ impl WorktreeGuard {
     }
 
     /// Undoes now and reports how that went (dropping undoes too, silently).
+    #[cfg(test)]
     pub fn undo(mut self) -> Result<()> {
         match self.worktree.take() {
             Some(wt) => undo_worktree(&self.run_dir, &wt),
