@@ -4,16 +4,18 @@
 //! them, `orch` above the inbox, `cli` on top. The two binaries only call [`cli::inbox_main`] and [`cli::orch_main`].
 
 pub mod cli;
-pub mod config_keys;
+// The config table is documentation, checked by its tests and rendered into the reference.
+#[cfg(test)]
+mod config_keys;
 pub mod council;
-pub mod error;
+pub(crate) mod error;
 #[cfg(test)]
 mod fuzz;
-pub mod inbox;
-pub mod names;
-pub mod orch;
-pub mod paths;
+pub(crate) mod inbox;
+pub(crate) mod names;
+pub(crate) mod orch;
+pub(crate) mod paths;
 pub mod reference;
-pub mod repo;
-pub mod store;
-pub mod time;
+pub(crate) mod repo;
+pub(crate) mod store;
+pub(crate) mod time;

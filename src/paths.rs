@@ -17,13 +17,9 @@ pub fn is_utf8(path: &Path) -> bool {
     path.to_str().is_some()
 }
 
-/// `#[serde(serialize_with = "crate::paths::serialize")]` for a `PathBuf` field: serde's
-/// own impl fails on a non-UTF-8 path, which would turn a report into an error.
-pub fn serialize<S: Serializer>(path: &Path, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.serialize_str(&path.to_string_lossy())
-}
-
-/// [`serialize`] for an `Option<PathBuf>` field.
+/// `#[serde(serialize_with = "crate::paths::serialize_opt")]` for an `Option<PathBuf>`
+/// field: serde's own impl fails on a non-UTF-8 path, which would turn a report into an
+/// error.
 pub fn serialize_opt<S, P>(path: &Option<P>, serializer: S) -> Result<S::Ok, S::Error>
 where
     S: Serializer,

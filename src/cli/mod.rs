@@ -99,13 +99,14 @@ pub fn inbox_main(args: Vec<OsString>) -> ExitCode {
 
 /// The command trees of `git inbox` and `git orch` as declared, not yet built: clap's
 /// completion generator names the subcommands itself, from the root's name.
-pub fn command_trees() -> [clap::Command; 2] {
+pub(crate) fn command_trees() -> [clap::Command; 2] {
     use clap::CommandFactory;
     [inbox::InboxCli::command(), orch::OrchCli::command()]
 }
 
 /// The command trees of `git inbox` and `git orch`, built, for generated documentation.
-pub fn commands() -> [clap::Command; 2] {
+#[cfg(test)]
+pub(crate) fn commands() -> [clap::Command; 2] {
     let mut trees = command_trees();
     for tree in &mut trees {
         tree.build();

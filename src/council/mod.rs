@@ -8,7 +8,7 @@
 //! result is not a valid review.
 
 mod report;
-pub mod run;
+pub(crate) mod run;
 mod similarity;
 mod tally;
 #[cfg(test)]
@@ -21,10 +21,11 @@ use serde_json::Value;
 
 pub use report::report;
 pub use tally::tally;
-pub use validate::{validate_review, MAX_RATIONALE_CHARS, MAX_RECOMMENDATIONS, MAX_TITLE_CHARS};
+pub use validate::validate_review;
+pub(crate) use validate::MAX_TITLE_CHARS;
 
 /// The key in a thread's `data` that marks it as a council review thread.
-pub const REVIEW_MARKER: &str = "council";
+pub(crate) const REVIEW_MARKER: &str = "council";
 
 /// The similarity threshold when neither `--threshold` nor `orch.council.threshold` says.
 pub const DEFAULT_THRESHOLD: f64 = 0.6;
@@ -172,7 +173,7 @@ pub struct Member {
 }
 
 /// Refuses a threshold that is not a number in [0, 1].
-pub fn check_threshold(value: f64) -> Result<f64> {
+pub(crate) fn check_threshold(value: f64) -> Result<f64> {
     if value.is_finite() && (0.0..=1.0).contains(&value) {
         Ok(value)
     } else {
@@ -193,13 +194,13 @@ pub fn parse_threshold(text: &str) -> Result<f64> {
 }
 
 /// Whether a thread's `data` marks it as a council review thread.
-pub fn is_review_thread(data: &Value) -> bool {
+pub(crate) fn is_review_thread(data: &Value) -> bool {
     data.get(REVIEW_MARKER).is_some_and(|v| !v.is_null())
 }
 
 /// The check `git inbox done` runs in its transaction: a review thread's result must be
 /// a valid review (see [`validate_review`]); other threads accept any object.
-pub fn check_result(thread_data: &Value, result: &Value) -> Result<()> {
+pub(crate) fn check_result(thread_data: &Value, result: &Value) -> Result<()> {
     if is_review_thread(thread_data) {
         validate_review(result)?;
     }

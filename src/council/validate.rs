@@ -171,3 +171,108 @@ fn short(value: &Value) -> String {
         None => text,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::council::Priority;
+    use serde_json::json;
+
+    fn pointer_of(value: Value) -> String {
+        let err = validate_review(&value).unwrap_err();
+        assert_eq!(err.code, crate::error::Code::InvalidInput);
+        assert!(err.hint.is_some(), "{err:?}");
+        assert!(!err.message.is_empty());
+        err.details["pointer"].as_str().unwrap().to_owned()
+    }
+
+    #[test]
+    fn validation_points_at_the_offending_field() {
+        let good = json!({"title": "t", "rationale": "r", "priority": "low"});
+        assert_eq!(pointer_of(Value::Null), "");
+        assert_eq!(pointer_of(json!([])), "");
+        assert_eq!(pointer_of(json!({})), "/recommendations");
+        assert_eq!(
+            pointer_of(json!({"recommendations": {}})),
+            "/recommendations"
+        );
+        assert_eq!(
+            pointer_of(json!({"recommendations": [good, 3]})),
+            "/recommendations/1"
+        );
+        assert_eq!(
+            pointer_of(json!({"recommendations": [{"rationale": "r", "priority": "low"}]})),
+            "/recommendations/0/title"
+        );
+        assert_eq!(
+            pointer_of(
+                json!({"recommendations": [{"title": "  ", "rationale": "r", "priority": "low"}]})
+            ),
+            "/recommendations/0/title"
+        );
+        assert_eq!(
+            pointer_of(
+                json!({"recommendations": [{"title": "a\nb", "rationale": "r", "priority": "low"}]})
+            ),
+            "/recommendations/0/title"
+        );
+        assert_eq!(
+            pointer_of(
+                json!({"recommendations": [{"title": 7, "rationale": "r", "priority": "low"}]})
+            ),
+            "/recommendations/0/title"
+        );
+        assert_eq!(
+            pointer_of(
+                json!({"recommendations": [good, {"title": "t", "rationale": "", "priority": "low"}]})
+            ),
+            "/recommendations/1/rationale"
+        );
+        assert_eq!(
+            pointer_of(
+                json!({"recommendations": [{"title": "t", "rationale": "r", "priority": "urgent"}]})
+            ),
+            "/recommendations/0/priority"
+        );
+        assert_eq!(
+            pointer_of(
+                json!({"recommendations": [{"title": "t", "rationale": "r", "priority": "High"}]})
+            ),
+            "/recommendations/0/priority"
+        );
+        assert_eq!(
+            pointer_of(json!({"recommendations": [{"title": "t", "rationale": "r"}]})),
+            "/recommendations/0/priority"
+        );
+        let long_title = "x".repeat(MAX_TITLE_CHARS + 1);
+        assert_eq!(
+            pointer_of(
+                json!({"recommendations": [{"title": long_title, "rationale": "r", "priority": "low"}]})
+            ),
+            "/recommendations/0/title"
+        );
+        let many: Vec<Value> = (0..=MAX_RECOMMENDATIONS).map(|_| good.clone()).collect();
+        assert_eq!(
+            pointer_of(json!({ "recommendations": many })),
+            "/recommendations"
+        );
+    }
+
+    #[test]
+    fn validation_accepts_extra_fields_and_keeps_order() {
+        let recs = validate_review(&json!({
+            "recommendations": [
+                {"title": "B", "rationale": "r", "priority": "high", "file": "src/x.rs", "line": 3},
+                {"title": "A", "rationale": "r", "priority": "low"}
+            ],
+            "summary": "two things"
+        }))
+        .unwrap();
+        assert_eq!(recs.len(), 2);
+        assert_eq!(recs[0].title, "B");
+        assert_eq!(recs[0].priority, Priority::High);
+        assert!(validate_review(&json!({"recommendations": []}))
+            .unwrap()
+            .is_empty());
+    }
+}

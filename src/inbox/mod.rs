@@ -28,11 +28,11 @@ mod tests;
 
 pub use delivery::{advance_cursor, subscribe, unread, unsubscribe};
 pub use lease::{claim, claim_next, expire_due, release, renew, NextFilter};
-pub use model::{Failure, Message, NewThread, Note, Posted, Thread};
+pub use model::{Failure, Message, NewThread, Note, Thread};
 pub use query::{events_after, list, EventFilter, ListFilter};
 pub use rows::{artifact, find_thread, get_thread, thread_messages};
 pub use status::ThreadStatus;
-pub use thread::{ask, cancel, done, fail, progress, reply, send, update, ResultCheck};
+pub use thread::{ask, cancel, done, fail, progress, reply, send, update};
 pub use validate::{check_body, check_note, check_object, check_reply, check_subject, parse_json};
 pub use wait::{sleep_until_change, Inbox};
 

@@ -1,29 +1,19 @@
-//! The dependency DAG: `dep add` (refusing a cycle with its path), `dep rm`, promoting
-//! dependents once a task is done, and `find_cycle`, which `import` checks a plan with.
+//! The dependency DAG as commands: `dep add` (refusing a cycle with its path), `dep rm`,
+//! and promoting dependents once a task is done. The primitives that `tasks` shares (the
+//! row insert and the cycle check `import` runs on a plan) are [`super::deps`]'s.
 
 use super::changes::{Act, Changes};
+use super::deps::{cycle_error, insert_dep};
 use super::model::Task;
 use super::runs::RunRow;
 use super::status::TaskStatus;
 use super::tasks::load::load_one;
 use super::tasks::row::{deps_done, get_row, set_status, Transition};
-use crate::error::{Code, Error, Result};
+use crate::error::{Error, Result};
 use crate::inbox;
 use crate::names::check_name;
 use rusqlite::{params, Connection};
 use std::collections::{HashMap, HashSet};
-
-pub(crate) fn insert_dep(
-    conn: &Connection,
-    run: &str,
-    task: &str,
-    depends_on: &str,
-) -> Result<bool> {
-    Ok(conn
-        .prepare_cached("INSERT OR IGNORE INTO deps (run, task, depends_on) VALUES (?1, ?2, ?3)")?
-        .execute(params![run, task, depends_on])?
-        == 1)
-}
 
 /// becomes ready.
 pub(crate) fn promote_dependents(
@@ -53,55 +43,6 @@ pub(crate) fn promote_dependents(
         }
     }
     Ok(())
-}
-
-pub(crate) fn cycle_error(path: Vec<String>) -> Error {
-    Error::new(
-        Code::Cycle,
-        format!("dependencies would form a cycle: {}", path.join(" -> ")),
-    )
-    .hint("remove one of these dependencies; `a -> b` means a runs after b")
-    .detail("cycle", path)
-}
-
-/// A cycle in a dependency graph (`graph[i]` = what `i` depends on), as the path
-/// `[a, b, …, a]` where each depends on the next; `None` when it is a DAG.
-pub fn find_cycle(graph: &[Vec<usize>]) -> Option<Vec<usize>> {
-    // Kahn's algorithm on "depends on" edges: peel off tasks whose dependencies are all
-    // peeled; what is left holds a cycle, and each leftover task has a leftover dependency.
-    let n = graph.len();
-    let mut unresolved: Vec<usize> = graph.iter().map(Vec::len).collect();
-    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); n];
-    for (task, deps) in graph.iter().enumerate() {
-        for &dep in deps {
-            dependents[dep].push(task);
-        }
-    }
-    let mut queue: Vec<usize> = (0..n).filter(|&i| unresolved[i] == 0).collect();
-    let mut peeled = vec![false; n];
-    while let Some(i) = queue.pop() {
-        peeled[i] = true;
-        for &d in &dependents[i] {
-            unresolved[d] -= 1;
-            if unresolved[d] == 0 {
-                queue.push(d);
-            }
-        }
-    }
-    let start = (0..n).find(|&i| !peeled[i])?;
-    let mut position: HashMap<usize, usize> = HashMap::new();
-    let mut path = Vec::new();
-    let mut at = start;
-    loop {
-        if let Some(&p) = position.get(&at) {
-            let mut cycle = path[p..].to_vec();
-            cycle.push(at);
-            return Some(cycle);
-        }
-        position.insert(at, path.len());
-        path.push(at);
-        at = *graph[at].iter().find(|&&d| !peeled[d])?;
-    }
 }
 
 /// The path `from -> … -> to` along "depends on" edges, if `from` depends on `to`.
@@ -210,19 +151,4 @@ pub fn dep_rm(
         )?;
     }
     load_one(conn, &run.name, key)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::find_cycle;
-
-    #[test]
-    fn finds_cycles_as_paths() {
-        assert_eq!(find_cycle(&[vec![], vec![0], vec![0, 1]]), None);
-        // 0 -> 1 -> 2 -> 0, and 3 hangs off the cycle.
-        let cycle = find_cycle(&[vec![1], vec![2], vec![0], vec![0]]).unwrap();
-        assert_eq!(cycle.first(), cycle.last());
-        assert_eq!(cycle.len(), 4);
-        assert_eq!(find_cycle(&[vec![0]]), Some(vec![0, 0]));
-    }
 }

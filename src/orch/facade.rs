@@ -20,6 +20,7 @@ pub struct Orch<'s> {
 }
 
 impl<'s> Orch<'s> {
+    #[cfg(test)]
     pub fn new(store: &'s mut Store, cfg: inbox::Config) -> Self {
         Orch {
             store,

@@ -18,8 +18,8 @@
 
 use super::attempts::{end_attempt, get_attempt};
 use super::changes::{Act, Changes};
-use super::dispatch::lock::DispatchLock;
-use super::dispatch::steps::{discard_tx, hand_over};
+use super::dispatch_lock::DispatchLock;
+use super::dispatch_steps::{discard_tx, hand_over};
 use super::model::{Attempt, AttemptId};
 use super::reconcile;
 use super::status::{AttemptStatus, TaskStatus};

@@ -7,10 +7,10 @@
 //! named, nothing is made.
 
 use super::attempts::get_attempt;
+use super::base::BaseChoice;
 use super::changes::{Act, Changes};
-use super::dispatch::base::BaseChoice;
-use super::dispatch::workspace::{Prepared, Step, Workspace, Workspaces};
 use super::model::AttemptId;
+use super::workspace::{Prepared, Step, Workspace, Workspaces};
 use crate::error::{Code, Error, Result};
 use crate::inbox;
 use crate::repo::{AttemptMarker, AttemptName, CommitStats, Repo, Untracked};

@@ -123,19 +123,6 @@ impl Repo {
         Ok(self.count_commits(ancestor, descendant)? == 0)
     }
 
-    /// The tree a commit records.
-    pub fn tree_of(&self, commit: &str) -> Result<String> {
-        let id = parse_sha(commit)?;
-        let commit = self
-            .gix()
-            .find_commit(id)
-            .map_err(|e| Error::new(Code::GitFailed, format!("reading commit {id}: {e}")))?;
-        let tree = commit
-            .tree_id()
-            .map_err(|e| Error::new(Code::GitFailed, format!("reading commit {id}: {e}")))?;
-        Ok(tree.to_string())
-    }
-
     /// Moves `full_name` from `old` to `new` only if it is still at `old` (git checks
     /// under the ref's lock). A lost race is [`Swap::Lost`], never an overwrite.
     pub fn swap_ref(&self, full_name: &str, new: &str, old: &str, why: &str) -> Result<Swap> {
@@ -160,11 +147,6 @@ impl Repo {
             .args(["update-ref", "-m", why, "--", full_name, new])
             .run()
             .map(drop)
-    }
-
-    /// Whether `full_name` is a branch ref in the file sense (`refs/heads/…`) that exists.
-    pub fn is_branch(&self, branch: &str) -> Result<bool> {
-        Ok(self.branch_tip(branch)?.is_some())
     }
 
     /// The worktree where `branch` is checked out, the main one included.

@@ -2,7 +2,6 @@
 //! reliably) the `git` binary run with an argument vector and a clean environment.
 
 use crate::error::{Code, Error, Result};
-use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 mod bases;
@@ -10,7 +9,9 @@ mod config;
 pub mod git;
 pub mod hooks;
 mod land;
+mod marker;
 mod refs;
+mod rescue;
 mod revs;
 mod status;
 #[cfg(test)]
@@ -19,35 +20,21 @@ mod test_env;
 pub(crate) mod testing;
 mod worktree;
 
-pub use bases::MergedBase;
-pub use hooks::{HookOutcome, HooksReport, HOOK_NAMES};
-pub use land::{fast_forward_files, rewind_files, CheckedOut, Merged, Swap, TempWorktree};
-pub use refs::{AttemptBranch, LinkedWorktree};
-pub use revs::{check_ref_text, BaseRef, CommitStats};
+pub use hooks::{HooksReport, HOOK_NAMES};
+pub use land::{fast_forward_files, rewind_files, Merged, Swap};
+#[cfg(test)]
+pub use marker::ATTEMPT_MARKER;
+pub use marker::{read_attempt_marker, write_attempt_marker, AttemptMarker};
+pub use refs::LinkedWorktree;
+pub use revs::{check_ref_text, CommitStats};
 pub use status::{worktree_dirty_paths, Untracked};
-pub use worktree::{
-    remove_attempt_marker, write_attempt_marker, AttemptName, AttemptWorktree, Rescue,
-    WorktreeGuard,
-};
-
-/// Name of the attempt marker file in a linked worktree's private git dir.
-pub const ATTEMPT_MARKER: &str = "orch-attempt";
+pub use worktree::AttemptName;
 
 /// A discovered repository: where its git dirs and work tree are, and its config.
 pub struct Repo {
     repo: gix::Repository,
     git_dir: PathBuf,
     common_dir: PathBuf,
-}
-
-/// What an attempt worktree knows about itself, without a database query.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct AttemptMarker {
-    pub run: String,
-    pub task: String,
-    pub attempt: i64,
-    pub thread: i64,
-    pub agent: Option<String>,
 }
 
 impl Repo {
@@ -161,20 +148,5 @@ impl Repo {
     /// The attempt marker of the worktree we stand in, if it is an attempt worktree.
     pub fn attempt_marker(&self) -> Result<Option<AttemptMarker>> {
         read_attempt_marker(&self.git_dir)
-    }
-}
-
-pub fn read_attempt_marker(git_dir: &Path) -> Result<Option<AttemptMarker>> {
-    let path = git_dir.join(ATTEMPT_MARKER);
-    match std::fs::read(&path) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|err| {
-            Error::new(
-                Code::InvalidInput,
-                format!("unreadable attempt marker {}: {err}", path.display()),
-            )
-            .hint("the marker is written by `git orch dispatch`; run `git orch reconcile`")
-        }),
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(err) => Err(Error::io(format!("reading {}", path.display()), err)),
     }
 }

@@ -118,6 +118,14 @@ pub fn git_in(dir: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
+/// The repository has no broken object and no stale worktree left behind.
+pub fn assert_repo_healthy(t: &TempRepo) {
+    let fsck = git_in(t.path(), &["fsck", "--no-dangling"]);
+    assert!(fsck.is_empty(), "fsck: {fsck}");
+    let prune = git_in(t.path(), &["worktree", "prune", "--dry-run", "-v"]);
+    assert!(prune.is_empty(), "stale worktrees: {prune}");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,7 +6,7 @@
 
 use super::git::git;
 use super::revs::parse_sha;
-use super::{AttemptMarker, Repo, ATTEMPT_MARKER};
+use super::Repo;
 use crate::error::{Code, Error, Result};
 use std::path::{Path, PathBuf};
 
@@ -80,8 +80,9 @@ pub struct AttemptWorktree {
 }
 
 impl AttemptWorktree {
-    pub fn write_marker(&self, marker: &AttemptMarker) -> Result<()> {
-        write_attempt_marker(&self.git_dir, marker)
+    #[cfg(test)]
+    pub fn write_marker(&self, marker: &super::AttemptMarker) -> Result<()> {
+        super::write_attempt_marker(&self.git_dir, marker)
     }
 }
 
@@ -96,6 +97,7 @@ pub struct WorktreeGuard {
 }
 
 impl WorktreeGuard {
+    #[cfg(test)]
     pub fn worktree(&self) -> &AttemptWorktree {
         self.worktree
             .as_ref()
@@ -108,6 +110,7 @@ impl WorktreeGuard {
     }
 
     /// Undoes now and reports how that went (dropping undoes too, silently).
+    #[cfg(test)]
     pub fn undo(mut self) -> Result<()> {
         match self.worktree.take() {
             Some(wt) => undo_worktree(&self.run_dir, &wt),
@@ -133,14 +136,6 @@ fn undo_worktree(run_dir: &Path, wt: &AttemptWorktree) -> Result<()> {
         "git-orch: undo attempt branch",
     );
     removed.and(deleted).map(|_| ())
-}
-
-/// What a rescue saved: the ref and the commit it points at.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Rescue {
-    #[serde(rename = "ref")]
-    pub ref_name: String,
-    pub sha: String,
 }
 
 fn worktree_exists(message: String) -> Error {
@@ -352,83 +347,6 @@ impl Repo {
         delete_ref_at(self.run_dir(), full_name, expected, "git-orch: delete")?;
         Ok(true)
     }
-
-    /// Commits everything uncommitted in the worktree at `path` (tracked changes and
-    /// untracked files, not ignored ones) to `refs/orch/rescue/<run>/<task>-<n>`, with the
-    /// worktree's HEAD as parent. The worktree's own index, HEAD and files stay as they
-    /// were: the commit is built in a temporary index. `None` when there was nothing to save.
-    pub fn rescue_worktree(&self, path: &Path, name: &AttemptName) -> Result<Option<Rescue>> {
-        let worktree = Repo::open_worktree(path)?;
-        let dir = worktree
-            .workdir()
-            .ok_or_else(|| Error::invalid_input(format!("{} has no work tree", path.display())))?
-            .to_owned();
-        let head = worktree.head_sha()?;
-        let index = tempfile::Builder::new()
-            .prefix("orch-rescue-index")
-            .tempfile_in(worktree.git_dir())
-            .map_err(|e| Error::io("creating a temporary index", e))?;
-        let real_index = worktree.git_dir().join("index");
-        if real_index.exists() {
-            // Starting from the real index keeps its stat cache: `add -A` then hashes only what changed.
-            std::fs::copy(&real_index, index.path())
-                .map_err(|e| Error::io("copying the index", e))?;
-        } else {
-            std::fs::remove_file(index.path()).map_err(|e| Error::io("preparing the index", e))?;
-        }
-        git(&dir)
-            .args(["add", "--all", "--", ":/"])
-            .env("GIT_INDEX_FILE", index.path())
-            .run()?;
-        let tree = git(&dir)
-            .arg("write-tree")
-            .env("GIT_INDEX_FILE", index.path())
-            .run()?
-            .text();
-        let head_tree = match &head {
-            Some(head) => Some(
-                git(&dir)
-                    .args(["rev-parse", "--verify", "--end-of-options"])
-                    .arg(format!("{head}^{{tree}}"))
-                    .run()?
-                    .text(),
-            ),
-            None => None,
-        };
-        if head_tree.as_deref() == Some(tree.as_str()) {
-            return Ok(None);
-        }
-        let message = format!(
-            "git-orch rescue of {}/{}\n\nUncommitted work (tracked and untracked files) found in\n{}\nwhen its worktree was removed.\n",
-            name.run,
-            name.slug(),
-            dir.display()
-        );
-        let mut commit = git(&dir).args(self.identity_args()).arg("commit-tree");
-        if let Some(head) = &head {
-            commit = commit.args(["-p", head]);
-        }
-        let sha = commit.args(["-m", &message, &tree]).run()?.text();
-        let ref_name = name.rescue_ref();
-        git(&dir)
-            .args(["update-ref", "-m", "git-orch: rescue", "--"])
-            .args([&ref_name, &sha])
-            .run()?;
-        Ok(Some(Rescue { ref_name, sha }))
-    }
-
-    /// `-c user.name=… -c user.email=…` for commits git-orch makes itself, only where the
-    /// user configured none (the environment, like `GIT_COMMITTER_NAME`, still wins).
-    pub(super) fn identity_args(&self) -> Vec<String> {
-        let mut args = Vec::new();
-        if self.config_string("user.name").is_none() {
-            args.extend(["-c".to_owned(), "user.name=git-orch".to_owned()]);
-        }
-        if self.config_string("user.email").is_none() {
-            args.extend(["-c".to_owned(), "user.email=git-orch@localhost".to_owned()]);
-        }
-        args
-    }
 }
 
 pub(super) fn remove_worktree_at(run_dir: &Path, path: &Path, force: bool) -> Result<()> {
@@ -457,50 +375,13 @@ fn delete_ref_at(run_dir: &Path, full_name: &str, expected: Option<&str>, why: &
     delete.run().map(|_| ())
 }
 
-/// Writes the attempt marker into a worktree's private git dir, atomically (a reader
-/// sees the old marker or the new one, never half of one).
-pub fn write_attempt_marker(git_dir: &Path, marker: &AttemptMarker) -> Result<()> {
-    let mut text = serde_json::to_vec(marker)?;
-    text.push(b'\n');
-    let tmp = tempfile::Builder::new()
-        .prefix(".orch-attempt")
-        .tempfile_in(git_dir)
-        .map_err(|e| {
-            Error::io(
-                format!("writing the attempt marker in {}", git_dir.display()),
-                e,
-            )
-        })?;
-    std::fs::write(tmp.path(), &text).map_err(|e| Error::io("writing the attempt marker", e))?;
-    tmp.persist(git_dir.join(ATTEMPT_MARKER))
-        .map_err(|e| Error::io("writing the attempt marker", e.error))?;
-    Ok(())
-}
-
-/// Removes the marker (the worktree is no longer an attempt's); whether there was one.
-pub fn remove_attempt_marker(git_dir: &Path) -> Result<bool> {
-    match std::fs::remove_file(git_dir.join(ATTEMPT_MARKER)) {
-        Ok(()) => Ok(true),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(Error::io("removing the attempt marker", e)),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::repo::read_attempt_marker;
-    use crate::repo::testing::{git_in, write_file, TempRepo};
+    use crate::repo::testing::{assert_repo_healthy, git_in, write_file, TempRepo};
 
     fn name(task: &str, n: u32) -> AttemptName {
         AttemptName::new("r1", task, n).unwrap()
-    }
-
-    fn assert_repo_healthy(t: &TempRepo) {
-        let fsck = git_in(t.path(), &["fsck", "--no-dangling"]);
-        assert!(fsck.is_empty(), "fsck: {fsck}");
-        let prune = git_in(t.path(), &["worktree", "prune", "--dry-run", "-v"]);
-        assert!(prune.is_empty(), "stale worktrees: {prune}");
     }
 
     #[test]
@@ -643,111 +524,6 @@ mod tests {
     }
 
     #[test]
-    fn marker_round_trip_in_the_private_git_dir() {
-        let t = TempRepo::new();
-        let repo = t.open();
-        let base = repo.resolve_commit("HEAD").unwrap().sha;
-        let wt = repo
-            .create_attempt_worktree(&name("m", 1), &base)
-            .unwrap()
-            .keep();
-        let marker = AttemptMarker {
-            run: "r1".into(),
-            task: "m".into(),
-            attempt: 7,
-            thread: 12,
-            agent: None,
-        };
-        wt.write_marker(&marker).unwrap();
-        assert_eq!(
-            read_attempt_marker(&wt.git_dir).unwrap(),
-            Some(marker.clone())
-        );
-        // Seen from inside the worktree, as `git inbox` discovers it.
-        let inside = Repo::discover(&wt.path).unwrap();
-        assert_eq!(inside.attempt_marker().unwrap(), Some(marker));
-        // Nothing shows in the worktree or the main one.
-        assert!(git_in(&wt.path, &["status", "--porcelain", "--ignored"]).is_empty());
-        assert!(t.open().attempt_marker().unwrap().is_none());
-
-        assert!(remove_attempt_marker(&wt.git_dir).unwrap());
-        assert!(!remove_attempt_marker(&wt.git_dir).unwrap());
-        assert!(read_attempt_marker(&wt.git_dir).unwrap().is_none());
-    }
-
-    #[test]
-    fn rescue_keeps_tracked_and_untracked_work_and_touches_nothing() {
-        let t = TempRepo::new();
-        t.write(".gitignore", "*.log\n");
-        t.git(&["add", ".gitignore"]);
-        t.git(&["commit", "-q", "-m", "ignore logs"]);
-        let repo = t.open();
-        let base = repo.resolve_commit("HEAD").unwrap().sha;
-        let n = name("rescue", 1);
-        let wt = repo.create_attempt_worktree(&n, &base).unwrap().keep();
-        write_file(&wt.path, "committed.txt", "c\n");
-        git_in(&wt.path, &["add", "committed.txt"]);
-        git_in(&wt.path, &["commit", "-q", "-m", "work"]);
-        let head = git_in(&wt.path, &["rev-parse", "HEAD"]);
-
-        write_file(&wt.path, "README.md", "modified\n");
-        write_file(&wt.path, "staged.txt", "staged\n");
-        git_in(&wt.path, &["add", "staged.txt"]);
-        write_file(&wt.path, "new/untracked.txt", "untracked\n");
-        write_file(&wt.path, "build.log", "ignored\n");
-        let status_before = git_in(&wt.path, &["status", "--porcelain"]);
-
-        assert_eq!(
-            worktree_dirty_paths_for(&wt.path),
-            ["README.md", "new/", "staged.txt"]
-        );
-
-        let rescue = repo.rescue_worktree(&wt.path, &n).unwrap().unwrap();
-        assert_eq!(rescue.ref_name, "refs/orch/rescue/r1/rescue-1");
-        assert_eq!(t.git(&["rev-parse", &rescue.ref_name]), rescue.sha);
-        assert_eq!(t.git(&["rev-parse", &format!("{}^", rescue.sha)]), head);
-        let files = t.git(&["ls-tree", "-r", "--name-only", &rescue.sha]);
-        let files: Vec<&str> = files.lines().collect();
-        assert_eq!(
-            files,
-            [
-                ".gitignore",
-                "README.md",
-                "committed.txt",
-                "new/untracked.txt",
-                "staged.txt"
-            ]
-        );
-        assert_eq!(
-            t.git(&["show", &format!("{}:README.md", rescue.sha)]),
-            "modified"
-        );
-        // The worktree itself is as it was.
-        assert_eq!(git_in(&wt.path, &["rev-parse", "HEAD"]), head);
-        assert_eq!(git_in(&wt.path, &["status", "--porcelain"]), status_before);
-
-        repo.remove_worktree(&wt.path, true).unwrap();
-        assert!(!wt.path.exists());
-        assert_repo_healthy(&t);
-        assert!(t
-            .git(&["log", "--format=%s", "-1", &rescue.ref_name])
-            .starts_with("git-orch rescue of r1/rescue-1"));
-    }
-
-    #[test]
-    fn rescue_of_a_clean_worktree_saves_nothing() {
-        let t = TempRepo::new();
-        let repo = t.open();
-        let base = repo.resolve_commit("HEAD").unwrap().sha;
-        let n = name("clean", 1);
-        let wt = repo.create_attempt_worktree(&n, &base).unwrap().keep();
-        assert!(repo.rescue_worktree(&wt.path, &n).unwrap().is_none());
-        assert!(repo.ref_target(&n.rescue_ref()).unwrap().is_none());
-        repo.remove_worktree(&wt.path, false).unwrap();
-        assert_repo_healthy(&t);
-    }
-
-    #[test]
     fn removing_a_dirty_worktree_without_force_fails() {
         let t = TempRepo::new();
         let repo = t.open();
@@ -764,9 +540,5 @@ mod tests {
         std::fs::remove_dir_all(&wt.path).unwrap();
         repo.remove_worktree(&wt.path, false).unwrap();
         assert_repo_healthy(&t);
-    }
-
-    fn worktree_dirty_paths_for(path: &Path) -> Vec<String> {
-        crate::repo::worktree_dirty_paths(path, crate::repo::Untracked::Include).unwrap()
     }
 }

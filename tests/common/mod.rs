@@ -266,11 +266,19 @@ impl Cmd {
         } else {
             self.cmd.output().expect("spawn")
         };
-        Run {
+        let run = Run {
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        };
+        let mut argv = vec![self.cmd.get_program().to_string_lossy().into_owned()];
+        argv.extend(
+            self.cmd
+                .get_args()
+                .map(|a| a.to_string_lossy().into_owned()),
+        );
+        check_against_reference(&argv, &run.stdout);
+        run
     }
 
     /// Runs with `--json`, asserts success, returns `data`.
@@ -310,6 +318,30 @@ impl Cmd {
     pub fn spawn(mut self) -> std::process::Child {
         self.cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         self.cmd.spawn().expect("spawn")
+    }
+}
+
+/// Every `--json` document (or line of a stream) a test sees must be what
+/// docs/reference.md says the command prints: the registry in `src/reference/`.
+fn check_against_reference(argv: &[String], stdout: &str) {
+    if !argv.iter().any(|a| a == "--json") {
+        return;
+    }
+    let docs: Vec<Value> = match serde_json::from_str::<Value>(stdout) {
+        Ok(doc) => vec![doc],
+        Err(_) => match stdout
+            .lines()
+            .map(serde_json::from_str::<Value>)
+            .collect::<Result<Vec<_>, _>>()
+        {
+            Ok(lines) => lines,
+            Err(_) => return, // output for people
+        },
+    };
+    for doc in docs.iter().filter(|d| d.is_object()) {
+        if let Err(diff) = git_orch::reference::json::check_document(argv, doc) {
+            panic!("{argv:?} printed what docs/reference.md does not say:\n{diff}\n{doc}");
+        }
     }
 }
 

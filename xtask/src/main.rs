@@ -46,7 +46,7 @@ fn docs() -> Result<()> {
         .args([
             "--",
             "--exact",
-            "reference::tests::docs_reference_is_generated_from_the_code",
+            "reference::render::tests::docs_reference_is_generated_from_the_code",
         ])
         .env("UPDATE_REFERENCE", "1")
         .current_dir(util::workspace_root())

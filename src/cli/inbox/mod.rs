@@ -106,7 +106,11 @@ pub fn run(ctx: &mut Ctx, out: &Out, command: InboxCommand) -> Result<()> {
         InboxCommand::Unsubscribe(args) => queue::unsubscribe(ctx, out, args),
         InboxCommand::Artifact(command) => artifact::run(ctx, out, command),
         InboxCommand::Whoami => whoami::run(ctx, out),
-        InboxCommand::Mcp => crate::cli::mcp::serve(ctx, crate::cli::mcp::tools::Side::Inbox),
+        InboxCommand::Mcp => {
+            use clap::CommandFactory;
+            let cli = InboxCli::command();
+            crate::cli::mcp::serve(ctx, crate::cli::mcp::tools::Side::Inbox, &cli)
+        }
         InboxCommand::Hook(args) => hook::run(ctx, out, args),
     }
 }

@@ -26,14 +26,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::thread::Scope;
 
-/// Serves MCP on stdin/stdout until the client closes stdin.
-pub fn serve(ctx: &mut Ctx, side: Side) -> Result<()> {
+/// Serves MCP on stdin/stdout until the client closes stdin; `cli` is the binary's
+/// command tree, which decides the tools offered.
+pub fn serve(ctx: &mut Ctx, side: Side, cli: &clap::Command) -> Result<()> {
     let exe = std::env::current_exe().map_err(|e| Error::io("finding this program", e))?;
     let server = Server {
         side,
         exe,
         agent: ctx.global.agent.clone(),
-        tools: tools::available(side),
+        tools: tools::available(side, cli),
         structured: AtomicBool::new(true),
         gone: AtomicBool::new(false),
         calls: Mutex::new(Calls::default()),

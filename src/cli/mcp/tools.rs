@@ -265,20 +265,20 @@ pub const ORCH_TOOLS: &[Tool] = &[
     ),
 ];
 
-/// The tools a server offers: its table, less those whose subcommand this binary lacks.
-pub fn available(side: Side) -> Vec<&'static Tool> {
-    let (table, cli) = tables(side);
-    table
+/// The tools a server offers: its table, less those whose subcommand this binary's
+/// command tree `cli` lacks. The tree comes from the caller, the command group that
+/// starts the server, so that this module never reaches back into the groups.
+pub fn available(side: Side, cli: &clap::Command) -> Vec<&'static Tool> {
+    table(side)
         .iter()
         .filter(|tool| cli.find_subcommand(tool.command).is_some())
         .collect()
 }
 
-fn tables(side: Side) -> (&'static [Tool], clap::Command) {
-    use clap::CommandFactory;
+fn table(side: Side) -> &'static [Tool] {
     match side {
-        Side::Inbox => (INBOX_TOOLS, crate::cli::inbox::InboxCli::command()),
-        Side::Orch => (ORCH_TOOLS, crate::cli::orch::OrchCli::command()),
+        Side::Inbox => INBOX_TOOLS,
+        Side::Orch => ORCH_TOOLS,
     }
 }
 
@@ -533,8 +533,12 @@ mod tests {
     #[test]
     fn every_flag_of_every_offered_tool_exists_on_its_command() {
         for side in [Side::Inbox, Side::Orch] {
-            let (table, cli) = tables(side);
-            let offered = available(side);
+            use clap::CommandFactory;
+            let (table, cli) = match side {
+                Side::Inbox => (INBOX_TOOLS, crate::cli::inbox::InboxCli::command()),
+                Side::Orch => (ORCH_TOOLS, crate::cli::orch::OrchCli::command()),
+            };
+            let offered = available(side, &cli);
             assert!(offered.len() <= 8, "at most 8 tools");
             for tool in table {
                 let Some(cmd) = cli.find_subcommand(tool.command) else {

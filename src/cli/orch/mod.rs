@@ -129,7 +129,11 @@ pub fn run(ctx: &mut Ctx, out: &Out, command: OrchCommand) -> Result<()> {
         OrchCommand::Council(command) => council::run(ctx, out, command),
         OrchCommand::Log(args) => log::log(ctx, out, args),
         OrchCommand::Land(args) => land::run(ctx, out, args),
-        OrchCommand::Mcp => crate::cli::mcp::serve(ctx, crate::cli::mcp::tools::Side::Orch),
+        OrchCommand::Mcp => {
+            use clap::CommandFactory;
+            let cli = OrchCli::command();
+            crate::cli::mcp::serve(ctx, crate::cli::mcp::tools::Side::Orch, &cli)
+        }
         OrchCommand::Profile(command) => launch::profile_command(ctx, out, command),
         OrchCommand::Brief(args) => launch::brief(ctx, out, args),
         OrchCommand::Agents(args) => launch::agents(ctx, out, args),

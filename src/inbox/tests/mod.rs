@@ -8,6 +8,7 @@ mod lease;
 mod status;
 mod thread;
 
+use super::model::Posted;
 use super::*;
 use crate::error::{Code, Result};
 use crate::names::Address;

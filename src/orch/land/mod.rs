@@ -19,7 +19,7 @@ mod record;
 
 pub use check::Check;
 pub use plan::resolve_target;
-pub use queue::{dispatch_reworks, land, land_task};
+pub use queue::{dispatch_reworks, land};
 
 use super::model::{Attempt, Task};
 use serde::Serialize;

@@ -6,7 +6,7 @@ use super::spec::{check_spec, Checked, Plan, TaskSpec, MAX_PLAN_TASKS};
 use crate::error::{Code, Error, Result};
 use crate::inbox;
 use crate::orch::changes::{Act, Changes};
-use crate::orch::dag::{cycle_error, find_cycle, insert_dep};
+use crate::orch::deps::{cycle_error, find_cycle, insert_dep};
 use crate::orch::model::Task;
 use crate::orch::runs::RunRow;
 use crate::orch::status::TaskStatus;

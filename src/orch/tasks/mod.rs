@@ -11,9 +11,6 @@ mod spec;
 pub use add::{add, import};
 pub(crate) use load::question_detail;
 pub use load::{attempts, load, load_one, Select};
-pub use row::{deps_done, find_row, get_row, waiting_status, TaskRow};
+pub use row::{find_row, get_row, waiting_status, TaskRow};
 pub(crate) use row::{set_status, Transition};
-pub use spec::{
-    Plan, TaskSpec, DEFAULT_KIND, DEFAULT_MAX_ATTEMPTS, DEFAULT_TO, MAX_MAX_ATTEMPTS,
-    MAX_PLAN_TASKS,
-};
+pub use spec::{Plan, TaskSpec, DEFAULT_KIND, DEFAULT_MAX_ATTEMPTS, DEFAULT_TO};

@@ -7,9 +7,8 @@
 //!   bottom, then inbox, orch, council, cli (a module under cli, such as mcp, is cli);
 //! - a cycle between sibling modules (children of one parent), reported as a path.
 //!
-//! Cycles that exist today and are being taken apart are listed in
-//! `xtask/lint-allow.txt`, one set of siblings per line; a cycle must stay inside one
-//! listed set, and a line that no longer matches any cycle is reported as stale.
+//! There is no allow-list: the module graph is a DAG, and a new cycle is taken apart
+//! (the shared piece moved into a leaf of its own) rather than recorded.
 
 mod scan;
 
@@ -35,15 +34,12 @@ const LAYERS: &[(&str, u8)] = &[
     ("reference", 4),
 ];
 
-pub const ALLOW_FILE: &str = "xtask/lint-allow.txt";
-
 pub fn run(args: &[String]) -> Result<()> {
     if !args.is_empty() {
         bail!("usage: cargo xtask lint");
     }
     let root = crate::util::workspace_root();
-    let allow = std::fs::read_to_string(root.join(ALLOW_FILE)).unwrap_or_default();
-    let report = check(&root.join("src"), &allow)?;
+    let report = check(&root.join("src"))?;
     if !report.problems.is_empty() {
         for problem in &report.problems {
             eprintln!("lint: {problem}");
@@ -51,8 +47,8 @@ pub fn run(args: &[String]) -> Result<()> {
         bail!("layering: {} problem(s)", report.problems.len());
     }
     println!(
-        "lint: layering ok ({} modules, {} sibling edges, {} allowed cycle set(s))",
-        report.modules, report.edges, report.allowed
+        "lint: layering ok ({} modules, {} sibling edges, no cycle)",
+        report.modules, report.edges
     );
     Ok(())
 }
@@ -62,7 +58,6 @@ pub struct Report {
     pub problems: Vec<String>,
     pub modules: usize,
     pub edges: usize,
-    pub allowed: usize,
 }
 
 type ModPath = Vec<String>;
@@ -81,7 +76,7 @@ struct Site {
 }
 
 /// Runs both checks over the crate rooted at `src/lib.rs`.
-pub fn check(src: &Path, allow: &str) -> Result<Report> {
+pub fn check(src: &Path) -> Result<Report> {
     let modules = load(src)?;
     let mut report = Report {
         modules: modules.len(),
@@ -116,7 +111,7 @@ pub fn check(src: &Path, allow: &str) -> Result<Report> {
     }
     report.edges = edges.values().map(BTreeMap::len).sum();
     upward_imports(edges.get(&Vec::new()), &mut report);
-    cycles(&edges, allow, &mut report);
+    cycles(&edges, &mut report);
     Ok(report)
 }
 
@@ -152,24 +147,10 @@ fn upward_imports(top: Option<&BTreeMap<(String, String), Site>>, report: &mut R
     }
 }
 
-fn cycles(
-    edges: &BTreeMap<ModPath, BTreeMap<(String, String), Site>>,
-    allow: &str,
-    report: &mut Report,
-) {
-    let allowed = parse_allow(allow);
-    report.allowed = allowed.len();
-    let mut used = vec![false; allowed.len()];
+fn cycles(edges: &BTreeMap<ModPath, BTreeMap<(String, String), Site>>, report: &mut Report) {
     for (parent, graph) in edges {
         let parent_name = display_parent(parent);
         for component in strongly_connected(graph) {
-            let hit = allowed
-                .iter()
-                .position(|(p, set)| *p == parent_name && component.is_subset(set));
-            if let Some(index) = hit {
-                used[index] = true;
-                continue;
-            }
             let path = shortest_cycle(graph, &component);
             let sites: Vec<String> = path
                 .windows(2)
@@ -187,15 +168,6 @@ fn cycles(
             ));
         }
     }
-    for (index, (parent, set)) in allowed.iter().enumerate() {
-        if !used[index] {
-            let names: Vec<&str> = set.iter().map(String::as_str).collect();
-            report.problems.push(format!(
-                "stale line in {ALLOW_FILE}: no cycle left in {parent}: {}; delete the line",
-                names.join(" ")
-            ));
-        }
-    }
 }
 
 fn display_parent(parent: &[String]) -> String {
@@ -203,19 +175,6 @@ fn display_parent(parent: &[String]) -> String {
         .chain(parent.iter().map(String::as_str))
         .collect::<Vec<_>>()
         .join("::")
-}
-
-/// `crate::orch: cleanup dispatch tasks` lines; `#` starts a comment.
-fn parse_allow(text: &str) -> Vec<(String, BTreeSet<String>)> {
-    text.lines()
-        .map(|l| l.split('#').next().unwrap_or("").trim())
-        .filter_map(|l| l.rsplit_once(':'))
-        .map(|(parent, names)| {
-            let parent = parent.trim().to_owned();
-            let names = names.split_whitespace().map(str::to_owned).collect();
-            (parent, names)
-        })
-        .collect()
 }
 
 /// Components of more than one module (Tarjan's algorithm, iterative enough for a

@@ -30,7 +30,7 @@ const LAYERED: &[(&str, &str)] = &[
 #[test]
 fn a_layered_tree_passes() {
     let dir = tree(LAYERED);
-    let report = check(dir.path(), "").unwrap();
+    let report = check(dir.path()).unwrap();
     assert!(report.problems.is_empty(), "{:?}", report.problems);
     assert_eq!(report.modules, 6);
     // cli -> orch, orch -> store (top level); nothing between a and b.
@@ -45,7 +45,7 @@ fn a_planted_cycle_and_upward_import_fail_by_name() {
     files[4] = ("orch/a.rs", "use super::b::Thing;\npub fn run() {}\n");
     files[5] = ("orch/b.rs", "use crate::orch::run;\npub struct Thing;\n");
     let dir = tree(&files);
-    let report = check(dir.path(), "").unwrap();
+    let report = check(dir.path()).unwrap();
     let all = report.problems.join("\n");
     assert_eq!(report.problems.len(), 2, "{all}");
     assert!(
@@ -66,33 +66,36 @@ fn test_code_comments_and_strings_do_not_count() {
          #[cfg(test)]\nmod tests { use crate::cli::main; }\n#[cfg(test)]\nmod more;\n",
     );
     let dir = tree(&files);
-    let report = check(dir.path(), "").unwrap();
+    let report = check(dir.path()).unwrap();
     assert!(report.problems.is_empty(), "{:?}", report.problems);
 }
 
 #[test]
-fn the_allow_list_covers_known_cycles_and_reports_stale_lines() {
+fn a_cycle_through_three_siblings_fails_with_its_whole_path() {
     let mut files = LAYERED.to_vec();
-    files[4] = ("orch/a.rs", "use super::b::Thing;\npub fn run() {}\n");
-    files[5] = ("orch/b.rs", "pub fn f() { super::a::run() }\n");
+    files[0] = ("lib.rs", "pub mod store;\npub mod orch;\npub mod cli;\n");
+    files[3] = ("orch/mod.rs", "mod a;\nmod b;\nmod c;\npub use a::run;\n");
+    files[4] = ("orch/a.rs", "use super::b::f;\npub fn run() {}\n");
+    files[5] = ("orch/b.rs", "pub fn f() { super::c::g() }\n");
+    files.push(("orch/c.rs", "pub fn g() { crate::orch::run() }\n"));
     let dir = tree(&files);
-    let allowed = check(dir.path(), "# known\ncrate::orch: a b c\n").unwrap();
-    assert!(allowed.problems.is_empty(), "{:?}", allowed.problems);
-
-    let stale = check(dir.path(), "crate::orch: a b\ncrate::cli: x y\n").unwrap();
-    assert_eq!(stale.problems.len(), 1, "{:?}", stale.problems);
+    let report = check(dir.path()).unwrap();
+    assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
     assert!(
-        stale.problems[0].contains("stale line"),
+        report.problems[0].contains("cycle in crate::orch: a -> b -> c -> a"),
         "{:?}",
-        stale.problems
+        report.problems
     );
+    assert!(report.problems[0].contains("the tangle is {a b c}"));
+}
 
-    // A cycle must stay inside its listed set.
-    let narrower = check(dir.path(), "crate::orch: a\n").unwrap();
-    assert!(narrower
-        .problems
-        .iter()
-        .any(|p| p.contains("cycle in crate::orch")));
+/// The crate itself: what `cargo xtask lint` checks, run by `cargo test` too, so that a
+/// cycle or an upward import fails the ordinary test suite.
+#[test]
+fn the_crate_is_layered_and_acyclic() {
+    let report = check(&crate::util::workspace_root().join("src")).unwrap();
+    assert!(report.problems.is_empty(), "{}", report.problems.join("\n"));
+    assert!(report.modules > 50, "{} modules", report.modules);
 }
 
 #[test]
@@ -104,7 +107,7 @@ fn an_unplaced_top_level_module_is_an_error() {
     );
     files.push(("gadget.rs", "use crate::store::open;\n"));
     let dir = tree(&files);
-    let report = check(dir.path(), "").unwrap();
+    let report = check(dir.path()).unwrap();
     assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
     assert!(report.problems[0].contains("crate::gadget has no layer"));
 }

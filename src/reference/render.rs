@@ -1,7 +1,7 @@
-//! `docs/reference.md`, generated from the code: the clap command trees, the error codes
-//! and the config table, so the user's reference cannot drift from what the binaries do.
-//! `cargo xtask docs` rewrites the file; a test fails while it differs.
+//! The renderer of `docs/reference.md`, built for the test that checks the file (which
+//! `cargo xtask docs` runs to rewrite it): nothing of it is in the binaries.
 
+use super::json;
 use crate::config_keys::KEYS;
 use crate::error::Code;
 use std::fmt::Write;
@@ -37,6 +37,7 @@ pub fn markdown() -> String {
         out.push('\n');
         command(&mut out, &tree, "");
     }
+    objects(&mut out);
     errors(&mut out);
     config(&mut out);
     out
@@ -93,9 +94,66 @@ fn command(out: &mut String, cmd: &clap::Command, path: &str) {
         }
         out.push('\n');
     }
+    json_output(out, &name);
     for sub in cmd.get_subcommands() {
         if !sub.is_hide_set() && sub.get_name() != "help" {
             command(out, sub, &name);
+        }
+    }
+}
+
+/// What the command prints under `--json`, from the registry in [`json`].
+fn json_output(out: &mut String, name: &str) {
+    if let Some(ty) = json::data_type(name) {
+        let _ = writeln!(out, "With `--json`, `data` is {}.", linked(ty));
+    }
+    if let Some(ty) = json::stream_type(name) {
+        let _ = writeln!(
+            out,
+            "While it streams, each line is one bare {}.",
+            linked(ty)
+        );
+    }
+    if let Some((_, what)) = json::NOT_JSON.iter().find(|(p, _)| *p == name) {
+        let _ = writeln!(out, "It {what}; `--json` does not apply.");
+    }
+    if json::data_type(name).is_some()
+        || json::stream_type(name).is_some()
+        || json::NOT_JSON.iter().any(|(p, _)| *p == name)
+    {
+        out.push('\n');
+    }
+}
+
+/// Every object of the registry as a table of its keys.
+fn objects(out: &mut String) {
+    out.push_str(
+        "\n## JSON objects\n\n\
+         Types: `string`, `integer`, `number`, `boolean`, `time` (an RFC 3339 string in UTC),\n\
+         `sha` (40 hex digits), `any` (JSON as given), `object` (a map), an object below,\n\
+         `[T]` (an array of T), `T?` (T or null), `A ∣ B` (either). Every key is always\n\
+         present unless marked *(optional)*; keys are only ever added. The integration\n\
+         tests check every document the commands print against these tables.\n",
+    );
+    for object in json::OBJECTS.iter().flat_map(|o| o.iter()) {
+        let _ = writeln!(out, "\n### `{}`\n", object.name);
+        if !object.about.is_empty() {
+            let _ = writeln!(out, "{}\n", object.about);
+        }
+        out.push_str("| key | type | meaning |\n| --- | --- | --- |\n");
+        for field in object.fields {
+            let about = if field.optional {
+                format!("*(optional)* {}", field.about)
+            } else {
+                field.about.to_owned()
+            };
+            let _ = writeln!(
+                out,
+                "| `{}` | {} | {} |",
+                field.name,
+                linked(field.ty),
+                cell(about.trim())
+            );
         }
     }
 }
@@ -178,6 +236,30 @@ fn cell(text: &str) -> String {
         .collect::<Vec<_>>()
         .join(" ")
         .replace('|', "\\|")
+}
+
+/// A type expression for the reference, each object name a link to its table.
+fn linked(ty: &str) -> String {
+    let mut out = String::new();
+    let mut word = String::new();
+    let flush = |word: &mut String, out: &mut String| {
+        if json::object(word).is_some() {
+            out.push_str(&format!("[{word}](#{})", word.to_lowercase()));
+        } else {
+            out.push_str(word);
+        }
+        word.clear();
+    };
+    for c in ty.chars() {
+        if c.is_alphanumeric() || c == '_' {
+            word.push(c);
+        } else {
+            flush(&mut word, &mut out);
+            out.push(if c == '|' { '\u{2223}' } else { c });
+        }
+    }
+    flush(&mut word, &mut out);
+    out
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@
 //! 3. `thread`: the inbox thread of kind `task` (its data names the workspace), and the
 //!    workspace stored on the attempt (one transaction).
 //! 4. `marker`: [`Workspaces::attach`] writes the attempt marker into the worktree.
-//! 5. `store` ([`steps::hand_over`]): the attempt and the task `dispatched` (one
+//! 5. `store` ([`super::dispatch_steps::hand_over`]): the attempt and the task `dispatched` (one
 //!    transaction).
 //!
 //! No git work happens inside a transaction. A step that fails undoes the ones before it:
@@ -18,20 +18,19 @@
 //! and the workspace is removed without losing work. A process killed between steps
 //! leaves a `preparing` attempt that reconcile repairs (see [`super::repair`]).
 //!
-//! This file is the pipeline and drives the [`Orch`] facade; its children are the parts
-//! the modules below the facade share: the workspace port (`workspace`), the choice of
-//! base (`base`), the lock (`lock`) and the transaction steps (`steps`). They never
-//! import from here.
+//! This file is the pipeline and drives the [`Orch`] facade. The parts the modules below
+//! the facade share are siblings of their own, so that nothing below imports from here:
+//! the workspace port ([`super::workspace`]), the choice of base ([`super::base`]), the
+//! lock ([`super::dispatch_lock`]) and the transaction steps ([`super::dispatch_steps`]).
+//! The callers above keep naming them through this module.
 
-pub mod base;
-pub(crate) mod lock;
-pub(crate) mod steps;
-pub mod workspace;
+pub use super::dispatch_steps::Request;
+pub use super::workspace::{NoWorkspaces, Prepared, Step, Workspaces};
 
-pub use base::{BaseChoice, DepHead};
-pub use steps::Request;
-pub use workspace::{NoWorkspaces, Prepared, Step, Workspace, Workspaces};
-
+use super::dispatch_lock::DispatchLock;
+use super::dispatch_steps::{
+    abandon_tx, allocate, block_on_conflict, check_dispatchable, discard_tx, hand_over, send_thread,
+};
 use crate::error::{Code, Error, Result};
 use crate::names::Address;
 use crate::orch::changes::Changes;
@@ -40,11 +39,7 @@ use crate::orch::model::{Attempt, Task};
 use crate::orch::runs::{self, RunRow};
 use crate::orch::tasks::{self, Select};
 use crate::repo::check_ref_text;
-use lock::DispatchLock;
 use serde_json::Map;
-use steps::{
-    abandon_tx, allocate, block_on_conflict, check_dispatchable, discard_tx, hand_over, send_thread,
-};
 
 fn discard(orch: &mut Orch<'_>, prepared: &Prepared) {
     let _ = orch.store.write(|tx| discard_tx(tx, prepared.attempt));
@@ -235,6 +230,7 @@ mod tests {
     use super::*;
     use crate::inbox;
     use crate::orch::TaskStatus;
+    use crate::orch::Workspace;
     use crate::store::{Durability, Store};
     use std::cell::Cell;
 
