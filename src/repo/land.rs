@@ -8,6 +8,7 @@ use super::revs::parse_sha;
 use super::worktree::remove_worktree_at;
 use super::Repo;
 use crate::error::{Code, Error, Result};
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 /// What merging one commit onto another came to.
@@ -120,6 +121,41 @@ impl Repo {
     /// Whether `ancestor` is `descendant` or one of its ancestors.
     pub fn is_ancestor(&self, ancestor: &str, descendant: &str) -> Result<bool> {
         Ok(self.count_commits(ancestor, descendant)? == 0)
+    }
+
+    /// The commits reachable from `heads` but not from `tip`, with their parents, from
+    /// one walk: a land asks "is this head on the integration tip yet?" for every
+    /// candidate, and one walk per candidate made that the dominant cost of a long queue.
+    pub fn beyond(&self, heads: &[&str], tip: &str) -> Result<Beyond> {
+        let tip = parse_sha(tip)?;
+        let heads: Vec<gix::ObjectId> = heads.iter().map(|h| parse_sha(h)).collect::<Result<_>>()?;
+        let failed = |e: &dyn std::fmt::Display| {
+            Error::new(Code::GitFailed, format!("walking commits: {e}"))
+        };
+        let mut parents = HashMap::new();
+        if !heads.is_empty() {
+            let walk = self
+                .gix()
+                .rev_walk(heads)
+                .with_hidden([tip])
+                .all()
+                .map_err(|e| failed(&e))?;
+            for info in walk {
+                let info = info.map_err(|e| failed(&e))?;
+                parents.insert(info.id, info.parent_ids.iter().copied().collect());
+            }
+        }
+        Ok(Beyond { parents })
+    }
+
+    /// The heads among `heads` that `tip` does not reach (one walk for them all).
+    pub fn unreachable(&self, heads: &[&str], tip: &str) -> Result<Vec<String>> {
+        let beyond = self.beyond(heads, tip)?;
+        Ok(heads
+            .iter()
+            .filter(|h| !beyond.on_tip(h))
+            .map(|h| (*h).to_owned())
+            .collect())
     }
 
     /// The tree a commit records.
@@ -246,6 +282,38 @@ impl Repo {
             .map_err(|e| Error::new(Code::GitFailed, format!("reading commit {id}: {e}")))?;
         let parent = commit.parent_ids().next().map(|p| p.to_string());
         Ok(parent)
+    }
+}
+
+/// What [`Repo::beyond`] found: the commits some head has that the tip lacks, and their
+/// parents, so that "is head X in head Y" needs no more walking.
+pub struct Beyond {
+    parents: HashMap<gix::ObjectId, Vec<gix::ObjectId>>,
+}
+
+impl Beyond {
+    /// Whether `head` is on the tip the walk was made against (a sha it was given).
+    pub fn on_tip(&self, head: &str) -> bool {
+        parse_sha(head).is_ok_and(|id| !self.parents.contains_key(&id))
+    }
+
+    /// Whether `from` (one of the walk's heads) reaches `head`, looking only at the
+    /// commits beyond the tip: what the tip holds is [`Beyond::on_tip`]'s to answer.
+    pub fn reaches(&self, from: &str, head: &str) -> bool {
+        let (Ok(from), Ok(head)) = (parse_sha(from), parse_sha(head)) else {
+            return false;
+        };
+        let mut seen = HashSet::new();
+        let mut stack = vec![from];
+        while let Some(id) = stack.pop() {
+            if id == head {
+                return true;
+            }
+            if let Some(parents) = self.parents.get(&id) {
+                stack.extend(parents.iter().filter(|p| seen.insert(**p)));
+            }
+        }
+        false
     }
 }
 

@@ -21,7 +21,7 @@ mod worktree;
 
 pub use bases::MergedBase;
 pub use hooks::{HookOutcome, HooksReport, HOOK_NAMES};
-pub use land::{fast_forward_files, rewind_files, CheckedOut, Merged, Swap, TempWorktree};
+pub use land::{fast_forward_files, rewind_files, Beyond, CheckedOut, Merged, Swap, TempWorktree};
 pub use refs::{AttemptBranch, LinkedWorktree};
 pub use revs::{check_ref_text, BaseRef, CommitStats};
 pub use status::{worktree_dirty_paths, Untracked};
