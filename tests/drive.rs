@@ -254,14 +254,26 @@ fn drive_land_lands_each_task_and_reworks_a_conflict_and_a_failing_check() {
         "land-worker.sh",
         &[("a", "shared"), ("c", "shared"), ("d", "broken")],
     );
-    env.git(&["config", "orch.land.check", "sh -c '! grep -rqs BROKEN src'"]);
+    env.git(&[
+        "config",
+        "orch.land.check",
+        "sh -c '! grep -rqs BROKEN src'",
+    ]);
     add(&env, "a", &[]);
     add(&env, "b", &["--after", "a"]);
     add(&env, "c", &[]);
     add(&env, "d", &["--after", "a"]);
     let run = env
         .orch()
-        .args(["drive", "--launch", "w", "--land", "--parallel", "2", "--json"])
+        .args([
+            "drive",
+            "--launch",
+            "w",
+            "--land",
+            "--parallel",
+            "2",
+            "--json",
+        ])
         .run();
     assert_eq!(run.code, 0, "{run:?}");
     let (events, end) = split(&run);
@@ -315,9 +327,21 @@ fn drive_land_lands_each_task_and_reworks_a_conflict_and_a_failing_check() {
     }
     // The check never saw BROKEN on main, and main's worktree followed (fast-forwarded).
     let tree = env.git(&["ls-tree", "-r", "--name-only", "main"]);
-    for file in ["src/a.txt", "src/b.txt", "src/c.txt", "src/d.txt", "src/shared.txt"] {
-        assert!(tree.lines().any(|l| l == file), "{file} not on main: {tree}");
-        assert!(env.repo.join(file).exists(), "{file} not in main's worktree");
+    for file in [
+        "src/a.txt",
+        "src/b.txt",
+        "src/c.txt",
+        "src/d.txt",
+        "src/shared.txt",
+    ] {
+        assert!(
+            tree.lines().any(|l| l == file),
+            "{file} not on main: {tree}"
+        );
+        assert!(
+            env.repo.join(file).exists(),
+            "{file} not in main's worktree"
+        );
     }
     let d = env.git(&["show", "main:src/d.txt"]);
     assert!(!d.contains("BROKEN"), "{d}");

@@ -197,19 +197,35 @@ pub fn drive_demo(bins: &Bins) -> Result<String> {
     orch(&["task", "import", plan.to_str().context("UTF-8")?])?;
     let modes = sb.home.join("modes");
     std::fs::create_dir_all(&modes)?;
-    for (task, mode) in [("docs", "shared"), ("cli", "shared"), ("evaluator", "broken")] {
+    for (task, mode) in [
+        ("docs", "shared"),
+        ("cli", "shared"),
+        ("evaluator", "broken"),
+    ] {
         std::fs::write(modes.join(task), mode)?;
     }
     let agent = workspace_root().join("fixtures/agents/land-worker.sh");
     let command = format!("{} {}", agent.display(), modes.display());
     sb.git(&["config", "orch.agent.w.command", &command])?;
     sb.git(&["config", "orch.agent.w.protocol", "inbox"])?;
-    sb.git(&["config", "orch.land.check", "sh -c '! grep -rqs BROKEN src'"])?;
+    sb.git(&[
+        "config",
+        "orch.land.check",
+        "sh -c '! grep -rqs BROKEN src'",
+    ])?;
 
     let started = Instant::now();
     let drive = sb
         .command(&bins.orch)
-        .args(["--json", "drive", "--launch", "w", "--land", "--parallel", "3"])
+        .args([
+            "--json",
+            "drive",
+            "--launch",
+            "w",
+            "--land",
+            "--parallel",
+            "3",
+        ])
         .args(["--timeout", "80s"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -250,13 +266,24 @@ pub fn drive_demo(bins: &Bins) -> Result<String> {
         .filter(|e| e["kind"] == "sent_back")
         .filter_map(|e| Some((e["task"].as_str()?, e["text"].as_str()?)))
         .collect();
-    let conflicts: Vec<&str> = sent.iter().filter(|s| s.1 == "land_conflict").map(|s| s.0).collect();
-    let checks: Vec<&str> = sent.iter().filter(|s| s.1 == "land_check").map(|s| s.0).collect();
+    let conflicts: Vec<&str> = sent
+        .iter()
+        .filter(|s| s.1 == "land_conflict")
+        .map(|s| s.0)
+        .collect();
+    let checks: Vec<&str> = sent
+        .iter()
+        .filter(|s| s.1 == "land_check")
+        .map(|s| s.0)
+        .collect();
     ensure!(
         conflicts == ["cli"] || conflicts == ["docs"],
         "expected exactly one of docs and cli sent back for a conflict: {sent:?}"
     );
-    ensure!(checks == ["evaluator"], "expected only evaluator to fail the check: {sent:?}");
+    ensure!(
+        checks == ["evaluator"],
+        "expected only evaluator to fail the check: {sent:?}"
+    );
     for key in [conflicts[0], "evaluator"] {
         let kinds: Vec<&str> = events
             .iter()

@@ -15,8 +15,8 @@ use crate::orch::changes::Act;
 use crate::orch::facade::Orch;
 use crate::orch::land_lock::{self as temp, LandLock};
 use crate::orch::model::Attempt;
-use crate::orch::runs::{self, RunRow};
 use crate::orch::model::Task;
+use crate::orch::runs::{self, RunRow};
 use crate::orch::tasks::{self, Select};
 use crate::repo::{fast_forward_files, rewind_files, Merged, Repo, Swap, Untracked};
 use serde_json::{json, Value};
@@ -218,7 +218,8 @@ fn pass(
             });
             continue;
         }
-        let (new, how) = match merge(repo, ctx, opts, &tip, &c)? {
+        let base = beyond.merge_base(&c.head, &merged_heads);
+        let (new, how) = match merge(repo, ctx, opts, &tip, &c, base.as_deref())? {
             Ok(merged) => merged,
             Err(paths) => {
                 backs.push(SendBack {
@@ -328,11 +329,12 @@ fn merge(
     opts: &Options<'_>,
     tip: &str,
     c: &Candidate,
+    base: Option<&str>,
 ) -> Result<std::result::Result<(String, How), Vec<String>>> {
     if opts.mode == super::Mode::FfOrMerge && repo.is_ancestor(tip, &c.head)? {
         return Ok(Ok((c.head.clone(), How::FastForward)));
     }
-    match repo.merge_tree(tip, &c.head)? {
+    match repo.merge_tree(tip, &c.head, base)? {
         Merged::Conflict(paths) => Ok(Err(paths)),
         Merged::Clean(tree) => {
             let commit = repo.write_commit(&tree, &[tip, &c.head], &message(ctx, c))?;

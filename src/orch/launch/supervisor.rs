@@ -252,7 +252,9 @@ impl Supervisor<'_> {
     /// beside the log).
     fn write_brief(&mut self, task: &Task, profile: &Profile, cwd: &Path) -> Result<PathBuf> {
         let attempt = &self.attempt;
-        let body = self.store.read(|tx| super::brief::opening_body(tx, attempt))?;
+        let body = self
+            .store
+            .read(|tx| super::brief::opening_body(tx, attempt))?;
         let text = Brief {
             task,
             attempt: Some(&self.attempt),
