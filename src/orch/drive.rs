@@ -186,13 +186,23 @@ pub fn drive(
         orch.reconcile()?;
         // Landing comes before dispatching: a dependent must not start from a result
         // that is about to be sent back.
-        let unlanded = match opts.land {
-            Some(land) => lander.turn(orch, land, &run.name)?,
-            None => Vec::new(),
-        };
-        let (news, last, tasks) = orch.read(|tx| {
+        if let Some(land) = opts.land {
+            lander.turn(orch, land, &run.name)?;
+        }
+        // What is left to land comes from the same snapshot as the tasks, so a task that
+        // finished after the land above is never taken for landed.
+        let (news, last, tasks, unlanded) = orch.read(|tx| {
             let (news, last) = news(tx, &run.name, since)?;
-            Ok((news, last, tasks::load(tx, &run.name, Select::All)?))
+            let unlanded = match opts.land {
+                Some(_) => land::unlanded(tx, &run.name)?,
+                None => Vec::new(),
+            };
+            Ok((
+                news,
+                last,
+                tasks::load(tx, &run.name, Select::All)?,
+                unlanded,
+            ))
         })?;
         since = last;
         let standing = standing(&tasks, opts.land.is_some());
@@ -241,6 +251,10 @@ pub fn drive(
             if let Some(busy) = lander.busy.take() {
                 return Err(busy);
             }
+            // Finished after this turn's land: land it before calling anything stuck.
+            if !unlanded.is_empty() && lander.waited.as_ref() != Some(&unlanded) {
+                continue;
+            }
             return Err(stuck(&run.name, &tasks, &lander));
         }
         let wake = Instant::now() + STOP_POLL;
@@ -279,18 +293,13 @@ struct Lander {
 
 impl Lander {
     /// Lands what succeeded since the last turn, one land at a time (under the run's land
-    /// lock); returns the candidates still not on the target.
-    fn turn(
-        &mut self,
-        orch: &mut Orch<'_>,
-        opts: &land::Options<'_>,
-        run: &str,
-    ) -> Result<Vec<String>> {
+    /// lock).
+    fn turn(&mut self, orch: &mut Orch<'_>, opts: &land::Options<'_>, run: &str) -> Result<()> {
         let unlanded = orch.read(|tx| land::unlanded(tx, run))?;
         let busy_due = self.busy_since.is_none_or(|t| t.elapsed() >= BUSY_RETRY);
         let fresh = self.waited.as_ref() != Some(&unlanded);
         if unlanded.is_empty() || !(fresh || self.retry) || !busy_due {
-            return Ok(unlanded);
+            return Ok(());
         }
         self.retry = false;
         match land::land(orch, opts) {
@@ -308,7 +317,7 @@ impl Lander {
             Err(err) if err.code == Code::Conflict => self.retry = true,
             Err(err) => return Err(err),
         }
-        orch.read(|tx| land::unlanded(tx, run))
+        Ok(())
     }
 }
 
