@@ -509,10 +509,16 @@ mod tests {
         assert!(!beyond.reaches(&a, &c) && !beyond.reaches(&b, &a));
         // Independent heads grow from main: that is their merge base, whatever was merged.
         assert_eq!(beyond.merge_base(&a, &[]), Some(main.clone()));
-        assert_eq!(beyond.merge_base(&b, &[a.clone()]), Some(main.clone()));
+        assert_eq!(
+            beyond.merge_base(&b, std::slice::from_ref(&a)),
+            Some(main.clone())
+        );
         // c shares a's commit: git must look for the base itself.
-        assert_eq!(beyond.merge_base(&c, &[a.clone()]), None);
-        assert_eq!(beyond.merge_base(&c, &[b.clone()]), Some(main.clone()));
+        assert_eq!(beyond.merge_base(&c, std::slice::from_ref(&a)), None);
+        assert_eq!(
+            beyond.merge_base(&c, std::slice::from_ref(&b)),
+            Some(main.clone())
+        );
         // Given the base, git's merge is the same as when it looks for it.
         let Merged::Clean(looked) = repo.merge_tree(&b, &a, None).unwrap() else {
             panic!("expected a clean merge");
