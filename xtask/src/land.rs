@@ -183,10 +183,11 @@ fn invariants(sb: &Sandbox, bins: &Bins, start: &str) -> Result<()> {
 }
 
 /// The demo plan under `git orch drive --launch w --land` with the scripted agent of
-/// `fixtures/agents/land-worker.sh`: `docs` and `cli` both write `src/shared.txt` (the
-/// second to land conflicts), `evaluator`'s first result fails the land check. Every
-/// task must end on `main` (by ancestry), each of the two sent back exactly once and
-/// landed after its launched rework, and nothing else sent back.
+/// `fixtures/agents/land-worker.sh`: `docs` and `numbers`, which start together once
+/// `grammar` is done, both write `src/shared.txt` (the second to land conflicts; a task
+/// started later starts from what landed and could not), `evaluator`'s first result
+/// fails the land check. Every task must end on `main` (by ancestry), each of the two
+/// sent back exactly once and landed after its launched rework, nothing else sent back.
 pub fn drive_demo(bins: &Bins) -> Result<String> {
     const LIMIT: Duration = Duration::from_secs(90);
     let sb = Sandbox::new(bins)?;
@@ -199,7 +200,7 @@ pub fn drive_demo(bins: &Bins) -> Result<String> {
     std::fs::create_dir_all(&modes)?;
     for (task, mode) in [
         ("docs", "shared"),
-        ("cli", "shared"),
+        ("numbers", "shared"),
         ("evaluator", "broken"),
     ] {
         std::fs::write(modes.join(task), mode)?;
@@ -277,8 +278,8 @@ pub fn drive_demo(bins: &Bins) -> Result<String> {
         .map(|s| s.0)
         .collect();
     ensure!(
-        conflicts == ["cli"] || conflicts == ["docs"],
-        "expected exactly one of docs and cli sent back for a conflict: {sent:?}"
+        conflicts == ["numbers"] || conflicts == ["docs"],
+        "expected exactly one of docs and numbers sent back for a conflict: {sent:?}"
     );
     ensure!(
         checks == ["evaluator"],
