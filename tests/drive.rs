@@ -1,7 +1,9 @@
 //! `git orch drive` (SPEC §12): the leader's loop over real supervisors running the
 //! fixture agent (`fixtures/agents/by-task.sh`, a mode per task), with questions
 //! answered from another process, retries, the ends (done, blocked, stuck, timeout),
-//! one drive per run, and SIGINT followed by a drive that carries on.
+//! one drive per run, and SIGINT followed by a drive that carries on; with `--land`
+//! (`fixtures/agents/land-worker.sh`), each task landing as it succeeds, a conflict and a
+//! failing check sent back, reworked by a launched agent and landed.
 
 use crate::common::{finish, wait_until, Run, TestEnv};
 use crate::orch_plan::{add, status_of, with_run};
@@ -13,13 +15,20 @@ const DRIVE_WAIT: Duration = Duration::from_secs(90);
 
 /// A run with a `script` profile `w` whose agent behaves per task as `modes` says.
 fn setup(modes: &[(&str, &str)]) -> TestEnv {
+    setup_with("by-task.sh", modes)
+}
+
+/// The same with another fixture agent of `fixtures/agents/`.
+fn setup_with(agent: &str, modes: &[(&str, &str)]) -> TestEnv {
     let env = with_run();
     let dir = env.root().join("modes");
     std::fs::create_dir_all(&dir).unwrap();
     for (task, mode) in modes {
         std::fs::write(dir.join(task), mode).unwrap();
     }
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/agents/by-task.sh");
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/agents")
+        .join(agent);
     let command = format!("{} {}", fixture.display(), dir.display());
     env.git(&["config", "orch.agent.w.command", &command]);
     env.git(&["config", "orch.agent.w.protocol", "inbox"]);
@@ -225,4 +234,133 @@ fn one_drive_per_run_and_sigint_then_a_new_drive_carries_on() {
     assert!(kinds_of(&events, "b").contains(&"dispatch".to_owned()));
     assert_eq!(status_of(&env, "a"), "done");
     assert_eq!(status_of(&env, "b"), "done");
+}
+
+fn task_json(env: &TestEnv, key: &str) -> Value {
+    env.orch().args(["task", "show", key]).ok()["task"].clone()
+}
+
+fn on_main(env: &TestEnv, commit: &str) -> bool {
+    env.git_with_tools()
+        .args(["merge-base", "--is-ancestor", commit, "main"])
+        .run()
+        .code
+        == 0
+}
+
+#[test]
+fn drive_land_lands_each_task_and_reworks_a_conflict_and_a_failing_check() {
+    let env = setup_with(
+        "land-worker.sh",
+        &[("a", "shared"), ("c", "shared"), ("d", "broken")],
+    );
+    env.git(&[
+        "config",
+        "orch.land.check",
+        "sh -c '! grep -rqs BROKEN src'",
+    ]);
+    add(&env, "a", &[]);
+    add(&env, "b", &["--after", "a"]);
+    add(&env, "c", &[]);
+    add(&env, "d", &["--after", "a"]);
+    let run = env
+        .orch()
+        .args([
+            "drive",
+            "--launch",
+            "w",
+            "--land",
+            "--parallel",
+            "2",
+            "--json",
+        ])
+        .run();
+    assert_eq!(run.code, 0, "{run:?}");
+    let (events, end) = split(&run);
+    assert_eq!(end["data"]["end"], "done", "{end}");
+    for key in ["a", "b", "c", "d"] {
+        let task = task_json(&env, key);
+        assert_eq!(task["status"], "done", "{task}");
+        assert!(task["landed_at"].is_string(), "{key} did not land: {task}");
+        let head = task["current_attempt"]["head_sha"].as_str().unwrap();
+        assert!(on_main(&env, head), "{key}'s head {head} is not on main");
+        assert!(kinds_of(&events, key).contains(&"landed".to_owned()));
+    }
+    let sent: Vec<(String, String)> = events
+        .iter()
+        .filter(|e| e["kind"] == "sent_back")
+        .map(|e| {
+            (
+                e["task"].as_str().unwrap().to_owned(),
+                e["text"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    // Exactly one of the two that write shared.txt conflicts (whichever landed second),
+    // and exactly the task whose change breaks the check fails it.
+    let conflicts: Vec<&str> = sent
+        .iter()
+        .filter(|(_, why)| why == "land_conflict")
+        .map(|(k, _)| k.as_str())
+        .collect();
+    assert!(conflicts == ["a"] || conflicts == ["c"], "{sent:?}");
+    let checks: Vec<&str> = sent
+        .iter()
+        .filter(|(_, why)| why == "land_check")
+        .map(|(k, _)| k.as_str())
+        .collect();
+    assert_eq!(checks, ["d"], "{sent:?}");
+    let conflict = events
+        .iter()
+        .find(|e| e["kind"] == "sent_back" && e["text"] == "land_conflict")
+        .unwrap();
+    assert_eq!(conflict["paths"], serde_json::json!(["src/shared.txt"]));
+    // Each was reworked by a launched agent (attempt 2) and then landed.
+    for key in [conflicts[0], "d"] {
+        let kinds = kinds_of(&events, key);
+        let at = |kind: &str| kinds.iter().rposition(|k| k == kind).unwrap();
+        assert!(at("sent_back") < at("rework"), "{key}: {kinds:?}");
+        assert!(at("rework") < at("landed"), "{key}: {kinds:?}");
+        let task = task_json(&env, key);
+        assert_eq!(task["current_attempt"]["n"], 2, "{task}");
+        assert!(task["current_attempt"]["launch"].is_object(), "{task}");
+    }
+    // The check never saw BROKEN on main, and main's worktree followed (fast-forwarded).
+    let tree = env.git(&["ls-tree", "-r", "--name-only", "main"]);
+    for file in [
+        "src/a.txt",
+        "src/b.txt",
+        "src/c.txt",
+        "src/d.txt",
+        "src/shared.txt",
+    ] {
+        assert!(
+            tree.lines().any(|l| l == file),
+            "{file} not on main: {tree}"
+        );
+        assert!(
+            env.repo.join(file).exists(),
+            "{file} not in main's worktree"
+        );
+    }
+    let d = env.git(&["show", "main:src/d.txt"]);
+    assert!(!d.contains("BROKEN"), "{d}");
+    assert_eq!(env.git(&["status", "--porcelain"]), "");
+}
+
+#[test]
+fn drive_land_refuses_a_bad_target_before_dispatching() {
+    let env = setup(&[]);
+    env.git(&["tag", "v1"]);
+    env.orch()
+        .args(["run", "init", "r2", "--title", "Two", "--base", "v1"])
+        .ok();
+    add(&env, "a", &["--run", "r2"]);
+    env.git(&["checkout", "-q", "--detach"]);
+    let err = env
+        .orch()
+        .args(["drive", "--run", "r2", "--launch", "w", "--land"])
+        .fails("bad_ref", 6);
+    assert_eq!(err["details"]["reason"], "no_default", "{err}");
+    assert_eq!(env.count("attempts"), 0);
 }

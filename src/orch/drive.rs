@@ -9,6 +9,7 @@
 
 use super::dispatch::{self, Options};
 use super::facade::Orch;
+use super::land;
 use super::launch::{Launching, Plan};
 use super::runs;
 use super::status::TaskStatus;
@@ -17,6 +18,7 @@ use super::Task;
 use crate::error::{Code, Error, Result};
 use crate::inbox::{self, EventFilter};
 use crate::store::events::{self, Event};
+use rusqlite::OptionalExtension;
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::fs::File;
@@ -35,6 +37,8 @@ pub struct DriveOptions<'a> {
     pub until_blocked: bool,
     pub deadline: Option<Instant>,
     pub plan: &'a Plan,
+    /// `--land`: land each code task as it succeeds, with these options.
+    pub land: Option<&'a land::Options<'a>>,
 }
 
 /// How a drive ended without an error (stuck and timeout are errors: exit 4 and 5).
@@ -49,8 +53,9 @@ pub enum End {
 /// One thing that happened, as drive reports it.
 #[derive(Debug, Clone, Serialize)]
 pub struct DriveEvent {
-    /// `dispatch`, `retry`, `commit`, `question`, `answer`, `failure`, `conflict`,
-    /// `cancelled` or `done`.
+    /// `dispatch`, `retry`, `rework` (a dispatch after a land sent the task back),
+    /// `commit`, `question`, `answer`, `failure`, `conflict`, `cancelled`, `done`, and
+    /// with `--land` `landed` and `sent_back`.
     pub kind: &'static str,
     pub task: String,
     /// The store event it comes from.
@@ -59,8 +64,11 @@ pub struct DriveEvent {
     pub attempt: Option<i64>,
     pub n: Option<i64>,
     pub agent: Option<String>,
-    /// A question's text, or a failure's reason.
+    /// A question's text, a failure's reason, the commit that landed a task, or why it
+    /// was sent back (`land_conflict`, `land_check`).
     pub text: Option<String>,
+    /// `sent_back` for a conflict: the conflicting paths.
+    pub paths: Option<Vec<String>>,
     /// A failure: whether drive starts another attempt.
     pub retry: Option<bool>,
     /// A question: the command that answers it, from any shell.
@@ -78,6 +86,8 @@ pub struct Standing {
     pub questions: usize,
     pub failed: usize,
     pub pending: usize,
+    /// With `--land`: done code tasks whose result is on the target.
+    pub landed: Option<usize>,
 }
 
 /// The one-drive-per-run lock: held by the open file, released by the kernel when the
@@ -164,22 +174,43 @@ pub fn drive(
     let run = orch.read(|tx| runs::get(tx, opts.run))?;
     run.require_active()?;
     check_profiles(orch, &run.name, opts.plan)?;
+    if let (Some(land), Some(repo)) = (opts.land, orch.repo) {
+        // A target nothing can land on is refused before anything is dispatched.
+        land::resolve_target(repo, &run, land.into)?;
+    }
     let mut since = orch.read(events::last_id)?;
+    let mut lander = Lander::default();
     loop {
         reap(launching);
         let version = orch.store.data_version()?;
         orch.reconcile()?;
-        let (news, last, tasks) = orch.read(|tx| {
+        // Landing comes before dispatching: a dependent must not start from a result
+        // that is about to be sent back.
+        if let Some(land) = opts.land {
+            lander.turn(orch, land, &run.name)?;
+        }
+        // What is left to land comes from the same snapshot as the tasks, so a task that
+        // finished after the land above is never taken for landed.
+        let (news, last, tasks, unlanded) = orch.read(|tx| {
             let (news, last) = news(tx, &run.name, since)?;
-            Ok((news, last, tasks::load(tx, &run.name, Select::All)?))
+            let unlanded = match opts.land {
+                Some(_) => land::unlanded(tx, &run.name)?,
+                None => Vec::new(),
+            };
+            Ok((
+                news,
+                last,
+                tasks::load(tx, &run.name, Select::All)?,
+                unlanded,
+            ))
         })?;
         since = last;
-        let standing = standing(&tasks);
+        let standing = standing(&tasks, opts.land.is_some());
         report(&news, &standing)?;
         if stop() {
             return Ok(End::Interrupted);
         }
-        if standing.done == standing.total {
+        if standing.done == standing.total && unlanded.is_empty() {
             return Ok(End::Done);
         }
         if opts.until_blocked && standing.in_flight > 0 && standing.questions == standing.in_flight
@@ -187,6 +218,23 @@ pub fn drive(
             return Ok(End::Blocked);
         }
         let room = opts.parallel.saturating_sub(standing.in_flight);
+        let reworks = tasks.iter().filter(|t| is_sent_back(t)).count();
+        if opts.land.is_some() && room > 0 && reworks > 0 {
+            let started = land::dispatch_reworks(
+                orch,
+                launching,
+                Some(&run.name),
+                Some(opts.plan),
+                Some(room),
+            )?;
+            lander.rework_errors = started
+                .iter()
+                .filter_map(|(key, r)| r.as_ref().err().map(|e| (key.clone(), e.message.clone())))
+                .collect();
+            if started.iter().any(|(_, r)| r.is_ok()) {
+                continue;
+            }
+        }
         if room > 0 && standing.ready > 0 {
             let dispatch = Options {
                 all_ready: true,
@@ -199,8 +247,15 @@ pub fn drive(
                 continue;
             }
         }
-        if standing.in_flight == 0 {
-            return Err(stuck(&run.name, &tasks));
+        if standing.in_flight == 0 && !lander.retry {
+            if let Some(busy) = lander.busy.take() {
+                return Err(busy);
+            }
+            // Finished after this turn's land: land it before calling anything stuck.
+            if !unlanded.is_empty() && lander.waited.as_ref() != Some(&unlanded) {
+                continue;
+            }
+            return Err(stuck(&run.name, &tasks, &lander));
         }
         let wake = Instant::now() + STOP_POLL;
         let until = opts.deadline.map_or(wake, |d| d.min(wake));
@@ -216,6 +271,64 @@ pub fn drive(
     }
 }
 
+/// How often a drive tries again to land on a target that is checked out and dirty.
+const BUSY_RETRY: Duration = Duration::from_secs(1);
+
+/// `--land`: what the last land came to, so that a turn lands only when there is
+/// something new to land (or the target was busy a while ago).
+#[derive(Default)]
+struct Lander {
+    /// The candidates the last land left waiting: landing again changes nothing until
+    /// that list does.
+    waited: Option<Vec<String>>,
+    waiting: Vec<land::Waiting>,
+    /// The target is checked out where it cannot be advanced (`target_busy`).
+    busy: Option<Error>,
+    busy_since: Option<Instant>,
+    /// Another land holds the run's lock, or the target kept moving: try next turn.
+    retry: bool,
+    /// Reworks whose dispatch failed, and why (they stay blocked).
+    rework_errors: Vec<(String, String)>,
+}
+
+impl Lander {
+    /// Lands what succeeded since the last turn, one land at a time (under the run's land
+    /// lock).
+    fn turn(&mut self, orch: &mut Orch<'_>, opts: &land::Options<'_>, run: &str) -> Result<()> {
+        let unlanded = orch.read(|tx| land::unlanded(tx, run))?;
+        let busy_due = self.busy_since.is_none_or(|t| t.elapsed() >= BUSY_RETRY);
+        let fresh = self.waited.as_ref() != Some(&unlanded);
+        if unlanded.is_empty() || !(fresh || self.retry) || !busy_due {
+            return Ok(());
+        }
+        self.retry = false;
+        match land::land(orch, opts) {
+            Ok(report) => {
+                self.busy = None;
+                self.busy_since = None;
+                self.waited = Some(report.waiting.iter().map(|w| w.task.clone()).collect());
+                self.waiting = report.waiting;
+            }
+            Err(err) if err.code == Code::TargetBusy => {
+                self.waited = None;
+                self.busy = Some(err);
+                self.busy_since = Some(Instant::now());
+            }
+            Err(err) if err.code == Code::Conflict => self.retry = true,
+            Err(err) => return Err(err),
+        }
+        Ok(())
+    }
+}
+
+fn is_sent_back(task: &Task) -> bool {
+    task.status == TaskStatus::Blocked
+        && matches!(
+            task.blocked_reason.as_deref(),
+            Some("land_conflict" | "land_check")
+        )
+}
+
 /// Collects the supervisors that have exited, so a long drive leaves no zombies.
 fn reap(launching: &Launching<'_>) {
     launching
@@ -224,9 +337,10 @@ fn reap(launching: &Launching<'_>) {
         .retain_mut(|child| !matches!(child.try_wait(), Ok(Some(_)) | Err(_)));
 }
 
-fn standing(tasks: &[Task]) -> Standing {
+fn standing(tasks: &[Task], land: bool) -> Standing {
     let mut s = Standing {
         total: tasks.len(),
+        landed: land.then(|| tasks.iter().filter(|t| t.landed_at.is_some()).count()),
         ..Standing::default()
     };
     for task in tasks {
@@ -236,7 +350,7 @@ fn standing(tasks: &[Task]) -> Standing {
             TaskStatus::Failed => s.failed += 1,
             TaskStatus::Pending => s.pending += 1,
             TaskStatus::Blocked if task.blocked_reason.as_deref() != Some("question") => {
-                // A base conflict: blocked, but with nothing in flight.
+                // A base conflict, or sent back by a land: blocked, with nothing in flight.
                 s.pending += 1
             }
             TaskStatus::Blocked => {
@@ -251,7 +365,7 @@ fn standing(tasks: &[Task]) -> Standing {
 
 /// `stuck` (exit 4): nothing in flight and nothing can start. Its details name the
 /// failed tasks and, for every other unfinished one, what it waits on.
-fn stuck(run: &str, tasks: &[Task]) -> Error {
+fn stuck(run: &str, tasks: &[Task], lander: &Lander) -> Error {
     let status_of = |key: &str| {
         tasks
             .iter()
@@ -291,6 +405,16 @@ fn stuck(run: &str, tasks: &[Task]) -> Error {
             .collect::<Vec<_>>()
             .join(", ")
     };
+    let not_landed: Vec<Value> = lander
+        .waiting
+        .iter()
+        .map(|w| json!({"task": w.task, "on": w.on}))
+        .collect();
+    for (task, error) in &lander.rework_errors {
+        if let Some(w) = waiting.iter_mut().find(|w| w["task"] == task.as_str()) {
+            w["dispatch_error"] = json!(error);
+        }
+    }
     let mut message = format!("run {run} is stuck: nothing is in flight and nothing can start");
     if !failed.is_empty() {
         message.push_str(&format!("; failed: {}", names(&failed)));
@@ -298,10 +422,17 @@ fn stuck(run: &str, tasks: &[Task]) -> Error {
     if !waiting.is_empty() {
         message.push_str(&format!("; waiting: {}", names(&waiting)));
     }
-    Error::new(Code::Stuck, message)
+    if !not_landed.is_empty() {
+        message.push_str(&format!("; not landed: {}", names(&not_landed)));
+    }
+    let mut err = Error::new(Code::Stuck, message)
         .hint("retry a failed task with `git orch retry KEY`, then drive again")
         .detail("failed", failed)
-        .detail("waiting", waiting)
+        .detail("waiting", waiting);
+    if !not_landed.is_empty() {
+        err = err.detail("not_landed", not_landed);
+    }
+    err
 }
 
 /// The run's events after `since` as drive reports them, and the last event id seen.
@@ -342,6 +473,7 @@ fn describe(conn: &rusqlite::Connection, run: &str, event: &Event) -> Result<Opt
         n: attempt.as_ref().map(|a| a.n),
         agent: attempt.as_ref().and_then(|a| a.agent.clone()),
         text: None,
+        paths: None,
         retry: None,
         answer_with: None,
     };
@@ -350,6 +482,15 @@ fn describe(conn: &rusqlite::Connection, run: &str, event: &Event) -> Result<Opt
         "attempt.progress" => {
             out.kind = "commit";
             out.text = event.data["head"].as_str().map(str::to_owned);
+        }
+        "task.landed" => {
+            out.kind = "landed";
+            out.text = event.data["commit"].as_str().map(str::to_owned);
+        }
+        "task.land_rework" => {
+            out.kind = "sent_back";
+            out.text = event.data["reason"].as_str().map(str::to_owned);
+            out.paths = serde_json::from_value(event.data["paths"].clone()).ok();
         }
         "task.status" => {
             let (from, to) = (parse(event.from.as_deref()), parse(event.to.as_deref()));
@@ -360,6 +501,7 @@ fn describe(conn: &rusqlite::Connection, run: &str, event: &Event) -> Result<Opt
                     .map(|f| f.reason.clone())
             };
             out.kind = match (from, to) {
+                (_, Some(TaskStatus::Dispatched)) if is_rework(conn, event.attempt)? => "rework",
                 (_, Some(TaskStatus::Dispatched)) if out.n.is_some_and(|n| n > 1) => "retry",
                 (_, Some(TaskStatus::Dispatched)) => "dispatch",
                 (_, Some(TaskStatus::Done)) => "done",
@@ -374,6 +516,8 @@ fn describe(conn: &rusqlite::Connection, run: &str, event: &Event) -> Result<Opt
                     out.retry = Some(true);
                     "failure"
                 }
+                // Sent back by a land: `task.land_rework` says why.
+                (Some(TaskStatus::Done), Some(TaskStatus::Blocked)) => return Ok(None),
                 (_, Some(TaskStatus::Blocked)) => {
                     let task = tasks::get_row(conn, run, key)?;
                     if task.blocked_reason.as_deref() == Some("question") {
@@ -393,4 +537,17 @@ fn describe(conn: &rusqlite::Connection, run: &str, event: &Event) -> Result<Opt
         _ => return Ok(None),
     }
     Ok(Some(out))
+}
+
+/// Whether `attempt` is the rework of a result a land sent back.
+fn is_rework(conn: &rusqlite::Connection, attempt: Option<i64>) -> Result<bool> {
+    let Some(id) = attempt else {
+        return Ok(false);
+    };
+    let rework: Option<bool> = conn
+        .prepare_cached("SELECT json_extract(data, '$.land_rework') FROM attempts WHERE id = ?1")?
+        .query_row([id], |r| r.get(0))
+        .optional()?
+        .flatten();
+    Ok(rework == Some(true))
 }

@@ -8,6 +8,7 @@ use super::revs::parse_sha;
 use super::worktree::remove_worktree_at;
 use super::Repo;
 use crate::error::{Code, Error, Result};
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -36,13 +37,16 @@ pub struct CheckedOut {
 }
 
 impl Repo {
-    /// Merges `theirs` onto `ours` with git's own merge, writing only objects.
-    pub fn merge_tree(&self, ours: &str, theirs: &str) -> Result<Merged> {
+    /// Merges `theirs` onto `ours` with git's own merge, writing only objects. `base`,
+    /// when the caller knows it is their one merge base, spares git the search for it
+    /// (`--merge-base`, git ≥ 2.40; an older git searches as usual).
+    pub fn merge_tree(&self, ours: &str, theirs: &str, base: Option<&str>) -> Result<Merged> {
         parse_sha(ours)?;
         parse_sha(theirs)?;
-        self.write_merge_tree(
+        self.merge_tree_with(
             ours,
             theirs,
+            base,
             "landing needs git 2.38 or newer (`git merge-tree --write-tree`)",
         )
     }
@@ -55,18 +59,34 @@ impl Repo {
         theirs: &str,
         old_git: &str,
     ) -> Result<Merged> {
-        let out = git(self.run_dir())
-            .args([
+        self.merge_tree_with(ours, theirs, None, old_git)
+    }
+
+    fn merge_tree_with(
+        &self,
+        ours: &str,
+        theirs: &str,
+        base: Option<&str>,
+        old_git: &str,
+    ) -> Result<Merged> {
+        let merge = |base: Option<&str>| {
+            let mut cmd = git(self.run_dir()).args([
                 "merge-tree",
                 "--write-tree",
                 "--name-only",
                 "-z",
                 "--no-messages",
-                ours,
-                theirs,
-            ])
-            .run_allowing(&[0, 1])
-            .map_err(|e| e.hint(old_git))?;
+            ]);
+            if let Some(base) = base {
+                cmd = cmd.arg(format!("--merge-base={base}"));
+            }
+            cmd.args([ours, theirs]).run_allowing(&[0, 1])
+        };
+        let out = match base.map(parse_sha).transpose()? {
+            Some(base) => merge(Some(&base.to_string())).or_else(|_| merge(None)),
+            None => merge(None),
+        }
+        .map_err(|e| e.hint(old_git))?;
         let mut fields = out.stdout.split(|b| *b == 0);
         let tree = String::from_utf8_lossy(fields.next().unwrap_or_default()).into_owned();
         if out.status == 0 {
@@ -121,6 +141,42 @@ impl Repo {
     /// Whether `ancestor` is `descendant` or one of its ancestors.
     pub fn is_ancestor(&self, ancestor: &str, descendant: &str) -> Result<bool> {
         Ok(self.count_commits(ancestor, descendant)? == 0)
+    }
+
+    /// The commits reachable from `heads` but not from `tip`, with their parents, from
+    /// one walk: a land asks "is this head on the integration tip yet?" for every
+    /// candidate, and one walk per candidate made that the dominant cost of a long queue.
+    pub fn beyond(&self, heads: &[&str], tip: &str) -> Result<Beyond> {
+        let tip = parse_sha(tip)?;
+        let heads: Vec<gix::ObjectId> =
+            heads.iter().map(|h| parse_sha(h)).collect::<Result<_>>()?;
+        let failed = |e: &dyn std::fmt::Display| {
+            Error::new(Code::GitFailed, format!("walking commits: {e}"))
+        };
+        let mut parents = HashMap::new();
+        if !heads.is_empty() {
+            let walk = self
+                .gix()
+                .rev_walk(heads)
+                .with_hidden([tip])
+                .all()
+                .map_err(|e| failed(&e))?;
+            for info in walk {
+                let info = info.map_err(|e| failed(&e))?;
+                parents.insert(info.id, info.parent_ids.iter().copied().collect());
+            }
+        }
+        Ok(Beyond { parents })
+    }
+
+    /// The heads among `heads` that `tip` does not reach (one walk for them all).
+    pub fn unreachable(&self, heads: &[&str], tip: &str) -> Result<Vec<String>> {
+        let beyond = self.beyond(heads, tip)?;
+        Ok(heads
+            .iter()
+            .filter(|h| !beyond.on_tip(h))
+            .map(|h| (*h).to_owned())
+            .collect())
     }
 
     /// Moves `full_name` from `old` to `new` only if it is still at `old` (git checks
@@ -232,6 +288,80 @@ impl Repo {
     }
 }
 
+/// What [`Repo::beyond`] found: the commits some head has that the tip lacks, and their
+/// parents, so that "is head X in head Y" needs no more walking.
+pub struct Beyond {
+    parents: HashMap<gix::ObjectId, Vec<gix::ObjectId>>,
+}
+
+impl Beyond {
+    /// Whether `head` is on the tip the walk was made against (a sha it was given).
+    pub fn on_tip(&self, head: &str) -> bool {
+        parse_sha(head).is_ok_and(|id| !self.parents.contains_key(&id))
+    }
+
+    /// `head`'s commits beyond the tip, and the commits of the tip they grow from.
+    fn part(&self, head: &str) -> (HashSet<gix::ObjectId>, HashSet<gix::ObjectId>) {
+        let (mut part, mut roots) = (HashSet::new(), HashSet::new());
+        let Ok(head) = parse_sha(head) else {
+            return (part, roots);
+        };
+        let mut stack = vec![head];
+        while let Some(id) = stack.pop() {
+            match self.parents.get(&id) {
+                Some(parents) => {
+                    if part.insert(id) {
+                        stack.extend(parents.iter().copied());
+                    }
+                }
+                None => {
+                    roots.insert(id);
+                }
+            }
+        }
+        (part, roots)
+    }
+
+    /// The merge base of `head` and the tip once `merged` (heads of the walk) were merged
+    /// onto it, when it can be read off the walk: none of `head`'s commits beyond the tip
+    /// is one of theirs, and they all grow from one commit of the tip. Every common
+    /// ancestor is then an ancestor of that commit, so it is the one merge base. `None`:
+    /// let git look for it.
+    pub fn merge_base(&self, head: &str, merged: &[String]) -> Option<String> {
+        let (part, roots) = self.part(head);
+        if part.is_empty() || roots.len() != 1 {
+            return None;
+        }
+        let shared = merged.iter().any(|m| {
+            let (theirs, _) = self.part(m);
+            !theirs.is_disjoint(&part)
+        });
+        match shared {
+            true => None,
+            false => roots.into_iter().next().map(|id| id.to_string()),
+        }
+    }
+
+    /// Whether `from` (one of the walk's heads) reaches `head`, looking only at the
+    /// commits beyond the tip: what the tip holds is [`Beyond::on_tip`]'s to answer.
+    pub fn reaches(&self, from: &str, head: &str) -> bool {
+        let (Ok(from), Ok(head)) = (parse_sha(from), parse_sha(head)) else {
+            return false;
+        };
+        let mut seen = HashSet::new();
+        let mut stack = vec![from];
+        while let Some(id) = stack.pop() {
+            if id == head {
+                return true;
+            }
+            if let Some(parents) = self.parents.get(&id) {
+                stack.extend(parents.iter().filter(|p| seen.insert(**p)));
+            }
+        }
+        false
+    }
+}
+
 /// Fast-forwards the files and index of the worktree at `path` from `old` to `new`
 /// (`git read-tree -m -u`, git's own two-tree merge, as `git merge --ff-only` does): git
 /// refuses, touching nothing, when a local change or an untracked file would be
@@ -338,7 +468,7 @@ mod tests {
         let a = t.branch("a", "a.txt", "a\n");
         let repo = t.open();
         let main = repo.branch_tip("main").unwrap().unwrap();
-        let Merged::Clean(tree) = repo.merge_tree(&main, &a).unwrap() else {
+        let Merged::Clean(tree) = repo.merge_tree(&main, &a, None).unwrap() else {
             panic!("expected a clean merge");
         };
         let merge = repo.write_commit(&tree, &[&main, &a], "land a").unwrap();
@@ -365,13 +495,54 @@ mod tests {
     }
 
     #[test]
+    fn one_walk_answers_containment_and_merge_bases_for_a_queue() {
+        let t = TempRepo::new();
+        let main = t.git(&["rev-parse", "main"]);
+        let a = t.branch("a", "a.txt", "a\n");
+        let b = t.branch("b", "b.txt", "b\n");
+        t.git(&["checkout", "-q", "-b", "c", "a"]);
+        let c = t.commit_file("c.txt", "c\n", "c on a");
+        t.git(&["checkout", "-q", "main"]);
+        let repo = t.open();
+        let beyond = repo.beyond(&[&a, &b, &c, &main], &main).unwrap();
+        assert!(beyond.on_tip(&main));
+        assert!(!beyond.on_tip(&a) && !beyond.on_tip(&c));
+        assert!(beyond.reaches(&c, &a));
+        assert!(!beyond.reaches(&a, &c) && !beyond.reaches(&b, &a));
+        // Independent heads grow from main: that is their merge base, whatever was merged.
+        assert_eq!(beyond.merge_base(&a, &[]), Some(main.clone()));
+        assert_eq!(
+            beyond.merge_base(&b, std::slice::from_ref(&a)),
+            Some(main.clone())
+        );
+        // c shares a's commit: git must look for the base itself.
+        assert_eq!(beyond.merge_base(&c, std::slice::from_ref(&a)), None);
+        assert_eq!(
+            beyond.merge_base(&c, std::slice::from_ref(&b)),
+            Some(main.clone())
+        );
+        // Given the base, git's merge is the same as when it looks for it.
+        let Merged::Clean(looked) = repo.merge_tree(&b, &a, None).unwrap() else {
+            panic!("expected a clean merge");
+        };
+        assert_eq!(
+            repo.merge_tree(&b, &a, Some(&main)).unwrap(),
+            Merged::Clean(looked)
+        );
+        assert_eq!(
+            repo.unreachable(&[&a, &main], &main).unwrap(),
+            vec![a.clone()]
+        );
+    }
+
+    #[test]
     fn conflicts_give_their_paths() {
         let t = TempRepo::new();
         let a = t.branch("a", "same.txt", "a\n");
         let b = t.branch("b", "same.txt", "b\n");
         let repo = t.open();
         assert_eq!(
-            repo.merge_tree(&a, &b).unwrap(),
+            repo.merge_tree(&a, &b, None).unwrap(),
             Merged::Conflict(vec!["same.txt".into()])
         );
     }

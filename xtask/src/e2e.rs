@@ -16,6 +16,7 @@ pub fn run(args: &[String]) -> Result<()> {
     if args.first().is_some_and(|a| a == "land") {
         let bins = crate::util::build(args.iter().any(|a| a == "--release"))?;
         println!("e2e land: {}", crate::land::crashes(&bins)?);
+        println!("e2e land: {}", crate::land::drive_demo(&bins)?);
         return Ok(());
     }
     let release = args.iter().any(|a| a == "--release");
@@ -31,11 +32,12 @@ pub fn run(args: &[String]) -> Result<()> {
 /// Runs every scenario, printing one line each; returns (passed, failed).
 pub fn run_all(bins: &Bins) -> Result<(usize, usize)> {
     type Scenario = fn(&Bins) -> Result<String>;
-    let scenarios: [(&str, Scenario); 5] = [
+    let scenarios: [(&str, Scenario); 6] = [
         ("demo plan and council", demo_scenario),
         ("crash consistency of inbox writes", inbox_crashes),
         ("crash consistency of dispatch", dispatch_crashes),
         ("crash consistency of land", crate::land::crashes),
+        ("the demo plan driven with --land", crate::land::drive_demo),
         ("mcp with the Python SDK", crate::mcp::scenario),
     ];
     let (mut passed, mut failed) = (0, 0);

@@ -1,9 +1,11 @@
 //! Landing under fire and against git: the crash scenario of `cargo xtask e2e` (SIGKILL
 //! of `git orch land` at random points, then another land, with the invariants checked
-//! after every run) and `cargo xtask bench land` (100 one-commit branches landed at once
-//! against the same 100 `git merge-tree --write-tree` calls run bare in the same run).
+//! after every run), the demo plan driven with `drive --launch --land` (a planted
+//! conflict and a check that fails on one task's change, both reworked and landed), and
+//! `cargo xtask bench land` (100 one-commit branches landed at once against the same 100
+//! `git merge-tree --write-tree` calls run bare in the same run).
 
-use crate::util::{check, data_of, finish_or_kill, ms, Bins, Rng, Row, Sandbox};
+use crate::util::{check, data_of, finish_or_kill, ms, workspace_root, Bins, Rng, Row, Sandbox};
 use anyhow::{ensure, Context, Result};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -178,6 +180,150 @@ fn invariants(sb: &Sandbox, bins: &Bins, start: &str) -> Result<()> {
         "git still lists a check worktree"
     );
     Ok(())
+}
+
+/// The demo plan under `git orch drive --launch w --land` with the scripted agent of
+/// `fixtures/agents/land-worker.sh`: `docs` and `numbers`, which start together once
+/// `grammar` is done, both write `src/shared.txt` (the second to land conflicts; a task
+/// started later starts from what landed and could not), `evaluator`'s first result
+/// fails the land check. Every task must end on `main` (by ancestry), each of the two
+/// sent back exactly once and landed after its launched rework, nothing else sent back.
+pub fn drive_demo(bins: &Bins) -> Result<String> {
+    const LIMIT: Duration = Duration::from_secs(90);
+    let sb = Sandbox::new(bins)?;
+    let orch = |args: &[&str]| sb.run(&bins.orch, args);
+    orch(&["init"])?;
+    orch(&["run", "init", "r1", "--title", "Calculator, landed"])?;
+    let plan = workspace_root().join("fixtures/plans/demo.json");
+    orch(&["task", "import", plan.to_str().context("UTF-8")?])?;
+    let modes = sb.home.join("modes");
+    std::fs::create_dir_all(&modes)?;
+    for (task, mode) in [
+        ("docs", "shared"),
+        ("numbers", "shared"),
+        ("evaluator", "broken"),
+    ] {
+        std::fs::write(modes.join(task), mode)?;
+    }
+    let agent = workspace_root().join("fixtures/agents/land-worker.sh");
+    let command = format!("{} {}", agent.display(), modes.display());
+    sb.git(&["config", "orch.agent.w.command", &command])?;
+    sb.git(&["config", "orch.agent.w.protocol", "inbox"])?;
+    sb.git(&[
+        "config",
+        "orch.land.check",
+        "sh -c '! grep -rqs BROKEN src'",
+    ])?;
+
+    let started = Instant::now();
+    let drive = sb
+        .command(&bins.orch)
+        .args([
+            "--json",
+            "drive",
+            "--launch",
+            "w",
+            "--land",
+            "--parallel",
+            "3",
+        ])
+        .args(["--timeout", "80s"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    // The demo's lexer asks a question: answer it from here, as a leader would.
+    let mut answered = false;
+    while !answered {
+        ensure!(started.elapsed() < LIMIT, "the lexer never asked");
+        let blocked = data_of(&orch(&["--json", "blocked"])?)?;
+        let asking = blocked["tasks"]
+            .as_array()
+            .context("tasks")?
+            .iter()
+            .any(|t| t["key"] == "lexer" && t["blocked_reason"] == "question");
+        if asking {
+            orch(&["answer", "lexer", "--body", "yes, an empty input is zero"])?;
+            answered = true;
+        } else {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    let out = drive.wait_with_output()?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<Value> = stdout
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<std::result::Result<_, _>>()
+        .with_context(|| format!("drive printed something else than JSON lines: {stdout}"))?;
+    let end = lines.last().context("drive printed nothing")?;
+    ensure!(
+        out.status.success() && end["data"]["end"] == "done",
+        "drive --land did not finish: {end}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let events = &lines[..lines.len() - 1];
+    let sent: Vec<(&str, &str)> = events
+        .iter()
+        .filter(|e| e["kind"] == "sent_back")
+        .filter_map(|e| Some((e["task"].as_str()?, e["text"].as_str()?)))
+        .collect();
+    let conflicts: Vec<&str> = sent
+        .iter()
+        .filter(|s| s.1 == "land_conflict")
+        .map(|s| s.0)
+        .collect();
+    let checks: Vec<&str> = sent
+        .iter()
+        .filter(|s| s.1 == "land_check")
+        .map(|s| s.0)
+        .collect();
+    ensure!(
+        conflicts == ["numbers"] || conflicts == ["docs"],
+        "expected exactly one of docs and numbers sent back for a conflict: {sent:?}"
+    );
+    ensure!(
+        checks == ["evaluator"],
+        "expected only evaluator to fail the check: {sent:?}"
+    );
+    for key in [conflicts[0], "evaluator"] {
+        let kinds: Vec<&str> = events
+            .iter()
+            .filter(|e| e["task"] == key)
+            .filter_map(|e| e["kind"].as_str())
+            .collect();
+        let at = |kind: &str| kinds.iter().rposition(|k| *k == kind);
+        ensure!(
+            at("sent_back") < at("rework") && at("rework") < at("landed"),
+            "{key} was not reworked and then landed: {kinds:?}"
+        );
+    }
+    let tasks = data_of(&orch(&["--json", "task", "list"])?)?;
+    let tasks = tasks["tasks"].as_array().context("tasks")?;
+    for t in tasks {
+        ensure!(t["landed_at"].is_string(), "{} did not land", t["key"]);
+        let head = t["current_attempt"]["head_sha"].as_str().context("head")?;
+        let on = sb
+            .command("git")
+            .args(["merge-base", "--is-ancestor", head, "main"])
+            .status()?;
+        ensure!(on.success(), "{}'s head {head} is not on main", t["key"]);
+    }
+    let broken = sb
+        .command("git")
+        .args(["grep", "-q", "BROKEN", "main", "--", "src"])
+        .status()?;
+    ensure!(!broken.success(), "main holds a change the check refuses");
+    let fsck = sb.git(&["fsck", "--no-dangling"])?;
+    ensure!(fsck.is_empty(), "git fsck: {fsck}");
+    let merges = sb.git(&["rev-list", "--first-parent", "--count", "main"])?;
+    Ok(format!(
+        "{} tasks driven and landed in {:.1} s ({} commits on main's first-parent line), {} sent back for a conflict and {} for the check, each reworked by a launched agent and landed",
+        tasks.len(),
+        started.elapsed().as_secs_f64(),
+        merges.trim(),
+        conflicts[0],
+        checks[0]
+    ))
 }
 
 /// `cargo xtask bench land`.

@@ -5,8 +5,9 @@ use super::opts::RunOpt;
 use crate::cli::ctx::Ctx;
 use crate::cli::output::{print_line, write_stdout_bytes, Out};
 use crate::cli::render::escape;
-use crate::error::{Code, Error, Result};
+use crate::error::{Error, Result};
 use crate::orch::drive::{self, DriveEvent, DriveLock, DriveOptions, End, Standing};
+use crate::orch::land;
 use crate::orch::runs;
 use serde_json::json;
 use std::cell::Cell;
@@ -39,10 +40,6 @@ pub struct DriveArgs {
 }
 
 pub fn drive(ctx: &mut Ctx, out: &Out, args: DriveArgs) -> Result<()> {
-    if args.land {
-        return Err(Error::new(Code::Usage, "drive --land is not there yet")
-            .hint("drive, then land the results with git orch land once it exists"));
-    }
     let deadline = crate::cli::input::deadline(args.timeout.as_deref())?;
     let parallel = match args.parallel {
         Some(n) => n as usize,
@@ -53,6 +50,19 @@ pub fn drive(ctx: &mut Ctx, out: &Out, args: DriveArgs) -> Result<()> {
         orch.read(|tx| runs::resolve(tx, args.run.run.as_deref()))?
     };
     let plan = super::launch::plan(ctx, Some(&run.name), args.launch.as_deref())?;
+    // The same settings as `git orch land`: orch.land.check, orch.land.mode and the
+    // default target; a malformed one is refused before anything is dispatched.
+    let landing = match args.land {
+        true => Some(super::land::configured(ctx, None)?),
+        false => None,
+    };
+    let land_opts = landing.map(|c| land::Options {
+        run: Some(&run.name),
+        check: c.check,
+        mode: c.mode,
+        strict_untracked: c.strict_untracked,
+        ..land::Options::default()
+    });
     let supervisors = super::launch::Supervisors::find(ctx)?;
     let _lock = DriveLock::acquire(&supervisors.state_dir, &run.name, std::process::id())?;
 
@@ -69,6 +79,7 @@ pub fn drive(ctx: &mut Ctx, out: &Out, args: DriveArgs) -> Result<()> {
         until_blocked: args.until == "blocked",
         deadline,
         plan: &plan,
+        land: land_opts.as_ref(),
     };
     let mut report = |events: &[DriveEvent], standing: &Standing| -> Result<()> {
         if terminal && status_shown.get() && !events.is_empty() {
@@ -102,6 +113,10 @@ pub fn drive(ctx: &mut Ctx, out: &Out, args: DriveArgs) -> Result<()> {
     }
     let end = ended?;
     out.success(&json!({ "end": end, "run": run.name }), || match end {
+        End::Done if args.land => format!(
+            "Run {}: every task is done, and every result has landed.",
+            run.name
+        ),
         End::Done => format!("Run {}: every task is done.", run.name),
         End::Blocked => format!(
             "Run {}: every task in flight waits on a question; answer them and drive again.",
@@ -163,6 +178,23 @@ fn render_event(e: &DriveEvent) -> String {
             e.task, e.task
         ),
         "cancelled" => format!("{} was cancelled", e.task),
+        "rework" => format!("reworking {} (attempt {n}) with {who}", e.task),
+        "landed" => format!(
+            "{} landed ({})",
+            e.task,
+            e.text.as_deref().map_or("", |h| &h[..h.len().min(12)])
+        ),
+        "sent_back" => match e.text.as_deref() {
+            Some("land_conflict") => format!(
+                "{} was sent back for rework: it conflicts with the target in {}",
+                e.task,
+                e.paths.as_deref().unwrap_or_default().join(", ")
+            ),
+            _ => format!(
+                "{} was sent back for rework: merged onto the target it fails the land check (git orch task show {})",
+                e.task, e.task
+            ),
+        },
         "done" => format!("{} is done", e.task),
         other => format!("{} {other}", e.task),
     }
@@ -170,6 +202,9 @@ fn render_event(e: &DriveEvent) -> String {
 
 fn render_standing(run: &str, s: &Standing) -> String {
     let mut parts = vec![format!("{}/{} done", s.done, s.total)];
+    if let Some(landed) = s.landed {
+        parts.push(format!("{landed} landed"));
+    }
     if s.in_flight > s.questions {
         parts.push(format!("{} working", s.in_flight - s.questions));
     }

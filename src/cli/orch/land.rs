@@ -28,12 +28,18 @@ pub struct LandArgs {
     pub run: RunOpt,
 }
 
-pub fn run(ctx: &mut Ctx, out: &Out, args: LandArgs) -> Result<()> {
-    for key in &args.tasks {
-        crate::names::check_name("task", key)?;
-    }
-    let check_text = match &args.check {
-        Some(text) => Some(text.clone()),
+/// What the repository's config says about landing (`drive --land` reads it too).
+pub(super) struct Configured {
+    pub check: Option<check::Check>,
+    pub mode: Mode,
+    pub strict_untracked: bool,
+}
+
+/// The check (`given`, else `orch.land.check`, with `orch.land.checkTimeout`), the mode
+/// and `orch.strictUntracked`; a malformed value is `invalid_input`.
+pub(super) fn configured(ctx: &mut Ctx, given: Option<&str>) -> Result<Configured> {
+    let check_text = match given {
+        Some(text) => Some(text.to_owned()),
         None => ctx.config("orch.land.check")?,
     };
     let timeout = ctx.config("orch.land.checkTimeout")?;
@@ -46,6 +52,22 @@ pub fn run(ctx: &mut Ctx, out: &Out, args: LandArgs) -> Result<()> {
         .repo()?
         .config_bool("orch.strictUntracked")?
         .unwrap_or(false);
+    Ok(Configured {
+        check,
+        mode,
+        strict_untracked,
+    })
+}
+
+pub fn run(ctx: &mut Ctx, out: &Out, args: LandArgs) -> Result<()> {
+    for key in &args.tasks {
+        crate::names::check_name("task", key)?;
+    }
+    let Configured {
+        check,
+        mode,
+        strict_untracked,
+    } = configured(ctx, args.check.as_deref())?;
     let before_update = ctx.env.land_before_update.clone();
     let hook = move |step: LandStep| {
         if let (LandStep::BeforeUpdate, Some(program)) = (step, &before_update) {
@@ -71,7 +93,7 @@ pub fn run(ctx: &mut Ctx, out: &Out, args: LandArgs) -> Result<()> {
         let reworks = match (&landed, args.dry_run) {
             (_, true) => Vec::new(),
             (Err(err), _) if err.code != crate::error::Code::TargetBusy => Vec::new(),
-            _ => land::dispatch_reworks(orch, workspaces, opts.run)?,
+            _ => land::dispatch_reworks(orch, workspaces, opts.run, None, None)?,
         };
         Ok((landed, reworks))
     })?;

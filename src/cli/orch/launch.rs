@@ -255,14 +255,18 @@ fn protocol_text(protocol: &str, inbox: &str) -> String {
 /// `git orch brief KEY`: the brief the task's current (or next) attempt gets.
 pub fn brief(ctx: &mut Ctx, out: &Out, args: BriefArgs) -> Result<()> {
     let default = ctx.config("orch.launch")?;
-    let (task, own) = {
+    let (task, own, body) = {
         let mut orch = ctx.orch()?;
         orch.reconcile()?;
         orch.read(|tx| {
             let run = runs::resolve(tx, args.run.run.as_deref())?;
             let task = tasks::load_one(tx, &run.name, &args.key)?;
             let own = launch::task_profile(tx, &run.name, &args.key)?;
-            Ok((task, own))
+            let body = match &task.current_attempt {
+                Some(a) => launch::brief::opening_body(tx, a)?,
+                None => None,
+            };
+            Ok((task, own, body))
         })?
     };
     let attempt = task.current_attempt.clone();
@@ -286,6 +290,7 @@ pub fn brief(ctx: &mut Ctx, out: &Out, args: BriefArgs) -> Result<()> {
         agent: launched.as_ref().map(|l| l.agent.as_str()),
         protocol,
         inbox,
+        body: body.as_deref(),
     }
     .render();
     out.success(

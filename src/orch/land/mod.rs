@@ -7,6 +7,7 @@
 //!   someone else moved the target.
 //! - `record.rs`: the rows and events (landed, sent back), in short transactions.
 //! - `check.rs`: the check command in a process group with a time limit.
+//! - `rework.rs`: the rework attempts of what was sent back (launched, under drive).
 //! - `super::land_lock`: the run's land lock and the check worktree that reconcile takes
 //!   back (a leaf beside this module, so that repair can call it without a cycle).
 //!
@@ -16,10 +17,12 @@ pub mod check;
 mod plan;
 mod queue;
 mod record;
+mod rework;
 
 pub use check::Check;
-pub use plan::resolve_target;
-pub use queue::{dispatch_reworks, land};
+pub use plan::{resolve_target, unlanded};
+pub use queue::land;
+pub use rework::dispatch_reworks;
 
 use super::model::{Attempt, Task};
 use serde::Serialize;
@@ -120,4 +123,7 @@ pub struct Report {
     pub verified: bool,
     /// How often someone else moved the target under us and the pass started over.
     pub restarts: u32,
+    /// The keys recorded as landed and not yet gathered into `landed`.
+    #[serde(skip)]
+    pub(crate) landed_keys: Vec<String>,
 }

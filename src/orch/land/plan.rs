@@ -157,6 +157,16 @@ pub fn candidates(conn: &Connection, run: &str, only: &[String]) -> Result<Plan>
     })
 }
 
+/// The keys of `run`'s candidates in landing order: what a land would try now (drive
+/// `--land` lands until this is empty).
+pub fn unlanded(conn: &Connection, run: &str) -> Result<Vec<String>> {
+    Ok(candidates(conn, run, &[])?
+        .candidates
+        .into_iter()
+        .map(|c| c.key)
+        .collect())
+}
+
 /// Dependencies first (among the candidates), then completion time, then creation.
 fn order(mut rows: Vec<(Candidate, i64, i64)>) -> Vec<Candidate> {
     rows.sort_by_key(|(_, ended, id)| (*ended, *id));

@@ -12,16 +12,15 @@ use super::record::{self, How, Landing, SendBack};
 use super::{LandStep, Options, Report, Reworked, Waiting};
 use crate::error::{Code, Error, Result};
 use crate::orch::changes::Act;
-use crate::orch::dispatch::{dispatch_one, Request, Workspaces};
 use crate::orch::facade::Orch;
 use crate::orch::land_lock::{self as temp, LandLock};
 use crate::orch::model::Attempt;
+use crate::orch::model::Task;
 use crate::orch::runs::{self, RunRow};
-use crate::orch::status::TaskStatus;
 use crate::orch::tasks::{self, Select};
 use crate::repo::{fast_forward_files, rewind_files, Merged, Repo, Swap, Untracked};
-use serde_json::{json, Map, Value};
-use std::collections::HashSet;
+use serde_json::{json, Value};
+use std::collections::{HashMap, HashSet};
 
 /// More lost swaps in one land than this: someone keeps moving the target.
 const MAX_RESTARTS: u32 = 50;
@@ -105,22 +104,25 @@ pub fn land(orch: &mut Orch<'_>, opts: &Options<'_>) -> Result<Report> {
         report.target.new = tip.clone();
     }
     report.landed = orch.read(|tx| {
-        let mut tasks = Vec::new();
-        for key in &landed_keys {
-            tasks.push(tasks::load_one(tx, &ctx.run.name, key)?);
-        }
-        Ok(tasks)
+        let mut done: HashMap<String, Task> = tasks::load(tx, &ctx.run.name, Select::All)?
+            .into_iter()
+            .map(|t| (t.key.clone(), t))
+            .collect();
+        Ok(landed_keys.iter().filter_map(|k| done.remove(k)).collect())
     })?;
     if !opts.dry_run {
-        let mut unreachable = Vec::new();
-        for task in &report.landed {
-            let head = task.current_attempt.as_ref().and_then(head_of);
-            if let Some(head) = head {
-                if !repo.is_ancestor(&head, &tip)? {
-                    unreachable.push(task.key.clone());
-                }
-            }
-        }
+        let heads: Vec<(String, String)> = report
+            .landed
+            .iter()
+            .filter_map(|t| Some((t.key.clone(), t.current_attempt.as_ref().and_then(head_of)?)))
+            .collect();
+        let shas: Vec<&str> = heads.iter().map(|(_, h)| h.as_str()).collect();
+        let off = repo.unreachable(&shas, &tip)?;
+        let unreachable: Vec<String> = heads
+            .iter()
+            .filter(|(_, h)| off.contains(h))
+            .map(|(k, _)| k.clone())
+            .collect();
         if !unreachable.is_empty() {
             return Err(Error::new(
                 Code::Conflict,
@@ -140,24 +142,6 @@ pub fn land(orch: &mut Orch<'_>, opts: &Options<'_>) -> Result<Report> {
 
 fn head_of(a: &Attempt) -> Option<String> {
     a.head_sha.clone().or_else(|| a.base_sha.clone())
-}
-
-/// Lands one task (drive's merge queue: each task as it succeeds).
-// `drive --land` is being built on it; until then nothing calls it.
-#[allow(dead_code)]
-pub fn land_task(orch: &mut Orch<'_>, opts: &Options<'_>, key: &str) -> Result<Report> {
-    let only = [key.to_owned()];
-    let one = Options {
-        tasks: &only,
-        run: opts.run,
-        into: opts.into,
-        check: opts.check.clone(),
-        dry_run: opts.dry_run,
-        mode: opts.mode,
-        strict_untracked: opts.strict_untracked,
-        hook: opts.hook,
-    };
-    land(orch, &one)
 }
 
 fn pass(
@@ -186,6 +170,11 @@ fn pass(
         _ => old.clone(),
     };
     let mut landed: HashSet<String> = plan.landed.clone();
+    // One walk answers, for the whole queue, which heads the tip already holds; a head
+    // merged in this pass holds what it reaches.
+    let heads: Vec<&str> = plan.candidates.iter().map(|c| c.head.as_str()).collect();
+    let beyond = repo.beyond(&heads, &tip)?;
+    let mut merged_heads: Vec<String> = Vec::new();
     let mut pending: Vec<Landing> = Vec::new();
     let mut backs: Vec<SendBack> = Vec::new();
     let mut busy: Option<Error> = None;
@@ -200,7 +189,9 @@ fn pass(
             report.waiting.push(Waiting { task: c.key, on });
             continue;
         }
-        if repo.is_ancestor(&c.head, &tip)? {
+        let contained =
+            beyond.on_tip(&c.head) || merged_heads.iter().any(|m| beyond.reaches(m, &c.head));
+        if contained {
             let commit = repo.entered_at(&c.head, &tip)?;
             landed.insert(c.key.clone());
             pending.push(Landing {
@@ -211,7 +202,8 @@ fn pass(
             });
             continue;
         }
-        let (new, how) = match merge(repo, ctx, opts, &tip, &c)? {
+        let base = beyond.merge_base(&c.head, &merged_heads);
+        let (new, how) = match merge(repo, ctx, opts, &tip, &c, base.as_deref())? {
             Ok(merged) => merged,
             Err(paths) => {
                 backs.push(SendBack {
@@ -245,6 +237,7 @@ fn pass(
             }
         };
         tip = new.clone();
+        merged_heads.push(c.head.clone());
         landed.insert(c.key.clone());
         pending.push(Landing {
             candidate: c,
@@ -308,9 +301,9 @@ fn pass(
     }
 }
 
-/// The keys `settle` recorded as landed (kept in `report.landed` meanwhile as bare keys).
+/// The keys `settle` recorded as landed since the last call.
 fn take_keys(report: &mut Report) -> Vec<String> {
-    report.landed.drain(..).map(|t| t.key).collect()
+    std::mem::take(&mut report.landed_keys)
 }
 
 /// Merges `c` onto `tip`: the new tip and how, or the conflicting paths.
@@ -320,11 +313,12 @@ fn merge(
     opts: &Options<'_>,
     tip: &str,
     c: &Candidate,
+    base: Option<&str>,
 ) -> Result<std::result::Result<(String, How), Vec<String>>> {
     if opts.mode == super::Mode::FfOrMerge && repo.is_ancestor(tip, &c.head)? {
         return Ok(Ok((c.head.clone(), How::FastForward)));
     }
-    match repo.merge_tree(tip, &c.head)? {
+    match repo.merge_tree(tip, &c.head, base)? {
         Merged::Conflict(paths) => Ok(Err(paths)),
         Merged::Clean(tree) => {
             let commit = repo.write_commit(&tree, &[tip, &c.head], &message(ctx, c))?;
@@ -390,13 +384,9 @@ fn settle(
                 reworks.push(reworked(back, None));
             }
         }
-        let tasks = keys
-            .iter()
-            .map(|k| tasks::load_one(tx, &ctx.run.name, k))
-            .collect::<Result<Vec<_>>>()?;
-        Ok((tasks, reworks))
+        Ok((keys, reworks))
     })?;
-    report.landed.extend(keys);
+    report.landed_keys.extend(keys);
     report.reworked.extend(reworks);
     report.target.new = tip.to_owned();
     Ok(Publish::Moved)
@@ -515,47 +505,4 @@ fn publish(ctx: &Ctx<'_>, opts: &Options<'_>, old: &str, tip: &str) -> Result<Pu
             Ok(Publish::Lost)
         }
     }
-}
-
-/// Dispatches the rework attempts of the run's tasks that land sent back and that have
-/// no attempt in flight (each starts from the integration tip recorded when it was sent
-/// back, its brief carrying the paths or the check's output). Returns each task with its
-/// new attempt or why it could not be dispatched (it stays blocked, and says why).
-pub fn dispatch_reworks(
-    orch: &mut Orch<'_>,
-    workspaces: &dyn Workspaces,
-    run_name: Option<&str>,
-) -> Result<Vec<(String, Result<Attempt>)>> {
-    let (run, keys) = orch.read(|tx| {
-        let run = runs::resolve(tx, run_name)?;
-        let keys: Vec<String> = tasks::load(tx, &run.name, Select::Status(TaskStatus::Blocked))?
-            .into_iter()
-            .filter(|t| {
-                matches!(
-                    t.blocked_reason.as_deref(),
-                    Some("land_conflict" | "land_check")
-                )
-            })
-            .map(|t| t.key)
-            .collect();
-        Ok((run, keys))
-    })?;
-    let mut out = Vec::new();
-    for key in keys {
-        let mut extra = Map::new();
-        extra.insert("land_rework".into(), json!(true));
-        let req = Request {
-            key: &key,
-            to: None,
-            base: None,
-            force: true,
-            extra,
-            // A driver that launches agents dispatches reworks through its own
-            // `Workspaces`; plain `git orch land` leaves them to whoever takes the queue.
-            launch: None,
-        };
-        let attempt = dispatch_one(orch, workspaces, &run, &req);
-        out.push((key, attempt));
-    }
-    Ok(out)
 }

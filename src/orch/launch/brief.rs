@@ -3,6 +3,7 @@
 //! ids: inside its worktree `git inbox` finds the thread and the agent by itself.
 
 use super::preset::{InboxVia, Protocol};
+use crate::error::Result;
 use crate::orch::{Attempt, Task};
 
 /// Everything the brief says, gathered by the caller.
@@ -15,6 +16,9 @@ pub struct Brief<'a> {
     pub protocol: Protocol,
     /// How an `inbox` agent reaches the inbox: the protocol names commands or tools.
     pub inbox: InboxVia,
+    /// What the attempt's thread was opened with, when it says more than the task's
+    /// body: a rework for landing carries its note (paths, check output) there.
+    pub body: Option<&'a str>,
 }
 
 /// The protocol lines for agents that report through `git inbox` (what a scripted
@@ -48,6 +52,16 @@ pub const EXIT_PROTOCOL: [&str; 4] = [
     "- Cannot finish: exit with a non-zero status, and say why in your last line of output.",
     "- Do not ask questions: nobody reads them until you have exited.",
 ];
+
+/// The body `attempt`'s thread was opened with (the task's body, plus a land rework's
+/// note when it is one), so the brief says what the attempt was asked.
+pub fn opening_body(conn: &rusqlite::Connection, attempt: &Attempt) -> Result<Option<String>> {
+    let Some(thread) = attempt.thread else {
+        return Ok(None);
+    };
+    let messages = crate::inbox::thread_messages(conn, thread)?;
+    Ok(messages.into_iter().next().map(|m| m.body))
+}
 
 fn short(sha: &str) -> &str {
     sha.get(..12).unwrap_or(sha)
@@ -129,10 +143,11 @@ impl Brief<'_> {
         lines.push(String::new());
         let mut text = lines.join("\n");
         text.push('\n');
-        if task.body.trim().is_empty() {
+        let body = self.body.unwrap_or(&task.body);
+        if body.trim().is_empty() {
             text.push_str(&task.title);
         } else {
-            text.push_str(task.body.trim_end());
+            text.push_str(body.trim_end());
         }
         text.push('\n');
         text

@@ -251,12 +251,17 @@ impl Supervisor<'_> {
     /// The brief, in the worktree's private git dir (for a task without a worktree,
     /// beside the log).
     fn write_brief(&mut self, task: &Task, profile: &Profile, cwd: &Path) -> Result<PathBuf> {
+        let attempt = &self.attempt;
+        let body = self
+            .store
+            .read(|tx| super::brief::opening_body(tx, attempt))?;
         let text = Brief {
             task,
             attempt: Some(&self.attempt),
             agent: Some(&self.launch.agent),
             protocol: profile.protocol,
             inbox: profile.inbox,
+            body: body.as_deref(),
         }
         .render();
         let path = match &self.attempt.worktree {
