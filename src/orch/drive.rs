@@ -59,7 +59,7 @@ pub struct DriveEvent {
     pub attempt: Option<i64>,
     pub n: Option<i64>,
     pub agent: Option<String>,
-    /// A question's text, or a failure's reason.
+    /// A question's text, a failure's reason, or a commit's sha.
     pub text: Option<String>,
     /// A failure: whether drive starts another attempt.
     pub retry: Option<bool>,
@@ -349,7 +349,7 @@ fn describe(conn: &rusqlite::Connection, run: &str, event: &Event) -> Result<Opt
     match event.kind.as_str() {
         "attempt.progress" => {
             out.kind = "commit";
-            out.text = event.data["head"].as_str().map(str::to_owned);
+            out.text = event.data["sha"].as_str().map(str::to_owned);
         }
         "task.status" => {
             let (from, to) = (parse(event.from.as_deref()), parse(event.to.as_deref()));

@@ -71,8 +71,6 @@ fn path_env() -> Option<std::ffi::OsString> {
 
 /// The profiles a dispatch may launch with, resolved and their programs checked.
 pub(super) fn plan(ctx: &mut Ctx, run: Option<&str>, given: Option<&str>) -> Result<Plan> {
-    let given = given.filter(|g| !g.is_empty()).map(str::to_owned);
-    let default = ctx.config("orch.launch")?.filter(|d| !d.trim().is_empty());
     let names = {
         let mut orch = ctx.orch()?;
         orch.read(|tx| {
@@ -80,6 +78,13 @@ pub(super) fn plan(ctx: &mut Ctx, run: Option<&str>, given: Option<&str>) -> Res
             launch::task_profiles(tx, &run.name)
         })?
     };
+    plan_of(ctx, names, given)
+}
+
+/// A plan of the profiles `names` (the tasks' own) and `given`, over `orch.launch`.
+pub(super) fn plan_of(ctx: &mut Ctx, names: Vec<String>, given: Option<&str>) -> Result<Plan> {
+    let given = given.filter(|g| !g.is_empty()).map(str::to_owned);
+    let default = ctx.config("orch.launch")?.filter(|d| !d.trim().is_empty());
     let repo = ctx.repo()?;
     let base = repo
         .main_worktree()?
