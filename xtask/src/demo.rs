@@ -127,19 +127,27 @@ fn on_event(
     let agent = event["agent"].as_str().unwrap_or("?");
     let text = event["text"].as_str();
     match event["kind"].as_str().unwrap_or("") {
-        "dispatch" => say.say(format!("-> dispatched {task} (attempt {n}): {agent} starts in its worktree")),
+        "dispatch" => say.say(format!(
+            "-> dispatched {task} (attempt {n}): {agent} starts in its worktree"
+        )),
         "retry" => {
             seen.retried += 1;
             say.say(format!("-> retrying {task} (attempt {n}) with {agent}"));
         }
         "commit" => {
             seen.progress_events += 1;
-            say.say(format!("   {task}: commit {} recorded by the hook", short(text)));
+            say.say(format!(
+                "   {task}: commit {} recorded by the hook",
+                short(text)
+            ));
         }
         "question" => {
             say.say(format!("?? {task} asks: \"{}\"", text.unwrap_or("")));
             // What a user does in another shell: the command drive printed.
-            sb.data(&bins.orch, &["answer", task, "--run", "demo", "--body", ANSWER])?;
+            sb.data(
+                &bins.orch,
+                &["answer", task, "--run", "demo", "--body", ANSWER],
+            )?;
             seen.answered += 1;
             say.say(format!("!! answered {task}: {ANSWER}"));
         }
@@ -147,7 +155,11 @@ fn on_event(
         "failure" => say.say(format!(
             "xx {task} failed (attempt {n}, {}){}",
             text.unwrap_or("no reason"),
-            if event["retry"] == true { "; drive retries it" } else { "; no attempts left" }
+            if event["retry"] == true {
+                "; drive retries it"
+            } else {
+                "; no attempts left"
+            }
         )),
         "done" => say.say(format!("ok {task} is done")),
         other => say.say(format!("   {task}: {other}")),

@@ -175,7 +175,9 @@ impl Plan {
                 Code::Usage,
                 "no launch profile",
             )
-            .hint("name one with --launch PROFILE, or set a default: git config orch.launch claude")),
+            .hint(
+                "name one with --launch PROFILE, or set a default: git config orch.launch claude",
+            )),
             None => Ok(()),
         }
     }
