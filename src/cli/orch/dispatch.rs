@@ -98,12 +98,12 @@ pub fn retry(ctx: &mut Ctx, out: &Out, args: RetryArgs) -> Result<()> {
     let plan = super::launch::relaunch_plan(ctx, run, &args.key, to.is_some(), args.launch)?;
     let launcher = plan
         .as_ref()
-        .map(|_| super::launch::Launcher::new(ctx))
+        .map(|_| super::launch::Supervisors::find(ctx))
         .transpose()?;
     let attempt = ctx.dispatching(|orch, workspaces| match &launcher {
         Some(launcher) => retry::retry(
             orch,
-            &launcher.over(workspaces),
+            &launcher.launching(workspaces),
             run,
             &args.key,
             None,
@@ -150,12 +150,12 @@ pub fn reassign(ctx: &mut Ctx, out: &Out, args: ReassignArgs) -> Result<()> {
     let plan = super::launch::relaunch_plan(ctx, run, &args.key, to.is_some(), args.launch)?;
     let launcher = plan
         .as_ref()
-        .map(|_| super::launch::Launcher::new(ctx))
+        .map(|_| super::launch::Supervisors::find(ctx))
         .transpose()?;
     let attempt = ctx.dispatching(|orch, workspaces| match &launcher {
         Some(launcher) => retry::reassign(
             orch,
-            &launcher.over(workspaces),
+            &launcher.launching(workspaces),
             run,
             &args.key,
             None,
