@@ -22,6 +22,7 @@ mod orch_newcomer;
 mod orch_plan;
 mod orch_wait;
 mod orch_worktrees;
+mod relaunch;
 mod repo_hooks;
 mod walkthrough;
 

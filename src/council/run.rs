@@ -6,7 +6,8 @@ use super::{report, tally, Recommendation, ReviewerResult, Tally, TallyInput, RE
 use crate::error::{Code, Error, Result};
 use crate::inbox;
 use crate::names::{check_name, Address};
-use crate::orch::dispatch::{self, NoWorkspaces, Request};
+use crate::orch::dispatch::{self, Request, Workspaces};
+use crate::orch::launch::Plan;
 use crate::orch::runs::{self, NewRun};
 use crate::orch::tasks::{self, Select, TaskSpec};
 use crate::orch::waits::{self, Until, WaitFor};
@@ -24,6 +25,8 @@ pub struct StartSpec<'a> {
     /// The base as given and its sha: every reviewer reads this commit.
     pub base_ref: &'a str,
     pub base_sha: &'a str,
+    /// Start each reviewer as a launched agent with this plan's profile.
+    pub launch: Option<&'a Plan>,
 }
 
 #[derive(Debug, Serialize)]
@@ -59,7 +62,9 @@ pub fn parse_reviewers(text: &str) -> Result<Vec<String>> {
 }
 
 /// The brief a reviewer gets: the topic, the leader's text, the commit to read, and how
-/// to answer from where a reviewer stands (no worktree, so no marker names it).
+/// to answer from where a reviewer stands (no worktree, so no marker names it). A
+/// launched reviewer holds its thread already (its supervisor claimed it), and its
+/// `git inbox` knows the thread from `ORCH_THREAD`: it is told only how to answer.
 fn brief(spec: &StartSpec<'_>, reviewer: &str) -> String {
     let mut text = format!("Council review: {}\n\n", spec.topic);
     if !spec.body.trim().is_empty() {
@@ -67,25 +72,45 @@ fn brief(spec: &StartSpec<'_>, reviewer: &str) -> String {
         text.push_str("\n\n");
     }
     text.push_str(&format!(
-        "Read the repository at {} (commit {}), so that every reviewer reads the same code.\n\n\
-         As {reviewer} (`--agent {reviewer}`, or ORCH_AGENT={reviewer}), from any directory of\n\
-         the repository: take this review with `git inbox claim --next`, then finish with\n\
-         `git inbox done --result-file review.json` (the thread you hold is the default), where\n\
-         review.json is\n\
-         {{\"recommendations\": [{{\"title\": \"…\", \"rationale\": \"…\", \"priority\": \"high|medium|low\"}}]}}\n",
+        "Read the repository at {} (commit {}), so that every reviewer reads the same code.\n\n",
         spec.base_ref, spec.base_sha
     ));
+    if spec.launch.is_some() {
+        text.push_str(
+            "Change nothing in the repository. Write your review to a file outside it (under\n\
+             $TMPDIR, say) and finish with `git inbox done --result-file FILE`, where FILE is\n",
+        );
+    } else {
+        text.push_str(&format!(
+            "As {reviewer} (`--agent {reviewer}`, or ORCH_AGENT={reviewer}), from any directory of\n\
+             the repository: take this review with `git inbox claim --next`, then finish with\n\
+             `git inbox done --result-file review.json` (the thread you hold is the default), where\n\
+             review.json is\n"
+        ));
+    }
+    text.push_str(
+        "{\"recommendations\": [{\"title\": \"…\", \"rationale\": \"…\", \"priority\": \"high|medium|low\"}]}\n",
+    );
     text
 }
 
 /// Creates the council run and dispatches one review per reviewer. The run that was
 /// current before stays current: a council is a side trip, not the leader's plan.
-pub fn start(orch: &mut Orch<'_>, spec: &StartSpec<'_>) -> Result<Council> {
+/// `workspaces` makes none (a review has no worktree) but, for a launched council,
+/// starts each reviewer's supervisor.
+pub fn start(
+    orch: &mut Orch<'_>,
+    workspaces: &dyn Workspaces,
+    spec: &StartSpec<'_>,
+) -> Result<Council> {
     for reviewer in spec.reviewers {
         check_name("reviewer", reviewer)?;
     }
     for reviewer in spec.reviewers {
         inbox::check_body(&brief(spec, reviewer))?;
+    }
+    if let Some(plan) = spec.launch {
+        plan.check()?;
     }
     let run = orch.write(|tx, cfg, changes| {
         let previous = runs::current_name(tx)?;
@@ -133,9 +158,9 @@ pub fn start(orch: &mut Orch<'_>, spec: &StartSpec<'_>) -> Result<Council> {
             base: None,
             force: false,
             extra: extra.clone(),
-            launch: None,
+            launch: spec.launch,
         };
-        dispatch::dispatch_one(orch, &NoWorkspaces, &run, &req)?;
+        dispatch::dispatch_one(orch, workspaces, &run, &req)?;
     }
     show(orch, Some(&run.name))
 }

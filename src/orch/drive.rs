@@ -64,8 +64,8 @@ pub struct DriveEvent {
     pub attempt: Option<i64>,
     pub n: Option<i64>,
     pub agent: Option<String>,
-    /// A question's text, a failure's reason, the commit that landed a task, or why it
-    /// was sent back (`land_conflict`, `land_check`).
+    /// A question's text, a failure's reason, a commit's sha, the commit that landed a
+    /// task, or why it was sent back (`land_conflict`, `land_check`).
     pub text: Option<String>,
     /// `sent_back` for a conflict: the conflicting paths.
     pub paths: Option<Vec<String>>,
@@ -481,7 +481,7 @@ fn describe(conn: &rusqlite::Connection, run: &str, event: &Event) -> Result<Opt
     match event.kind.as_str() {
         "attempt.progress" => {
             out.kind = "commit";
-            out.text = event.data["head"].as_str().map(str::to_owned);
+            out.text = event.data["sha"].as_str().map(str::to_owned);
         }
         "task.landed" => {
             out.kind = "landed";

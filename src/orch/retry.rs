@@ -10,15 +10,17 @@ use super::model::{invalid_transition, Attempt};
 use super::runs;
 use super::status::{AttemptStatus, TaskStatus};
 use super::tasks;
-use crate::error::Result;
+use crate::error::{Code, Error, Result};
 use crate::names::Address;
+use crate::orch::launch::Plan;
 use crate::orch::tasks::Transition;
 use crate::repo::check_ref_text;
 use serde_json::{json, Map};
 
 /// A new attempt for a failed or cancelled task (or one that went back to ready after
 /// a failure, or one blocked by a base conflict), past its `max_attempts` if need be:
-/// the leader asked for it. A code task gets a new worktree.
+/// the leader asked for it. A code task gets a new worktree. With `launch` (and
+/// `workspaces` starting supervisors) the new attempt is launched, as drive would.
 pub fn retry(
     orch: &mut Orch<'_>,
     workspaces: &dyn Workspaces,
@@ -26,6 +28,7 @@ pub fn retry(
     key: &str,
     to: Option<&Address>,
     base: Option<&str>,
+    launch: Option<&Plan>,
 ) -> Result<Attempt> {
     if let Some(base) = base {
         check_ref_text(base)?;
@@ -60,6 +63,9 @@ pub fn retry(
             .detail("task", key)
             .detail("status", task.status));
         }
+        if let Some(plan) = launch {
+            plan.profile_for(tx, &run.name, key)?;
+        }
         Ok(run)
     })?;
     let req = Request {
@@ -68,21 +74,33 @@ pub fn retry(
         base,
         force: true,
         extra: Map::new(),
-        launch: None,
+        launch,
     };
     dispatch_one(orch, workspaces, &run, &req)
 }
 
-/// Cancels the task's attempt in flight and dispatches a new one to `to`, starting from
-/// the old attempt's branch head unless `fresh` (then as a new dispatch would).
+/// Cancels the task's attempt in flight and dispatches a new one to `to` (or, with
+/// `launch`, to a new launched agent), starting from the old attempt's branch head
+/// unless `fresh` (then as a new dispatch would). The profile is checked before the old
+/// attempt is touched.
 pub fn reassign(
     orch: &mut Orch<'_>,
     workspaces: &dyn Workspaces,
     run_name: Option<&str>,
     key: &str,
-    to: &Address,
+    to: Option<&Address>,
     fresh: bool,
+    launch: Option<&Plan>,
 ) -> Result<Attempt> {
+    if to.is_none() && launch.is_none() {
+        return Err(Error::new(
+            Code::Usage,
+            format!("reassign {key} to whom? name an agent or a profile"),
+        )
+        .hint(format!(
+            "git orch reassign {key} --to AGENT, or --launch PROFILE"
+        )));
+    }
     // Also finishes a dispatch of this task that died after sending its thread.
     orch.reconcile()?;
     let (run, old) = orch.write(|tx, cfg, changes| {
@@ -99,16 +117,24 @@ pub fn reassign(
                 "task {key} has no attempt in flight ({})",
                 task.status
             ))
-            .hint(format!(
-                "start one with `git orch dispatch {key} --to {}` or `git orch retry {key} --to {}`",
-                to.to_stored(),
-                to.to_stored()
-            ))
+            .hint(match to {
+                Some(to) => format!(
+                    "start one with `git orch dispatch {key} --to {}` or `git orch retry {key} --to {}`",
+                    to.to_stored(),
+                    to.to_stored()
+                ),
+                None => format!("start one with `git orch dispatch {key} --launch` or `git orch retry {key}`"),
+            })
             .detail("task", key)
             .detail("status", task.status));
         };
+        let whom = match (launch, to) {
+            (Some(plan), _) => format!("a new {} agent", plan.profile_for(tx, &run.name, key)?.name),
+            (None, Some(to)) => to.to_stored(),
+            (None, None) => unreachable!("refused above"),
+        };
         let act = Act::now(&cfg.leader);
-        let reason = format!("reassigned to {}", to.to_stored());
+        let reason = format!("reassigned to {whom}");
         cancel::cancel_attempts(tx, cfg, &act, changes, &task, &reason)?;
         let waiting = tasks::waiting_status(tx, &run.name, key)?;
         tasks::set_status(tx, &act, changes, &run.name, key, Transition::new(task.status, waiting).by(Some(old.id)))?;
@@ -134,11 +160,11 @@ pub fn reassign(
     extra.insert("reassigned_from".into(), json!(old.id));
     let req = Request {
         key,
-        to: Some(to),
+        to,
         base: base.as_deref(),
         force: true,
         extra,
-        launch: None,
+        launch,
     };
     dispatch_one(orch, workspaces, &run, &req)
 }

@@ -8,6 +8,7 @@ mod bases;
 mod config;
 pub mod git;
 pub mod hooks;
+mod include;
 mod land;
 mod marker;
 mod refs;

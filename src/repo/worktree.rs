@@ -272,6 +272,8 @@ impl Repo {
                 .map_err(|e| Error::io("resolving the new worktree", e))?,
             opened.git_dir().to_owned(),
         );
+        // Before the guard is handed out: a copy that fails undoes the worktree too.
+        self.copy_worktree_includes(&path)?;
         if let Some(wt) = guard.worktree.as_mut() {
             wt.path = path;
             wt.git_dir = git_dir;

@@ -102,6 +102,19 @@ fn demo_scenario(bins: &Bins) -> Result<String> {
             task["key"]
         );
     }
+    // Every attempt was launched by drive, and every agent's exit was recorded.
+    let agents = sb.data(&bins.orch, &["agents", "--run", "demo"])?;
+    let agents = agents["agents"].as_array().context("agents")?;
+    ensure!(
+        agents.len() == tasks.len() + outcome.retried,
+        "one launched agent per attempt: {agents:?}"
+    );
+    ensure!(
+        agents
+            .iter()
+            .all(|a| a["state"] == "exited" && a["exit_code"] == 0),
+        "every agent exited 0: {agents:?}"
+    );
     // The parser depends on two code tasks: its base is a merge commit kept under a ref.
     let merged = sb.git(&[
         "rev-list",

@@ -10,6 +10,7 @@ use crate::council::run::{self as council, Council, StartSpec};
 use crate::council::{parse_threshold, Tally, DEFAULT_THRESHOLD};
 use crate::error::{Code, Error, Result};
 use crate::inbox::artifacts;
+use crate::orch::dispatch::NoWorkspaces;
 use clap::Subcommand;
 use serde_json::json;
 use std::path::PathBuf;
@@ -43,6 +44,9 @@ pub struct StartArgs {
     /// The council's run name (default: the first free r1, r2, …)
     #[arg(long)]
     pub name: Option<String>,
+    /// Start each reviewer as an agent with PROFILE (default: orch.launch); its brief asks for the review JSON
+    #[arg(long, value_name = "PROFILE", num_args = 0..=1, default_missing_value = "")]
+    pub launch: Option<String>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -99,6 +103,10 @@ pub fn run(ctx: &mut Ctx, out: &Out, command: CouncilCommand) -> Result<()> {
             let reviewers = council::parse_reviewers(&reviewers_text)?;
             let base_given = args.base.unwrap_or_else(|| "HEAD".to_owned());
             let base = ctx.repo()?.resolve_commit(&base_given)?;
+            let plan = match args.launch.as_deref() {
+                Some(given) => Some(super::launch::plan_of(ctx, Vec::new(), Some(given))?),
+                None => None,
+            };
             let spec = StartSpec {
                 name: args.name.as_deref(),
                 topic: &args.topic,
@@ -106,8 +114,16 @@ pub fn run(ctx: &mut Ctx, out: &Out, command: CouncilCommand) -> Result<()> {
                 reviewers: &reviewers,
                 base_ref: &base.given,
                 base_sha: &base.sha,
+                launch: plan.as_ref(),
             };
-            let started = council::start(&mut ctx.orch()?, &spec)?;
+            let started = match &plan {
+                None => council::start(&mut ctx.orch()?, &NoWorkspaces, &spec)?,
+                Some(_) => {
+                    let supervisors = super::launch::Supervisors::find(ctx)?;
+                    let mut orch = ctx.orch()?;
+                    council::start(&mut orch, &supervisors.launching(&NoWorkspaces), &spec)?
+                }
+            };
             out.success(&started, || {
                 format!(
                     "Council {} started on {} ({}): {} reviewers asked ({})\nWait for them with `git orch council wait {}`",

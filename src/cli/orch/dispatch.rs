@@ -1,13 +1,11 @@
-//! `git orch dispatch`, `retry` and `reassign`: each starts attempts in new worktrees.
+//! `git orch dispatch`: attempts in new worktrees (`retry` and `reassign` are in retry.rs).
 
 use super::opts::{address, RunOpt};
 use crate::cli::ctx::Ctx;
 use crate::cli::output::Out;
 use crate::cli::render::escape;
 use crate::error::Result;
-use crate::names::Address;
 use crate::orch::dispatch::{self, Options};
-use crate::orch::retry;
 use crate::orch::{Attempt, Task};
 use serde_json::{json, Value};
 
@@ -75,76 +73,11 @@ pub fn dispatch(ctx: &mut Ctx, out: &Out, args: DispatchArgs) -> Result<()> {
     )
 }
 
-#[derive(clap::Args, Debug)]
-pub struct RetryArgs {
-    /// The task
-    pub key: String,
-    /// Send to this agent or @queue instead of the task's
-    #[arg(long, value_name = "AGENT|@QUEUE")]
-    pub to: Option<String>,
-    /// Start from this revision
-    #[arg(long, value_name = "REV")]
-    pub base: Option<String>,
-    #[command(flatten)]
-    pub run: RunOpt,
-}
-
-pub fn retry(ctx: &mut Ctx, out: &Out, args: RetryArgs) -> Result<()> {
-    let to = address(args.to.as_deref())?;
-    let attempt = ctx.dispatching(|orch, workspaces| {
-        retry::retry(
-            orch,
-            workspaces,
-            args.run.run.as_deref(),
-            &args.key,
-            to.as_ref(),
-            args.base.as_deref(),
-        )
-    })?;
-    let attempts = vec![attempt];
-    warn_if_main_dirty(ctx, out, &attempts);
-    out.success(&json!({ "attempts": attempts }), || {
-        render_dispatched("Retried", &attempts)
-    })
-}
-
-#[derive(clap::Args, Debug)]
-pub struct ReassignArgs {
-    /// The task
-    pub key: String,
-    /// The agent (or @queue) to take over
-    #[arg(long, value_name = "AGENT|@QUEUE")]
-    pub to: String,
-    /// Start from the task's base instead of the old attempt's work
-    #[arg(long)]
-    pub fresh: bool,
-    #[command(flatten)]
-    pub run: RunOpt,
-}
-
-pub fn reassign(ctx: &mut Ctx, out: &Out, args: ReassignArgs) -> Result<()> {
-    let to = Address::parse(&args.to)?;
-    let attempt = ctx.dispatching(|orch, workspaces| {
-        retry::reassign(
-            orch,
-            workspaces,
-            args.run.run.as_deref(),
-            &args.key,
-            &to,
-            args.fresh,
-        )
-    })?;
-    let attempts = vec![attempt];
-    out.success(&json!({ "attempts": attempts }), || {
-        render_dispatched("Reassigned", &attempts)
-    })
-}
-
 /// Only the implicit `HEAD` base runs the strict check (SPEC §7): from a named revision
 /// (`--base`, the task's or the run's base), uncommitted changes in the main worktree
 /// silently stay out of the agents' worktrees. Said once per command, on stderr; a
 /// failure to look is no reason to fail a dispatch that succeeded.
-fn warn_if_main_dirty(ctx: &mut Ctx, out: &Out, attempts: &[Attempt]) {
+pub(super) fn warn_if_main_dirty(ctx: &mut Ctx, out: &Out, attempts: &[Attempt]) {
     let named: Vec<&str> = attempts
         .iter()
         .filter(|a| a.worktree.is_some() && a.bases_ref.is_none())
@@ -174,7 +107,7 @@ fn warn_if_main_dirty(ctx: &mut Ctx, out: &Out, attempts: &[Attempt]) {
     }
 }
 
-fn render_dispatched(verb: &str, attempts: &[Attempt]) -> String {
+pub(super) fn render_dispatched(verb: &str, attempts: &[Attempt]) -> String {
     attempts
         .iter()
         .map(|a| {

@@ -71,8 +71,6 @@ fn path_env() -> Option<std::ffi::OsString> {
 
 /// The profiles a dispatch may launch with, resolved and their programs checked.
 pub(super) fn plan(ctx: &mut Ctx, run: Option<&str>, given: Option<&str>) -> Result<Plan> {
-    let given = given.filter(|g| !g.is_empty()).map(str::to_owned);
-    let default = ctx.config("orch.launch")?.filter(|d| !d.trim().is_empty());
     let names = {
         let mut orch = ctx.orch()?;
         orch.read(|tx| {
@@ -80,6 +78,45 @@ pub(super) fn plan(ctx: &mut Ctx, run: Option<&str>, given: Option<&str>) -> Res
             launch::task_profiles(tx, &run.name)
         })?
     };
+    plan_of(ctx, names, given)
+}
+
+/// The plan a retry or reassign of task `key` launches with: `--launch [PROFILE]` when
+/// given; else, unless the attempt goes to a named agent (`--to`), the profile its last
+/// attempt was launched with, as drive would; else none (a dispatch by hand).
+pub(super) fn relaunch_plan(
+    ctx: &mut Ctx,
+    run: Option<&str>,
+    key: &str,
+    to_given: bool,
+    given: Option<String>,
+) -> Result<Option<Plan>> {
+    let profile = match given {
+        Some(given) => given,
+        None if to_given => return Ok(None),
+        None => {
+            let mut orch = ctx.orch()?;
+            let last = orch.read(|tx| {
+                let run = runs::resolve(tx, run)?;
+                let task = tasks::load_one(tx, &run.name, key)?;
+                Ok(task
+                    .current_attempt
+                    .and_then(|a| a.launch)
+                    .map(|l| l.profile))
+            })?;
+            match last {
+                Some(profile) => profile,
+                None => return Ok(None),
+            }
+        }
+    };
+    plan(ctx, run, Some(&profile)).map(Some)
+}
+
+/// A plan of the profiles `names` (the tasks' own) and `given`, over `orch.launch`.
+pub(super) fn plan_of(ctx: &mut Ctx, names: Vec<String>, given: Option<&str>) -> Result<Plan> {
+    let given = given.filter(|g| !g.is_empty()).map(str::to_owned);
+    let default = ctx.config("orch.launch")?.filter(|d| !d.trim().is_empty());
     let repo = ctx.repo()?;
     let base = repo
         .main_worktree()?

@@ -12,6 +12,7 @@ mod land;
 mod launch;
 mod log;
 mod opts;
+mod retry;
 mod run;
 mod status;
 mod task;
@@ -68,9 +69,9 @@ pub enum OrchCommand {
     /// Show the run at a glance: counts, then one line per task (--watch: as it changes)
     Status(status::StatusArgs),
     /// Start a new attempt for a failed or cancelled task
-    Retry(dispatch::RetryArgs),
+    Retry(retry::RetryArgs),
     /// Cancel a task's attempt in flight and start a new one for another agent
-    Reassign(dispatch::ReassignArgs),
+    Reassign(retry::ReassignArgs),
     /// Cancel a task (its attempt and thread too), or a whole run with --run
     Cancel(cancel::CancelArgs),
     /// Remove the worktrees of ended attempts, never losing work
@@ -121,8 +122,8 @@ pub fn run(ctx: &mut Ctx, out: &Out, command: OrchCommand) -> Result<()> {
         OrchCommand::Answer(args) => status::answer(ctx, out, args),
         OrchCommand::Status(args) if args.watch => watch::watch(ctx, out, args.run.run.as_deref()),
         OrchCommand::Status(args) => status::status(ctx, out, args),
-        OrchCommand::Retry(args) => dispatch::retry(ctx, out, args),
-        OrchCommand::Reassign(args) => dispatch::reassign(ctx, out, args),
+        OrchCommand::Retry(args) => retry::retry(ctx, out, args),
+        OrchCommand::Reassign(args) => retry::reassign(ctx, out, args),
         OrchCommand::Cancel(args) => cancel::run(ctx, out, args),
         OrchCommand::Cleanup(args) => cleanup::run(ctx, out, args),
         OrchCommand::Wait(args) => log::wait(ctx, out, args),

@@ -166,6 +166,22 @@ impl Plan {
         }
     }
 
+    /// Refuses a plan with a profile that cannot launch (unknown, or its program
+    /// missing): for callers that make their tasks after the check, like a council.
+    pub fn check(&self) -> Result<()> {
+        match self.profiles.values().find_map(|p| p.as_ref().err()) {
+            Some(err) => Err(err.clone()),
+            None if self.given.is_none() && self.default.is_none() => Err(Error::new(
+                Code::Usage,
+                "no launch profile",
+            )
+            .hint(
+                "name one with --launch PROFILE, or set a default: git config orch.launch claude",
+            )),
+            None => Ok(()),
+        }
+    }
+
     /// The profile task `key` launches with; refuses a task it cannot launch.
     pub fn profile_for(&self, conn: &Connection, run: &str, key: &str) -> Result<&Profile> {
         let name = task_profile(conn, run, key)?

@@ -3,6 +3,7 @@
 //! `target/bench.json` so the next run can show what moved.
 
 mod council;
+mod drive;
 mod inbox;
 mod orch;
 mod scale;
@@ -55,6 +56,7 @@ pub fn run(args: &[String]) -> Result<()> {
         "orch" => rows.extend(orch::run(&bins)?),
         "scale" => rows.extend(scale::run(&bins, opts)?),
         "council" => rows.extend(council::run(&bins)?),
+        "drive" => rows.extend(drive::run(&bins, opts.quick)?),
         "worktree" => rows.extend(worktree::run(&bins, worktree::Part::All)?),
         "land" => rows.extend(crate::land::bench(&bins)?),
         "all" => {
@@ -64,6 +66,7 @@ pub fn run(args: &[String]) -> Result<()> {
             rows.extend(scale::run(&bins, opts)?);
             rows.extend(worktree::run(&bins, worktree::Part::All)?);
             rows.extend(council::run(&bins)?);
+            rows.extend(drive::run(&bins, opts.quick)?);
             rows.extend(crate::land::bench(&bins)?);
         }
         other => bail!("unknown benchmark {other:?}; {}", crate::USAGE),
