@@ -205,8 +205,8 @@ pub(crate) const ORCH: &[Object] = &[
             f(
                 "kind",
                 "string",
-                "`dispatch`, `retry`, `commit`, `question`, `answer`, `failure`, \
-                 `conflict`, `cancelled` or `done`",
+                "`dispatch`, `rework`, `retry`, `commit`, `question`, `answer`, `failure`, \
+                 `conflict`, `landed`, `sent_back`, `cancelled` or `done`",
             ),
             f("task", "string", ""),
             f("event", "integer", "the store event it comes from"),
@@ -214,7 +214,17 @@ pub(crate) const ORCH: &[Object] = &[
             f("attempt", "integer?", ""),
             f("n", "integer?", ""),
             f("agent", "string?", ""),
-            f("text", "string?", "a question's text or a failure's reason"),
+            f(
+                "text",
+                "string?",
+                "a question's text, a failure's reason, a commit's sha, the commit that \
+                 landed a task, or why it was sent back",
+            ),
+            f(
+                "paths",
+                "[string]?",
+                "`sent_back` for a conflict: the conflicting paths",
+            ),
             f(
                 "retry",
                 "boolean?",
