@@ -991,3 +991,30 @@ fn hooks_outside_attempts_and_for_unknown_attempts_stay_silent() {
     // Binaries are where the harness says.
     assert!(Path::new(INBOX).is_file());
 }
+
+#[test]
+fn a_ref_lock_left_by_a_killed_dispatch_is_removed_when_its_attempt_is_undone() {
+    let env = with_run();
+    add(&env, "locked", &["--to", "w1"]);
+    crash_after(&env, "allocate", "locked");
+    // What a SIGKILL of `git update-ref` during the branch step leaves: its lock file.
+    let lock = env.repo.join(".git/refs/heads/orch/r1/locked-1.lock");
+    std::fs::create_dir_all(lock.parent().unwrap()).unwrap();
+    std::fs::write(&lock, "").unwrap();
+    let changes = reconcile(&env);
+    assert_eq!(
+        repairs(&changes),
+        [("locked".to_owned(), "undone".to_owned())]
+    );
+    let repair = changes
+        .iter()
+        .find(|e| e["kind"] == "attempt.repair")
+        .unwrap();
+    assert_eq!(
+        repair["data"]["stale_ref_locks"],
+        json!(["refs/heads/orch/r1/locked-1"])
+    );
+    assert!(!lock.exists());
+    env.orch().args(["dispatch", "locked"]).ok();
+    assert_eq!(branches(&env), ["orch/r1/locked-1"]);
+}

@@ -379,6 +379,7 @@ fn undo(
 ) -> Result<Vec<Event>> {
     let mut retired = Retired::default();
     let mut branch = None;
+    let mut stale_locks = Vec::new();
     if let Ok(n) = u32::try_from(attempt.n) {
         if let Ok(name) = AttemptName::new(&attempt.run, &attempt.task, n) {
             let wanted = name.branch();
@@ -390,11 +391,16 @@ fn undo(
             {
                 return Ok(Vec::new());
             }
+            // Its dispatcher is dead (we hold its lock), and it was the only writer of
+            // these refs: a lock file on them is what a killed `git update-ref` left.
+            let branch_ref = format!("refs/heads/{wanted}");
+            let stale = repo.remove_stale_ref_locks(&[&branch_ref, &name.bases_ref()])?;
             let worktree = worktree_of(repo, &wanted, Some(&path))?;
             retired = worktrees::retire(repo, &name, worktree.as_deref(), Some(&wanted), None)?;
             retired.moved_aside = move_aside_unregistered(store, repo, &name)?;
             repo.delete_ref(&name.bases_ref(), None)?;
             branch = Some(wanted);
+            stale_locks = stale;
         }
     }
     store.write(|tx| {
@@ -410,6 +416,7 @@ fn undo(
                     "action": "undone",
                     "reason": "its dispatch stopped before the thread was sent",
                     "n": attempt.n, "branch": branch, "retired": retired,
+                    "stale_ref_locks": stale_locks,
                 }),
             )?;
         }

@@ -340,6 +340,22 @@ impl Repo {
         self.delete_ref(&format!("refs/heads/{branch}"), expected)
     }
 
+    /// Removes the lock files a killed `git update-ref` left on these full refs, which
+    /// otherwise refuse every later write ("File exists"). Only for refs whose one writer
+    /// is known to be dead: the caller holds that writer's lock. Returns those removed.
+    pub fn remove_stale_ref_locks(&self, full_names: &[&str]) -> Result<Vec<String>> {
+        let mut removed = Vec::new();
+        for name in full_names {
+            let lock = self.common_dir().join(format!("{name}.lock"));
+            match std::fs::remove_file(&lock) {
+                Ok(()) => removed.push((*name).to_owned()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io(format!("removing {}", lock.display()), e)),
+            }
+        }
+        Ok(removed)
+    }
+
     /// Deletes a full ref (`refs/orch/bases/…`), only if it still points at `expected`
     /// when given. Returns whether it existed.
     pub fn delete_ref(&self, full_name: &str, expected: Option<&str>) -> Result<bool> {
