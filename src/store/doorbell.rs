@@ -71,12 +71,12 @@ mod imp {
     use rustix::event::{poll, PollFd, PollFlags, Timespec};
     use rustix::fd::OwnedFd;
     use rustix::fs::inotify::{self, CreateFlags, WatchFlags};
-    use std::cell::Cell;
-    use std::path::PathBuf;
     use rustix::fs::{utimensat, AtFlags, Timestamps, CWD, UTIME_NOW};
     use rustix::io::Errno;
+    use std::cell::Cell;
     use std::mem::MaybeUninit;
     use std::path::Path;
+    use std::path::PathBuf;
     use std::time::Instant;
 
     pub fn ring(state_dir: &Path) {
