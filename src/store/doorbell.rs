@@ -10,6 +10,12 @@
 //! the shared-memory index, so a waiter woken by those writes could read the old version
 //! and go back to sleep on a commit that then arrives silently.
 //!
+//! The watch is armed only while a wait sleeps and removed as soon as it wakes. Closing
+//! an inotify descriptor that still has a watch waits for the kernel's SRCU grace
+//! period (5–16 ms measured on Linux 6.18), and every process closes its descriptors at
+//! exit: a waiter that kept its watch to the end exited that much after it had printed
+//! its answer. A watch removed a millisecond or more before the close costs nothing.
+//!
 //! Where inotify is unavailable (not Linux, no instances left, an exotic file system),
 //! `Bell::watch` returns `None` and the waiter polls `data_version` as before.
 
@@ -36,6 +42,17 @@ impl Bell {
         imp::Watch::new(state_dir).map(Bell)
     }
 
+    /// Arms the watch again after [`Bell::disarm`]; false when that failed (the caller
+    /// then polls). A no-op while armed.
+    pub fn arm(&self) -> bool {
+        self.0.arm()
+    }
+
+    /// Removes the watch while keeping the descriptor, so the close at exit is quick.
+    pub fn disarm(&self) {
+        self.0.disarm()
+    }
+
     /// Forgets rings already queued (returning whether there were any): the caller is
     /// about to re-read `data_version`, which covers every commit they announced.
     pub fn drain(&self) -> bool {
@@ -56,8 +73,10 @@ mod imp {
     use rustix::fs::inotify::{self, CreateFlags, WatchFlags};
     use rustix::fs::{utimensat, AtFlags, Timestamps, CWD, UTIME_NOW};
     use rustix::io::Errno;
+    use std::cell::Cell;
     use std::mem::MaybeUninit;
     use std::path::Path;
+    use std::path::PathBuf;
     use std::time::Instant;
 
     pub fn ring(state_dir: &Path) {
@@ -83,25 +102,52 @@ mod imp {
 
     pub struct Watch {
         fd: OwnedFd,
+        dir: PathBuf,
+        /// The watch descriptor while armed.
+        armed: Cell<Option<i32>>,
     }
 
     impl Watch {
         pub fn new(state_dir: &Path) -> Option<Watch> {
             let fd = inotify::init(CreateFlags::CLOEXEC | CreateFlags::NONBLOCK).ok()?;
+            let watch = Watch {
+                fd,
+                dir: state_dir.to_path_buf(),
+                armed: Cell::new(None),
+            };
+            watch.arm().then_some(watch)
+        }
+
+        pub fn arm(&self) -> bool {
+            if self.armed.get().is_some() {
+                return true;
+            }
             // The directory, not the file: the doorbell may not exist yet, and a watch on
             // the directory survives the file being replaced. ATTRIB is the touch; the
             // others are its creation or replacement. Not MODIFY: SQLite's own writes to
             // the WAL would wake every waiter before each commit is even visible.
-            inotify::add_watch(
-                &fd,
-                state_dir,
+            let added = inotify::add_watch(
+                &self.fd,
+                &self.dir,
                 WatchFlags::ATTRIB
                     | WatchFlags::CREATE
                     | WatchFlags::MOVED_TO
                     | WatchFlags::ONLYDIR,
-            )
-            .ok()?;
-            Some(Watch { fd })
+            );
+            match added {
+                Ok(wd) => {
+                    self.armed.set(Some(wd));
+                    true
+                }
+                Err(_) => false,
+            }
+        }
+
+        pub fn disarm(&self) {
+            if let Some(wd) = self.armed.take() {
+                // Best effort: a watch left in place only makes the close slow.
+                let _ = inotify::remove_watch(&self.fd, wd);
+            }
         }
 
         pub fn drain(&self) -> bool {
@@ -147,6 +193,12 @@ mod imp {
         pub fn new(_state_dir: &Path) -> Option<Watch> {
             None
         }
+
+        pub fn arm(&self) -> bool {
+            false
+        }
+
+        pub fn disarm(&self) {}
 
         pub fn drain(&self) -> bool {
             false

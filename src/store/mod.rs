@@ -343,7 +343,23 @@ impl Store {
         let bell = self
             .bell
             .get_or_init(|| Bell::watch(&self.state_dir))
-            .as_ref();
+            .as_ref()
+            .filter(|bell| bell.arm());
+        // Disarmed on every way out: the waiter that woke is about to answer and exit,
+        // and its exit must not wait on the kernel tearing down a live watch.
+        let committed = self.sleep_for_commit(bell, since_version, deadline);
+        if let Some(bell) = bell {
+            bell.disarm();
+        }
+        committed
+    }
+
+    fn sleep_for_commit(
+        &self,
+        bell: Option<&Bell>,
+        since_version: i64,
+        deadline: Option<Instant>,
+    ) -> Result<bool> {
         let mut pause = Duration::from_millis(1);
         loop {
             if let Some(bell) = bell {

@@ -44,7 +44,66 @@ pub fn load(conn: &Connection, run: &str, select: Select<'_>) -> Result<Vec<Task
          WHERE t.run = ?1 {filter} ORDER BY {order}"
     );
     let mut stmt = conn.prepare_cached(&sql)?;
-    let row_to_task = |r: &rusqlite::Row<'_>| -> rusqlite::Result<Task> {
+    let mut tasks: Vec<Task> = match select {
+        Select::All | Select::Ready => stmt.query_map([run], row_to_task)?,
+        Select::Status(status) => stmt.query_map(params![run, status], row_to_task)?,
+        Select::Key(key) => stmt.query_map(params![run, key], row_to_task)?,
+    }
+    .collect::<rusqlite::Result<_>>()?;
+    if tasks.is_empty() {
+        return Ok(tasks);
+    }
+    let mut after = match select {
+        Select::Key(key) => {
+            let deps: Vec<String> = conn
+                .prepare_cached(
+                    "SELECT depends_on FROM deps WHERE run = ?1 AND task = ?2 ORDER BY depends_on",
+                )?
+                .query_map(params![run, key], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            HashMap::from([(key.to_owned(), deps)])
+        }
+        Select::All => deps_where(conn, run, "", None)?,
+        Select::Status(status) => deps_where(conn, run, "AND t.status = ?2", Some(status))?,
+        Select::Ready => deps_where(conn, run, "AND t.status = 'ready'", None)?,
+    };
+    for task in &mut tasks {
+        if let Some(deps) = after.remove(&task.key) {
+            task.after = deps;
+        }
+    }
+    Ok(tasks)
+}
+
+/// Every task of a run, oldest first, handed to `each` one at a time as it is read:
+/// memory stays flat whatever the size of the run (a 100k-task `status` held 250 MB as
+/// a vector). A task's dependencies come from one index range of `deps` per task, in
+/// the same statement, already sorted by the primary key.
+pub fn each(conn: &Connection, run: &str, mut each: impl FnMut(&Task) -> Result<()>) -> Result<()> {
+    // Task names never hold a newline (see `names`), so it can separate them.
+    let sql = format!(
+        "SELECT {TASK_COLUMNS}, {ATTEMPT_COLUMNS},
+                (SELECT group_concat(d.depends_on, char(10)) FROM deps d
+                 WHERE d.run = t.run AND d.task = t.key) AS after_keys
+         FROM tasks t LEFT JOIN attempts a ON a.id = t.current_attempt
+         WHERE t.run = ?1 ORDER BY t.id"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut rows = stmt.query([run])?;
+    while let Some(row) = rows.next()? {
+        let mut task = row_to_task(row)?;
+        if let Some(keys) = row.get::<_, Option<String>>("after_keys")? {
+            task.after = keys.split('\n').map(str::to_owned).collect();
+            // The index hands them over sorted; SQL does not promise that order.
+            task.after.sort_unstable();
+        }
+        each(&task)?;
+    }
+    Ok(())
+}
+
+fn row_to_task(r: &rusqlite::Row<'_>) -> rusqlite::Result<Task> {
+    {
         let detail: Option<String> = r.get(11)?;
         let updated_ms: i64 = r.get(14)?;
         let updated_at = rfc3339(updated_ms);
@@ -82,36 +141,7 @@ pub fn load(conn: &Connection, run: &str, select: Select<'_>) -> Result<Vec<Task
             last_activity_at,
             last_activity_ms,
         })
-    };
-    let mut tasks: Vec<Task> = match select {
-        Select::All | Select::Ready => stmt.query_map([run], row_to_task)?,
-        Select::Status(status) => stmt.query_map(params![run, status], row_to_task)?,
-        Select::Key(key) => stmt.query_map(params![run, key], row_to_task)?,
     }
-    .collect::<rusqlite::Result<_>>()?;
-    if tasks.is_empty() {
-        return Ok(tasks);
-    }
-    let mut after = match select {
-        Select::Key(key) => {
-            let deps: Vec<String> = conn
-                .prepare_cached(
-                    "SELECT depends_on FROM deps WHERE run = ?1 AND task = ?2 ORDER BY depends_on",
-                )?
-                .query_map(params![run, key], |r| r.get(0))?
-                .collect::<rusqlite::Result<_>>()?;
-            HashMap::from([(key.to_owned(), deps)])
-        }
-        Select::All => deps_where(conn, run, "", None)?,
-        Select::Status(status) => deps_where(conn, run, "AND t.status = ?2", Some(status))?,
-        Select::Ready => deps_where(conn, run, "AND t.status = 'ready'", None)?,
-    };
-    for task in &mut tasks {
-        if let Some(deps) = after.remove(&task.key) {
-            task.after = deps;
-        }
-    }
-    Ok(tasks)
 }
 
 fn deps_where(

@@ -10,7 +10,7 @@ mod spec;
 
 pub use add::{add, import};
 pub(crate) use load::question_detail;
-pub use load::{attempts, load, load_one, Select};
+pub use load::{attempts, each, load, load_one, Select};
 pub use row::{find_row, get_row, waiting_status, TaskRow};
 pub(crate) use row::{set_status, Transition};
 pub use spec::{Plan, TaskSpec, DEFAULT_KIND, DEFAULT_MAX_ATTEMPTS, DEFAULT_TO};
