@@ -405,13 +405,18 @@ fn schema_of(conn: &Connection, path: &Path) -> Result<Schema> {
         return Ok(Schema::Empty);
     }
     let probe = || -> rusqlite::Result<(i64, i64, i64)> {
-        let version = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+        // One snapshot for both reads: a concurrent first `init` commits the schema and
+        // its user_version together, and two autocommit reads could straddle that commit
+        // (version 0, yet tables) and call our own fresh database foreign.
+        let snapshot = conn.unchecked_transaction()?;
+        let version = snapshot.query_row("PRAGMA user_version", [], |row| row.get(0))?;
         let (tables, ours) = conn.query_row(
             "SELECT count(*), count(*) FILTER (WHERE type = 'table' AND name IN ('threads', 'events'))
              FROM sqlite_master",
             [],
             |row| Ok((row.get(0)?, row.get(1)?)),
         )?;
+        drop(snapshot);
         Ok((version, tables, ours))
     };
     match probe() {
