@@ -27,30 +27,8 @@ pub fn smoke(
     root: &Path,
 ) -> Result<String> {
     let started = Instant::now();
-    if root.exists() {
-        std::fs::remove_dir_all(root)?;
-    }
-    let sb = Sandbox::at(bins, root)?;
+    let sb = smoke::smoke_repo(bins, root)?;
     let orch = |args: &[&str]| sb.data(&bins.orch, args);
-    orch(&["init"])?;
-    orch(&[
-        "run",
-        "init",
-        "smoke",
-        "--title",
-        "Agent smoke",
-        "--base",
-        "main",
-    ])?;
-    orch(&[
-        "task",
-        "add",
-        "greet",
-        "--title",
-        "Write a greeting",
-        "--kind",
-        "code",
-    ])?;
 
     let scenario = script::Scenario::McpWorker;
     let expect = endpoint::default_expect(scenario);

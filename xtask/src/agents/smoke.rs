@@ -169,6 +169,36 @@ fn brief(sb: &Sandbox, bins: &Bins, cli: &Cli) -> String {
     )
 }
 
+/// A fresh sandbox at `root` with the smoke's run and its one task, `greet`.
+pub fn smoke_repo(bins: &Bins, root: &Path) -> Result<Sandbox> {
+    if root.exists() {
+        std::fs::remove_dir_all(root)?;
+    }
+    let sb = Sandbox::at(bins, root)?;
+    let orch = |args: &[&str]| sb.data(&bins.orch, args);
+    orch(&["init"])?;
+    let run = [
+        "run",
+        "init",
+        "smoke",
+        "--title",
+        "Agent smoke",
+        "--base",
+        "main",
+    ];
+    orch(&run)?;
+    orch(&[
+        "task",
+        "add",
+        "greet",
+        "--title",
+        "Write a greeting",
+        "--kind",
+        "code",
+    ])?;
+    Ok(sb)
+}
+
 fn smoke_one(
     cli: &'static Cli,
     mcp: bool,
@@ -181,30 +211,8 @@ fn smoke_one(
         return super::launched::smoke(cli, bins, netns, limit, root);
     }
     let started = Instant::now();
-    if root.exists() {
-        std::fs::remove_dir_all(root)?;
-    }
-    let sb = Sandbox::at(bins, root)?;
+    let sb = smoke_repo(bins, root)?;
     let orch = |args: &[&str]| sb.data(&bins.orch, args);
-    orch(&["init"])?;
-    orch(&[
-        "run",
-        "init",
-        "smoke",
-        "--title",
-        "Agent smoke",
-        "--base",
-        "main",
-    ])?;
-    orch(&[
-        "task",
-        "add",
-        "greet",
-        "--title",
-        "Write a greeting",
-        "--kind",
-        "code",
-    ])?;
     let attempt = orch(&["dispatch", "greet"])?["attempts"][0].clone();
     let (id, thread) = (
         attempt["id"].as_i64().context("id")?,
