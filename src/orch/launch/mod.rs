@@ -375,10 +375,17 @@ pub(crate) fn emit(
 
 /// Launched attempts in flight, with their launch.
 fn live_launched(conn: &Connection) -> Result<Vec<Attempt>> {
+    launched_where(
+        conn,
+        "a.status IN ('dispatched', 'running', 'blocked') AND a.thread_id IS NOT NULL",
+    )
+}
+
+/// Launched attempts (`a`, joined with their launch `l`) that meet `condition`.
+fn launched_where(conn: &Connection, condition: &str) -> Result<Vec<Attempt>> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {ATTEMPT_COLUMNS} FROM attempts a JOIN launches l ON l.attempt_id = a.id
-         WHERE a.status IN ('dispatched', 'running', 'blocked') AND a.thread_id IS NOT NULL
-         ORDER BY a.id"
+         WHERE {condition} ORDER BY a.id"
     ))?;
     let rows = stmt
         .query_map([], |r| attempt_from_row(r, 0))?
@@ -473,15 +480,10 @@ fn mark_ended(conn: &Connection, id: AttemptId) -> Result<usize> {
 
 /// Launched attempts that ended while their launch never recorded an end.
 fn unended_launches(conn: &Connection) -> Result<Vec<Attempt>> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {ATTEMPT_COLUMNS} FROM attempts a JOIN launches l ON l.attempt_id = a.id
-         WHERE l.ended_at IS NULL AND a.status NOT IN {LIVE_ATTEMPT_SQL}
-         ORDER BY a.id"
-    ))?;
-    let rows = stmt
-        .query_map([], |r| attempt_from_row(r, 0))?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(rows.into_iter().flatten().collect())
+    launched_where(
+        conn,
+        &format!("l.ended_at IS NULL AND a.status NOT IN {LIVE_ATTEMPT_SQL}"),
+    )
 }
 
 /// One line of `git orch agents`.
