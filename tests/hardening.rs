@@ -376,14 +376,7 @@ fn kill_supervisor_after(env: &TestEnv, profile: &str, pid_file: &Path) -> i64 {
             .ok()
             .and_then(|t| t.trim().parse().ok())
     });
-    let supervisor: i64 = env
-        .db()
-        .query_row(
-            "SELECT supervisor_pid FROM launches WHERE attempt_id = ?1",
-            [id],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let supervisor = env.supervisor_pid(id);
     assert!(process_alive(pid) && process_alive(supervisor));
     let killed = std::process::Command::new("kill")
         .args(["-KILL", &supervisor.to_string()])

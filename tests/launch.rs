@@ -274,14 +274,7 @@ fn a_supervisor_killed_is_reconciled_as_lost_and_its_agent_does_not_outlive_it()
         env.orch().args(["dispatch", "a", "--launch", "slow"]).ok()["attempts"][0].clone();
     let id = attempt["id"].as_i64().unwrap();
     let pids = agent_pids(&env, "a");
-    let supervisor: i64 = env
-        .db()
-        .query_row(
-            "SELECT supervisor_pid FROM launches WHERE attempt_id = ?1",
-            [id],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let supervisor = env.supervisor_pid(id);
     assert!(alive(supervisor));
     std::process::Command::new("kill")
         .args(["-KILL", &supervisor.to_string()])

@@ -120,6 +120,17 @@ impl TestEnv {
         conn
     }
 
+    /// The pid of the supervisor that launched attempt `attempt`.
+    pub fn supervisor_pid(&self, attempt: i64) -> i64 {
+        self.db()
+            .query_row(
+                "SELECT supervisor_pid FROM launches WHERE attempt_id = ?1",
+                [attempt],
+                |r| r.get(0),
+            )
+            .unwrap()
+    }
+
     /// Rows in one table of the state database.
     pub fn count(&self, table: &str) -> i64 {
         self.db()
