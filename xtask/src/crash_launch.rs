@@ -37,6 +37,15 @@ pub fn setup(sb: &Sandbox) -> Result<()> {
     Ok(())
 }
 
+/// A run of its own for one round, based on `main`.
+fn new_run(sb: &Sandbox, bins: &Bins, run: &str) -> Result<()> {
+    sb.run(
+        &bins.orch,
+        &["run", "init", run, "--title", "crash", "--base", "main"],
+    )
+    .map(drop)
+}
+
 /// `kills` rounds of SIGKILL to a supervisor; returns (killed, finished first).
 pub fn supervisor_rows(
     sb: &Sandbox,
@@ -49,10 +58,7 @@ pub fn supervisor_rows(
     let mut full = Duration::from_secs(1);
     for round in 0..kills {
         let run = format!("s{round}");
-        sb.run(
-            &bins.orch,
-            &["run", "init", &run, "--title", "crash", "--base", "main"],
-        )?;
+        new_run(sb, bins, &run)?;
         sb.run(&bins.orch, &["task", "add", "t", "--title", "T"])?;
         let data = sb.data(&bins.orch, &["dispatch", "t", "--launch=slow"])?;
         let id = data["attempts"][0]["id"]
@@ -102,10 +108,7 @@ pub fn drive_rows(
     let mut full = Duration::from_secs(3);
     for round in 0..kills {
         let run = format!("d{round}");
-        sb.run(
-            &bins.orch,
-            &["run", "init", &run, "--title", "crash", "--base", "main"],
-        )?;
+        new_run(sb, bins, &run)?;
         sb.run(&bins.orch, &["task", "add", "a", "--title", "A"])?;
         sb.run(
             &bins.orch,

@@ -10,8 +10,8 @@
 //! starts live there too; the namespace is released once the agent has ended.
 
 use super::clis::{Cli, Context as LaunchContext};
-use super::smoke::{self, kill_group, NETNS_PORT};
-use crate::endpoint::{self, script, Config, Endpoint, Verdict};
+use super::smoke::{self, kill_group};
+use crate::endpoint::{self, script, Verdict};
 use crate::util::{finish_or_kill, Bins, Sandbox};
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
@@ -34,17 +34,7 @@ pub fn smoke(
     let expect = endpoint::default_expect(scenario);
     let endpoint_log = root.join("endpoint.jsonl");
     // In the namespace the endpoint runs beside the dispatch; otherwise here, on a thread.
-    let local = if netns {
-        None
-    } else {
-        Some(Endpoint::start(Config {
-            port: 0,
-            scenario,
-            expect: expect.clone(),
-            log: endpoint_log.clone(),
-        })?)
-    };
-    let port = local.as_ref().map_or(NETNS_PORT, |e| e.port);
+    let (local, port) = smoke::local_endpoint(netns, scenario, &expect, &endpoint_log)?;
 
     // The profile: the preset, the MCP server, and the endpoint's environment (the
     // recipe's argv is not used: the preset's is what runs).

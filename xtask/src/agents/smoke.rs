@@ -169,6 +169,27 @@ fn brief(sb: &Sandbox, bins: &Bins, cli: &Cli) -> String {
     )
 }
 
+/// The endpoint on a thread of this process, with its port; in a network namespace it
+/// runs inside the namespace instead (`None`, on [`NETNS_PORT`]).
+pub fn local_endpoint(
+    netns: bool,
+    scenario: script::Scenario,
+    expect: &[String],
+    log: &Path,
+) -> Result<(Option<Endpoint>, u16)> {
+    if netns {
+        return Ok((None, NETNS_PORT));
+    }
+    let endpoint = Endpoint::start(Config {
+        port: 0,
+        scenario,
+        expect: expect.to_vec(),
+        log: log.to_path_buf(),
+    })?;
+    let port = endpoint.port;
+    Ok((Some(endpoint), port))
+}
+
 /// A fresh sandbox at `root` with the smoke's run and its one task, `greet`.
 pub fn smoke_repo(bins: &Bins, root: &Path) -> Result<Sandbox> {
     if root.exists() {
@@ -265,17 +286,7 @@ fn smoke_one(
     let home = root.join("agent-home");
     std::fs::create_dir_all(&home)?;
     // In the namespace the endpoint runs beside the CLI; otherwise here, on a thread.
-    let local = if netns {
-        None
-    } else {
-        Some(Endpoint::start(Config {
-            port: 0,
-            scenario,
-            expect: expect.clone(),
-            log: endpoint_log.clone(),
-        })?)
-    };
-    let port = local.as_ref().map_or(NETNS_PORT, |e| e.port);
+    let (local, port) = local_endpoint(netns, scenario, &expect, &endpoint_log)?;
     let ctx = LaunchContext {
         worktree: worktree.clone(),
         common_dir: common_dir.clone(),
