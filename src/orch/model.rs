@@ -76,6 +76,11 @@ pub struct Counts {
 }
 
 impl Counts {
+    /// Tasks not yet at an end: pending, ready, in flight or blocked.
+    pub fn open(&self) -> i64 {
+        self.pending + self.ready + self.dispatched + self.running + self.blocked
+    }
+
     pub fn add(&mut self, status: TaskStatus, n: i64) {
         *self.slot(status) += n;
         self.total += n;

@@ -67,8 +67,7 @@ impl Status {
     /// Over, or with nothing pending, ready or in flight: no change will come by itself.
     pub fn settled(&self) -> bool {
         let c = &self.run.counts;
-        self.run.status != RunStatus::Active
-            || (c.total > 0 && c.pending + c.ready + c.dispatched + c.running + c.blocked == 0)
+        self.run.status != RunStatus::Active || (c.total > 0 && c.open() == 0)
     }
 }
 
@@ -434,8 +433,7 @@ fn next_steps(run: &Run) -> String {
     if c.ready > 0 {
         text.push_str("Ready tasks: `git orch dispatch --all-ready`.\n");
     }
-    let open = c.pending + c.ready + c.dispatched + c.running + c.blocked;
-    if open == 0 && c.total > 0 && run.kind == "plan" {
+    if c.open() == 0 && c.total > 0 && run.kind == "plan" {
         let mut finished = format!("The run is finished ({} done", c.done);
         if c.failed > 0 {
             finished.push_str(&format!(", {} failed", c.failed));
