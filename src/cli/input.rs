@@ -8,7 +8,9 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-/// `--body TEXT` or `--body-file FILE`, as every command that posts text takes them.
+// `--body TEXT` or `--body-file FILE`, as every command that posts text takes them. Not a
+// doc comment: clap makes that the `about` of each subcommand flattening this, and with
+// subcommands deferred it is applied after (so over) the subcommand's own.
 #[derive(clap::Args, Debug)]
 pub struct BodyArgs {
     /// The text

@@ -14,6 +14,7 @@ use std::io::{self, Read};
 use std::path::PathBuf;
 
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 pub enum ArtifactCommand {
     /// Write an artifact's bytes to PATH or stdout
     Get {

@@ -534,10 +534,12 @@ mod tests {
     fn every_flag_of_every_offered_tool_exists_on_its_command() {
         for side in [Side::Inbox, Side::Orch] {
             use clap::CommandFactory;
-            let (table, cli) = match side {
+            let (table, mut cli) = match side {
                 Side::Inbox => (INBOX_TOOLS, crate::cli::inbox::InboxCli::command()),
                 Side::Orch => (ORCH_TOOLS, crate::cli::orch::OrchCli::command()),
             };
+            // The subcommands are deferred: their arguments exist once built.
+            cli.build();
             let offered = available(side, &cli);
             assert!(offered.len() <= 8, "at most 8 tools");
             for tool in table {

@@ -16,6 +16,7 @@ use serde_json::json;
 use std::path::PathBuf;
 
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 pub enum CouncilCommand {
     /// Ask N reviewers the same question: one review task each, dispatched at once
     Start(StartArgs),

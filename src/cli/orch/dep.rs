@@ -9,6 +9,7 @@ use clap::Subcommand;
 use serde_json::json;
 
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 pub enum DepCommand {
     /// KEY runs after DEPENDS_ON (a cycle is refused)
     Add(DepArgs),

@@ -21,6 +21,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 pub enum ProfileCommand {
     /// List the configured profiles and the built-in presets
     List,

@@ -10,6 +10,7 @@ use clap::Subcommand;
 use serde_json::json;
 
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 pub enum RunCommand {
     /// Start a new run; it becomes the current run
     Init(RunInitArgs),

@@ -16,6 +16,7 @@ use serde_json::json;
 use std::path::PathBuf;
 
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 pub enum TaskCommand {
     /// Add a task to the run
     Add(TaskAddArgs),
