@@ -80,10 +80,15 @@ fn execute(global: GlobalArgs, run: impl FnOnce(&mut Ctx, &Out) -> Result<()>) -
         }
     }
     let mut ctx = Ctx::new(global, Env::from_process());
-    match run(&mut ctx, &out) {
+    let status = match run(&mut ctx, &out) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => report_error(&err, out.json),
-    }
+    };
+    // The process exits next, and exit frees all of it at once: closing the connection
+    // frees SQLite's parsed schema piece by piece (0.14M instructions, 4% of a `fetch
+    // --peek`). Every write is committed by now, and the kernel drops the file locks.
+    std::mem::forget(ctx);
+    status
 }
 
 /// The whole of `git-inbox`: returns the exit status.
