@@ -34,11 +34,23 @@ impl Repo {
         if repo.workdir().is_none() {
             return Ok(Vec::new());
         }
+        // Read the index like git does, without checking its trailing checksum (git checks
+        // it only in `fsck`): hashing a 5,000-file index cost a dispatch 9M instructions,
+        // and gix's submodule lookup read it a second time. The index read here is the
+        // one every handle of this repository shares, so the status below reuses it; the
+        // handle that writes refreshed stats back still writes the checksum.
+        let mut reader = repo.clone();
+        reader
+            .config_snapshot_mut()
+            .set_value(&gix::config::tree::Index::SKIP_HASH, "true")
+            .map_err(status_failed)?;
+        let index = reader.index_or_empty().map_err(status_failed)?;
+        let mut paths = staged_paths(repo, &index)?;
         let mut platform = repo
             .status(gix::progress::Discard)
             .map_err(status_failed)?
+            .index(gix::worktree::IndexPersistedOrInMemory::Persisted(index))
             .index_worktree_rewrites(None)
-            .tree_index_track_renames(gix::status::tree_index::TrackRenames::Disabled)
             // A submodule counts when its commit moved, not for its own dirt.
             .index_worktree_submodules(gix::status::Submodule::Given {
                 ignore: gix::submodule::config::Ignore::Dirty,
@@ -51,9 +63,8 @@ impl Repo {
                 .dirwalk_options(|opts| opts.emit_ignored(None).empty_patterns_match_prefix(false)),
         };
         let mut iter = platform
-            .into_iter(Vec::<gix::bstr::BString>::new())
+            .into_index_worktree_iter(Vec::<gix::bstr::BString>::new())
             .map_err(status_failed)?;
-        let mut paths = Vec::new();
         for item in iter.by_ref() {
             let item = item.map_err(status_failed)?;
             if let Some(path) = dirty_item_path(&item) {
@@ -75,34 +86,60 @@ impl Repo {
     }
 }
 
-/// The path an item of gix's status makes dirty, if it does.
-fn dirty_item_path(item: &gix::status::Item) -> Option<String> {
+/// Paths staged for the next commit: where HEAD's tree and the index differ. Git keeps
+/// the tree each directory of the index amounts to (the cache-tree, written by every
+/// commit, checkout and reset, dropped for a path that `add` or `rm` touches); when the
+/// root's is valid and is HEAD's tree, nothing is staged and no tree need be read.
+/// Otherwise the index is compared with HEAD's tree in full (17M instructions on 5,000
+/// files, most of the old cost of a dispatch).
+fn staged_paths(repo: &gix::Repository, index: &gix::index::File) -> Result<Vec<String>> {
+    let head_tree = repo.head_tree_id_or_empty().map_err(status_failed)?;
+    if index
+        .tree()
+        .is_some_and(|root| root.num_entries.is_some() && root.id == head_tree.detach())
+    {
+        return Ok(Vec::new());
+    }
+    let mut paths = Vec::new();
+    repo.tree_index_status(
+        &head_tree,
+        index,
+        None,
+        gix::status::tree_index::TrackRenames::Disabled,
+        |change, _, _| {
+            paths.push(change.location().to_str_lossy().into_owned());
+            Ok(std::ops::ControlFlow::Continue(()))
+        },
+    )
+    .map_err(status_failed)?;
+    Ok(paths)
+}
+
+/// The path an item of gix's index-to-worktree status makes dirty, if it does.
+fn dirty_item_path(item: &gix::status::index_worktree::Item) -> Option<String> {
     use gix::status::index_worktree::Item as Worktree;
     use gix::status::plumbing::index_as_worktree::EntryStatus;
     match item {
-        gix::status::Item::TreeIndex(change) => Some(change.location().to_str_lossy().into_owned()),
-        gix::status::Item::IndexWorktree(Worktree::Modification {
+        Worktree::Modification {
             rela_path, status, ..
-        }) => match status {
+        } => match status {
             // Only the stat data changed, the content did not.
             EntryStatus::NeedsUpdate(_) => None,
             EntryStatus::Change(_) | EntryStatus::Conflict { .. } | EntryStatus::IntentToAdd => {
                 Some(rela_path.to_str_lossy().into_owned())
             }
         },
-        gix::status::Item::IndexWorktree(Worktree::DirectoryContents { entry, .. }) => {
-            match entry.status {
-                gix::dir::entry::Status::Untracked => {
-                    let mut path = entry.rela_path.to_str_lossy().into_owned();
-                    if entry.disk_kind == Some(gix::dir::entry::Kind::Directory) {
-                        path.push('/');
-                    }
-                    Some(path)
+        Worktree::DirectoryContents { entry, .. } => match entry.status {
+            gix::dir::entry::Status::Untracked => {
+                let mut path = entry.rela_path.to_str_lossy().into_owned();
+                if entry.disk_kind == Some(gix::dir::entry::Kind::Directory) {
+                    path.push('/');
                 }
-                _ => None,
+                Some(path)
             }
-        }
-        gix::status::Item::IndexWorktree(Worktree::Rewrite { dirwalk_entry, .. }) => {
+            _ => None,
+        },
+        Worktree::Rewrite { dirwalk_entry, .. } => {
             Some(dirwalk_entry.rela_path.to_str_lossy().into_owned())
         }
     }
@@ -248,6 +285,20 @@ mod tests {
             stdout.contains("1 passed"),
             "the probe did not run: {stdout}"
         );
+    }
+
+    #[test]
+    fn staged_changes_count_when_the_index_tree_is_valid_but_not_heads() {
+        // A soft reset keeps the commit's index, cache-tree and all: the index then
+        // amounts to a valid tree that is not HEAD's, and the difference is staged.
+        let t = TempRepo::new();
+        t.commit_file("a.txt", "one\n", "add a");
+        t.git(&["reset", "-q", "--soft", "HEAD~1"]);
+        assert_eq!(t.open().dirty_paths(Untracked::Ignore).unwrap(), ["a.txt"]);
+        // A fresh index from HEAD's tree (valid, HEAD's): nothing is staged.
+        t.git(&["reset", "-q", "--mixed"]);
+        t.git(&["read-tree", "HEAD"]);
+        assert!(t.open().dirty_paths(Untracked::Ignore).unwrap().is_empty());
     }
 
     #[test]
