@@ -223,13 +223,6 @@ impl Repo {
                 .hint(format!("delete it if it is stale: git branch -D {branch}"))
                 .detail("branch", branch));
         }
-        if self.registered_worktrees()?.contains(&path) {
-            return Err(
-                worktree_exists(format!("git still has a worktree at {}", path.display()))
-                    .hint("its folder is gone; `git worktree prune` forgets it")
-                    .detail("path", path.to_string_lossy().into_owned()),
-            );
-        }
 
         let run_dir = self.run_dir().to_owned();
         // An empty old value makes the update fail if the branch appeared meanwhile.
@@ -250,6 +243,17 @@ impl Repo {
                 Some(base_sha),
                 "git-orch: undo attempt branch",
             );
+            // Git (≥ 2.38) refuses a path it still has registered, its folder gone; only
+            // then is it worth a `git worktree list` to say so (one process less for
+            // every dispatch that succeeds).
+            if self.registered_worktrees()?.contains(&path) {
+                return Err(worktree_exists(format!(
+                    "git still has a worktree at {}",
+                    path.display()
+                ))
+                .hint("its folder is gone; `git worktree prune` forgets it")
+                .detail("path", path.to_string_lossy().into_owned()));
+            }
             return Err(err);
         }
         let mut guard = WorktreeGuard {
@@ -493,6 +497,31 @@ mod tests {
         // Nothing was created for the refused attempt.
         assert!(repo.branch_tip("orch/r1/path-1").unwrap().is_none());
         assert_repo_healthy(&t);
+    }
+
+    #[test]
+    fn a_registered_worktree_whose_folder_is_gone_is_worktree_exists() {
+        let t = TempRepo::new();
+        let repo = t.open();
+        let base = repo.resolve_commit("HEAD").unwrap().sha;
+        let first = repo
+            .create_attempt_worktree(&name("gone", 1), &base)
+            .unwrap()
+            .keep();
+        std::fs::remove_dir_all(&first.path).unwrap();
+        t.git(&["update-ref", "-d", "refs/heads/orch/r1/gone-1"]);
+        let err = repo
+            .create_attempt_worktree(&name("gone", 1), &base)
+            .err()
+            .unwrap();
+        assert_eq!(err.code.as_str(), "worktree_exists");
+        assert!(
+            err.message.contains("still has a worktree"),
+            "{}",
+            err.message
+        );
+        // The refused attempt's branch is gone again.
+        assert!(repo.branch_tip("orch/r1/gone-1").unwrap().is_none());
     }
 
     #[test]
