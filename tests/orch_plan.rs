@@ -329,8 +329,169 @@ fn human_output_is_tables_and_sentences() {
     );
     assert!(status.stdout.contains("KEY"), "{}", status.stdout);
     assert!(status.stdout.contains("ACTIVITY"), "{}", status.stdout);
+    // Streamed, yet aligned over every row: each column starts where its header does.
+    let lines: Vec<&str> = status.stdout.lines().collect();
+    let header = lines.iter().position(|l| l.starts_with("KEY")).unwrap();
+    let column = |name: &str| lines[header].find(name).unwrap();
+    for row in &lines[header + 1..header + 3] {
+        assert_eq!(
+            row.find("ready").or(row.find("pending")),
+            Some(column("STATUS")),
+            "{row}"
+        );
+        assert_eq!(
+            row.find(" ago")
+                .map(|end| row[..end].rfind(' ').unwrap() + 1),
+            Some(column("ACTIVITY")),
+            "{row}"
+        );
+    }
     let failed = env.orch().args(["dep", "add", "spec", "lexer"]).run();
     assert_eq!(failed.code, 4);
     assert!(failed.stderr.contains("cycle"), "{}", failed.stderr);
     assert!(failed.stderr.contains("hint:"), "{}", failed.stderr);
+}
+
+/// A state database as a binary from before migration 0006 left it: the earlier
+/// migrations as they are in the tree, then a run whose tasks have dependencies.
+fn database_before_0006() -> TestEnv {
+    let env = TestEnv::bare_repo();
+    let state = env.repo.join(".git/orch");
+    std::fs::create_dir_all(&state).unwrap();
+    let conn = rusqlite::Connection::open(state.join("state.db")).unwrap();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_str().unwrap() < "0006")
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 5, "{files:?}");
+    for file in &files {
+        conn.execute_batch(&std::fs::read_to_string(file).unwrap())
+            .unwrap();
+    }
+    conn.execute_batch(
+        "PRAGMA user_version = 5;
+         INSERT INTO runs (name, title, status, kind, created_at, updated_at)
+             VALUES ('r1', 'Old run', 'active', 'plan', 1, 1);
+         INSERT INTO orch_settings (key, value) VALUES ('current_run', 'r1');
+         INSERT INTO tasks (run, key, title, kind, to_addr, status, created_at, updated_at) VALUES
+             ('r1', 'spec', 'Spec', 'code', '@workers', 'ready', 1, 1),
+             ('r1', 'lexer', 'Lexer', 'code', '@workers', 'pending', 2, 2),
+             ('r1', 'parser', 'Parser', 'code', '@workers', 'pending', 3, 3);
+         INSERT INTO deps (run, task, depends_on) VALUES
+             ('r1', 'lexer', 'spec'), ('r1', 'parser', 'spec'), ('r1', 'parser', 'lexer');",
+    )
+    .unwrap();
+    env
+}
+
+fn after_of(env: &TestEnv) -> Vec<(String, Value)> {
+    let tasks = env.orch().args(["status"]).ok()["tasks"].clone();
+    tasks
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["key"].as_str().unwrap().to_owned(), t["after"].clone()))
+        .collect()
+}
+
+#[test]
+fn migrating_past_0006_copies_every_dependency_onto_its_task_and_keeps_it_in_step() {
+    let env = database_before_0006();
+    let expect = |lexer: Value, parser: Value| {
+        vec![
+            ("spec".to_owned(), json!([])),
+            ("lexer".to_owned(), lexer),
+            ("parser".to_owned(), parser),
+        ]
+    };
+    // The first command migrates; the dependencies it lists come from the copies.
+    assert_eq!(
+        after_of(&env),
+        expect(json!(["spec"]), json!(["lexer", "spec"]))
+    );
+    let copies: Vec<Option<String>> = env
+        .db()
+        .prepare("SELECT after_keys FROM tasks ORDER BY id")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap();
+    assert_eq!(copies[0], None);
+    assert_eq!(copies[1].as_deref(), Some("spec"));
+    let mut parser: Vec<&str> = copies[2].as_deref().unwrap().split('\n').collect();
+    parser.sort_unstable();
+    assert_eq!(parser, ["lexer", "spec"]);
+
+    // Every later change to `deps` reaches the copy, through the commands and through
+    // plain SQL alike.
+    env.orch().args(["dep", "rm", "parser", "spec"]).ok();
+    env.orch()
+        .args(["dep", "add", "lexer", "parser"])
+        .fails("cycle", 4);
+    add(&env, "docs", &["--after", "parser", "--after", "lexer"]);
+    env.db()
+        .execute("DELETE FROM deps WHERE task = 'lexer'", [])
+        .unwrap();
+    let mut want = expect(json!([]), json!(["lexer"]));
+    want.push(("docs".to_owned(), json!(["lexer", "parser"])));
+    assert_eq!(after_of(&env), want);
+}
+
+#[test]
+fn a_runs_tasks_are_read_in_creation_order_without_a_sort() {
+    let env = with_run();
+    for key in ["c", "a", "b"] {
+        add(&env, key, &[]);
+    }
+    let plan: Vec<String> = env
+        .db()
+        .prepare(
+            "EXPLAIN QUERY PLAN SELECT t.key FROM tasks t
+             LEFT JOIN attempts a ON a.id = t.current_attempt
+             WHERE t.run = 'r1' ORDER BY t.id",
+        )
+        .unwrap()
+        .query_map([], |r| r.get::<_, String>(3))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap();
+    assert!(
+        plan.iter().any(|step| step.contains("tasks_by_run")),
+        "{plan:?}"
+    );
+    assert!(
+        !plan.iter().any(|step| step.contains("TEMP B-TREE")),
+        "{plan:?}"
+    );
+    let listed = env.orch().args(["task", "list"]).ok()["tasks"].clone();
+    assert_eq!(keys(&listed), ["c", "a", "b"]);
+}
+
+#[test]
+fn a_plan_file_over_4_mib_is_refused_whole_with_how_to_split_it() {
+    let env = with_run();
+    // Valid JSON throughout, so only the size can be what refuses it.
+    let body = "Write it, test it, commit it; then say what is left. ".repeat(2);
+    let tasks: Vec<Value> = (0..40_000)
+        .map(|i| json!({"key": format!("task-{i}"), "title": format!("Task {i}"), "body": body}))
+        .collect();
+    let file = env.root().join("plan.json");
+    std::fs::write(&file, json!({ "tasks": tasks }).to_string()).unwrap();
+    assert!(std::fs::metadata(&file).unwrap().len() > 4 * 1024 * 1024);
+    let err = env
+        .orch()
+        .args(["task", "import"])
+        .arg(&file)
+        .fails("too_large", 2);
+    assert!(err["message"].as_str().unwrap().contains("4 MiB"), "{err}");
+    assert!(
+        err["hint"].as_str().unwrap().contains("several files"),
+        "{err}"
+    );
+    assert_eq!(err["details"]["limit_bytes"], 4 * 1024 * 1024);
+    assert_eq!(env.count("tasks"), 0);
 }

@@ -69,8 +69,9 @@ pub fn read_text_input(path: &Path, what: &str) -> Result<String> {
     if bytes.len() as u64 > LIMIT {
         return Err(Error::new(
             Code::TooLarge,
-            format!("the {what} is larger than the limit"),
-        ));
+            format!("the {what} is larger than the limit of 4 MiB"),
+        )
+        .detail("limit_bytes", LIMIT));
     }
     String::from_utf8(bytes).map_err(|_| {
         Error::invalid_input(format!("the {what} in {} is not UTF-8 text", shown()))

@@ -43,6 +43,16 @@ impl Out {
         }
     }
 
+    /// Text for people written as it is produced, line by line, each escaped as a page
+    /// is: a table of a 100k-task run never sits in memory whole.
+    pub fn text_stream(&self, write: impl FnOnce(&mut TextSink<'_>) -> Result<()>) -> Result<()> {
+        let mut sink = TextSink {
+            stdout: io::BufWriter::with_capacity(64 * 1024, io::stdout().lock()),
+        };
+        write(&mut sink)?;
+        sink.stdout.flush().map_err(Error::output)
+    }
+
     /// A warning for people, on stderr whatever the mode: stdout stays one document.
     /// Escaped like errors: warnings quote paths and file names.
     pub fn warn(&self, text: &str) {
@@ -56,6 +66,21 @@ impl Out {
         } else {
             print_text(&escape_lines(&human()))
         }
+    }
+}
+
+/// Where [`Out::text_stream`] writes.
+pub struct TextSink<'a> {
+    stdout: io::BufWriter<io::StdoutLock<'a>>,
+}
+
+impl TextSink<'_> {
+    /// Writes `text` (one line or several) and a newline.
+    pub fn line(&mut self, text: &str) -> Result<()> {
+        self.stdout
+            .write_all(escape_lines(text).as_bytes())
+            .and_then(|()| self.stdout.write_all(b"\n"))
+            .map_err(Error::output)
     }
 }
 

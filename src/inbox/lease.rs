@@ -255,6 +255,16 @@ pub struct NextFilter<'a> {
 }
 
 /// Takes the oldest open thread for `actor`; `Ok(None)` when there is none.
+/// The oldest open thread addressed to agent ?1 or a queue it is subscribed to, of kind
+/// ?2 when given.
+pub(super) const CLAIM_NEXT_SQL: &str =
+    "SELECT id FROM threads WHERE status = 'open' AND to_addr = ?1 AND (?2 IS NULL OR kind = ?2)
+     UNION ALL
+     SELECT t.id FROM subscriptions s CROSS JOIN threads t
+         ON t.status = 'open' AND t.to_addr = '@' || s.queue
+     WHERE s.agent = ?1 AND (?2 IS NULL OR t.kind = ?2)
+     ORDER BY 1 LIMIT 1";
+
 pub fn claim_next(
     conn: &Connection,
     cfg: &Config,
@@ -272,12 +282,11 @@ pub fn claim_next(
             )?
             .query_row(params![queue, filter.kind], |r| r.get(0))
             .optional()?,
+        // One index range of open threads per address the agent takes work from (the
+        // CROSS JOIN keeps subscriptions outside): with `OR`, SQLite walked every open
+        // thread of every address.
         None => conn
-            .prepare_cached(
-                "SELECT id FROM threads WHERE status = 'open'
-                 AND (to_addr = ?1 OR to_addr IN (SELECT '@' || queue FROM subscriptions WHERE agent = ?1))
-                 AND (?2 IS NULL OR kind = ?2) ORDER BY id LIMIT 1",
-            )?
+            .prepare_cached(CLAIM_NEXT_SQL)?
             .query_row(params![actor, filter.kind], |r| r.get(0))
             .optional()?,
     };

@@ -32,6 +32,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0005_land.sql",
         include_str!("../../migrations/0005_land.sql"),
     ),
+    (
+        "0006_scale.sql",
+        include_str!("../../migrations/0006_scale.sql"),
+    ),
 ];
 
 /// The schema version this binary writes.

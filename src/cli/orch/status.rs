@@ -4,7 +4,7 @@
 use super::dispatch::render_conflict;
 use super::opts::RunOpt;
 use super::run::counts_line;
-use super::task::{render_tasks, TasksData};
+use super::task::{render_tasks, StreamedList, StreamedTasks, TasksData};
 use crate::cli::ctx::Ctx;
 use crate::cli::input::BodyArgs;
 use crate::cli::output::Out;
@@ -19,6 +19,18 @@ use serde_json::json;
 pub fn ready(ctx: &mut Ctx, out: &Out, args: RunOpt) -> Result<()> {
     let mut orch = ctx.orch()?;
     orch.reconcile()?;
+    if out.json {
+        // Streamed like `status --json`: a plan's roots can be tens of thousands.
+        return orch.read(|tx| {
+            let run = runs::resolve(tx, args.run.as_deref())?;
+            let tasks = StreamedTasks {
+                conn: tx,
+                run: &run.name,
+                select: Select::Ready,
+            };
+            out.success(&StreamedList { tasks }, String::new)
+        });
+    }
     let tasks = orch.read(|tx| {
         let run = runs::resolve(tx, args.run.as_deref())?;
         tasks::load(tx, &run.name, Select::Ready)
@@ -98,6 +110,7 @@ fn stream_status(orch: &mut Orch<'_>, out: &Out, run: Option<&str>) -> Result<()
         let tasks = StreamedTasks {
             conn: tx,
             run: &row.name,
+            select: Select::All,
         };
         out.success(
             &StreamedStatus {
@@ -117,35 +130,6 @@ struct StreamedStatus<'a> {
     tasks: StreamedTasks<'a>,
 }
 
-/// A run's tasks as a JSON array, read from the database while it is serialized.
-struct StreamedTasks<'a> {
-    conn: &'a rusqlite::Connection,
-    run: &'a str,
-}
-
-impl Serialize for StreamedTasks<'_> {
-    fn serialize<S: serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> std::result::Result<S::Ok, S::Error> {
-        use serde::ser::{Error as _, SerializeSeq};
-        let mut seq = serializer.serialize_seq(None)?;
-        let mut failed = None;
-        let read = tasks::each(self.conn, self.run, |task| {
-            seq.serialize_element(task).map_err(|e| {
-                let message = e.to_string();
-                failed = Some(e);
-                Error::internal(message)
-            })
-        });
-        if let Some(e) = failed {
-            return Err(e);
-        }
-        read.map_err(|e| S::Error::custom(e.message))?;
-        seq.end()
-    }
-}
-
 #[derive(clap::Args, Debug)]
 pub struct StatusArgs {
     #[command(flatten)]
@@ -159,14 +143,7 @@ pub fn status(ctx: &mut Ctx, out: &Out, args: StatusArgs) -> Result<()> {
     if out.json {
         return stream_status(&mut ctx.orch()?, out, args.run.run.as_deref());
     }
-    let status = load_status(&mut ctx.orch()?, args.run.run.as_deref())?;
-    out.success(&status.data(), || {
-        format!(
-            "{}\n{}",
-            status_header(&status.run),
-            status_table(&status.run, &status.tasks)
-        )
-    })
+    stream_status_text(&mut ctx.orch()?, out, args.run.run.as_deref())
 }
 
 #[derive(clap::Args, Debug)]
@@ -240,9 +217,9 @@ pub fn reconcile(ctx: &mut Ctx, out: &Out) -> Result<()> {
     })
 }
 
-/// "5s", "3m", "2h", "4d": how long ago.
-fn age(ms: i64) -> String {
-    let secs = (crate::time::now_ms() - ms).max(0) / 1000;
+/// "5s", "3m", "2h", "4d": how long before `now`.
+fn age(now: i64, ms: i64) -> String {
+    let secs = (now - ms).max(0) / 1000;
     match secs {
         s if s < 60 => format!("{s}s"),
         s if s < 3600 => format!("{}m", s / 60),
@@ -345,56 +322,156 @@ pub(super) fn status_header(run: &Run) -> String {
 /// The task table and what to do next.
 pub(super) fn status_table(run: &Run, tasks: &[Task]) -> String {
     if tasks.is_empty() {
-        return "Add tasks with `git orch task add KEY --title T`.".into();
+        return NO_TASKS.into();
     }
-    let mut text = String::new();
-    let with_branches = tasks.iter().any(|t| {
-        t.current_attempt
-            .as_ref()
-            .is_some_and(|a| a.branch.is_some())
-    });
-    let notes: Vec<Option<String>> = tasks.iter().map(note).collect();
-    let with_notes = notes.iter().any(Option::is_some);
-    let mut header = vec!["KEY", "STATUS", "AGENT", "ATTEMPT"];
-    if with_branches {
-        header.extend(["BRANCH", "COMMITS"]);
+    let now = crate::time::now_ms();
+    let rows: Vec<StatusRow> = tasks.iter().map(|t| status_row(t, now)).collect();
+    let mut columns = StatusColumns::default();
+    rows.iter().for_each(|r| columns.measure(r));
+    let mut text = columns.line(&STATUS_HEADER.map(String::from));
+    for row in &rows {
+        text.push('\n');
+        text.push_str(&columns.line(&row.cells));
     }
-    header.push("ACTIVITY");
-    if with_notes {
-        header.push("NOTE");
-    }
-    let mut table = Table::new(&header);
-    for (task, note) in tasks.iter().zip(notes) {
-        let attempt = task.current_attempt.as_ref();
-        let mut row = vec![
-            task.key.clone(),
-            match (&task.blocked_reason, &task.landed_commit) {
-                (Some(reason), _) => format!("{} ({reason})", task.status),
-                (None, Some(commit)) => {
-                    format!(
-                        "{} (landed {})",
-                        task.status,
-                        &commit[..commit.len().min(8)]
-                    )
-                }
-                (None, None) => task.status.to_string(),
-            },
-            or_dash(attempt.and_then(|a| a.agent.as_deref())),
-            attempt.map_or("-".into(), |a| format!("{}/{}", a.n, task.max_attempts)),
-        ];
-        if with_branches {
-            row.push(or_dash(attempt.and_then(|a| a.branch.as_deref())));
-            row.push(attempt.map_or("-".into(), |a| a.commits.to_string()));
-        }
-        row.push(format!("{} ago", age(task.last_activity_ms)));
-        if with_notes {
-            row.push(note.unwrap_or_else(|| "-".into()));
-        }
-        table.row(row);
-    }
-    text.push_str(&table.render());
+    text.push('\n');
     text.push_str(&next_steps(run));
     text
+}
+
+const NO_TASKS: &str = "Add tasks with `git orch task add KEY --title T`.";
+
+/// Every column the status table can have. BRANCH and COMMITS show when some task's
+/// attempt has a branch, NOTE when some task has a note.
+const STATUS_HEADER: [&str; 8] = [
+    "KEY", "STATUS", "AGENT", "ATTEMPT", "BRANCH", "COMMITS", "ACTIVITY", "NOTE",
+];
+const BRANCH: usize = 4;
+const COMMITS: usize = 5;
+const NOTE: usize = 7;
+
+/// One task's cells in every column, escaped, and whether it needs the optional ones.
+struct StatusRow {
+    cells: [String; 8],
+    branch: bool,
+    note: bool,
+}
+
+fn status_row(task: &Task, now: i64) -> StatusRow {
+    let attempt = task.current_attempt.as_ref();
+    let note = note(task);
+    let status = match (&task.blocked_reason, &task.landed_commit) {
+        (Some(reason), _) => format!("{} ({reason})", task.status),
+        (None, Some(commit)) => {
+            format!(
+                "{} (landed {})",
+                task.status,
+                &commit[..commit.len().min(8)]
+            )
+        }
+        (None, None) => task.status.to_string(),
+    };
+    let cells = [
+        task.key.clone(),
+        status,
+        or_dash(attempt.and_then(|a| a.agent.as_deref())),
+        attempt.map_or("-".into(), |a| format!("{}/{}", a.n, task.max_attempts)),
+        or_dash(attempt.and_then(|a| a.branch.as_deref())),
+        attempt.map_or("-".into(), |a| a.commits.to_string()),
+        format!("{} ago", age(now, task.last_activity_ms)),
+        note.clone().unwrap_or_else(|| "-".into()),
+    ]
+    .map(|cell| match escape(&cell) {
+        std::borrow::Cow::Borrowed(_) => cell,
+        std::borrow::Cow::Owned(escaped) => escaped,
+    });
+    StatusRow {
+        cells,
+        branch: attempt.is_some_and(|a| a.branch.is_some()),
+        note: note.is_some(),
+    }
+}
+
+/// The widths of the status table's columns and which of them show, measured row by
+/// row: the table is aligned like `Table` aligns one, without holding its rows.
+struct StatusColumns {
+    widths: [usize; 8],
+    branches: bool,
+    notes: bool,
+}
+
+impl Default for StatusColumns {
+    fn default() -> Self {
+        StatusColumns {
+            widths: STATUS_HEADER.map(str::len),
+            branches: false,
+            notes: false,
+        }
+    }
+}
+
+impl StatusColumns {
+    fn measure(&mut self, row: &StatusRow) {
+        for (width, cell) in self.widths.iter_mut().zip(&row.cells) {
+            *width = (*width).max(cell.chars().count());
+        }
+        self.branches |= row.branch;
+        self.notes |= row.note;
+    }
+
+    /// One line of the table (no newline): every shown cell but the last padded to its
+    /// column's width and two spaces.
+    fn line(&self, cells: &[String; 8]) -> String {
+        let shown: Vec<usize> = (0..cells.len())
+            .filter(|&c| match c {
+                BRANCH | COMMITS => self.branches,
+                NOTE => self.notes,
+                _ => true,
+            })
+            .collect();
+        let mut line = String::new();
+        for (i, &c) in shown.iter().enumerate() {
+            line.push_str(&cells[c]);
+            if i + 1 < shown.len() {
+                let pad = self.widths[c] - cells[c].chars().count() + 2;
+                line.extend(std::iter::repeat_n(' ', pad));
+            }
+        }
+        line.truncate(line.trim_end().len());
+        line
+    }
+}
+
+/// The human `status`, written as the tasks are read: two passes over one read snapshot,
+/// the first measuring the columns, the second writing the lines, so memory stays flat
+/// in the run's size (the table of a 100k-task run held every task and every row).
+fn stream_status_text(orch: &mut Orch<'_>, out: &Out, run: Option<&str>) -> Result<()> {
+    orch.reconcile()?;
+    orch.read(|tx| {
+        let row = runs::resolve(tx, run)?;
+        let run = runs::to_json(&row, runs::counts(tx, &row.name)?);
+        // One clock for both passes, so no age changes width between them.
+        let now = crate::time::now_ms();
+        let mut columns = StatusColumns::default();
+        tasks::each(tx, &row.name, Select::All, |task| {
+            columns.measure(&status_row(&task, now));
+            Ok(())
+        })?;
+        out.text_stream(|sink| {
+            sink.line(&status_header(&run))?;
+            if run.counts.total == 0 {
+                return sink.line(NO_TASKS);
+            }
+            sink.line(&columns.line(&STATUS_HEADER.map(String::from)))?;
+            tasks::each(tx, &row.name, Select::All, |task| {
+                sink.line(&columns.line(&status_row(&task, now).cells))
+            })?;
+            let next = next_steps(&run);
+            match next.strip_suffix('\n') {
+                Some(next) => sink.line(next),
+                None => Ok(()),
+            }
+        })
+    })
 }
 
 /// Why a task reads as it does when its status alone would mislead: a `ready` task whose

@@ -6,10 +6,10 @@ use crate::cli::ctx::Ctx;
 use crate::cli::input::{read_text_input, BodyArgs};
 use crate::cli::output::Out;
 use crate::cli::render::{escape, or_dash, preview, Table};
-use crate::error::Result;
+use crate::error::{Code, Error, Result};
 use crate::orch::runs;
 use crate::orch::tasks::{self, Plan, Select, TaskSpec};
-use crate::orch::{Attempt, Task, TaskStatus, TASK_STATUSES};
+use crate::orch::{Attempt, Task, TASK_STATUSES};
 use clap::Subcommand;
 use serde::Serialize;
 use serde_json::json;
@@ -41,6 +41,42 @@ pub fn run(ctx: &mut Ctx, out: &Out, command: TaskCommand) -> Result<()> {
 #[derive(Serialize)]
 pub(super) struct TasksData<'a> {
     pub tasks: &'a [Task],
+}
+
+/// [`TasksData`] streamed (`ready`, what `task import` wrote).
+#[derive(Serialize)]
+pub(super) struct StreamedList<'a> {
+    pub tasks: StreamedTasks<'a>,
+}
+
+/// A run's tasks as a JSON array, read from the database while it is serialized.
+pub(super) struct StreamedTasks<'a> {
+    pub conn: &'a rusqlite::Connection,
+    pub run: &'a str,
+    pub select: Select<'a>,
+}
+
+impl Serialize for StreamedTasks<'_> {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::{Error as _, SerializeSeq};
+        let mut seq = serializer.serialize_seq(None)?;
+        let mut failed = None;
+        let read = tasks::each(self.conn, self.run, self.select, |task| {
+            seq.serialize_element(&task).map_err(|e| {
+                let message = e.to_string();
+                failed = Some(e);
+                Error::internal(message)
+            })
+        });
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        read.map_err(|e| S::Error::custom(e.message))?;
+        seq.end()
+    }
 }
 
 #[derive(clap::Args, Debug)]
@@ -101,28 +137,47 @@ pub fn add(ctx: &mut Ctx, out: &Out, args: TaskAddArgs) -> Result<()> {
 
 #[derive(clap::Args, Debug)]
 pub struct TaskImportArgs {
-    /// The plan: {"tasks": [{"key", "title", "body", "kind", "to", "after", …}]}
+    /// The plan, at most 4 MiB: {"tasks": [{"key", "title", "body", "kind", "to", "after", …}]}
     pub file: PathBuf,
     #[command(flatten)]
     pub run: RunOpt,
 }
 
 pub fn import(ctx: &mut Ctx, out: &Out, args: TaskImportArgs) -> Result<()> {
-    let text = read_text_input(&args.file, "plan")?;
-    let plan = Plan::parse(&text)?;
-    let tasks = ctx.orch()?.write(|tx, cfg, changes| {
-        let run = runs::resolve(tx, args.run.run.as_deref())?;
-        tasks::import(tx, cfg, changes, &run, &plan)
+    let text = read_text_input(&args.file, "plan").map_err(|e| match e.code {
+        Code::TooLarge => e.hint(
+            "split the plan into several files and import them in order; \
+             a task may depend on tasks imported before it",
+        ),
+        _ => e,
     })?;
-    out.success(&TasksData { tasks: &tasks }, || {
-        let ready = tasks
-            .iter()
-            .filter(|t| t.status == TaskStatus::Ready)
-            .count();
+    let plan = Plan::parse(&text)?;
+    drop(text);
+    let mut orch = ctx.orch()?;
+    let (run, imported) = orch.write(|tx, cfg, changes| {
+        let run = runs::resolve(tx, args.run.run.as_deref())?;
+        let imported = tasks::import(tx, cfg, changes, &run, &plan)?;
+        Ok((run.name, imported))
+    })?;
+    drop(plan);
+    if out.json {
+        // Read back after the commit (no printing under the write lock), each task as it
+        // is read: the tasks as they stand now, which a dispatch may already have moved.
+        return orch.read(|tx| {
+            let tasks = StreamedTasks {
+                conn: tx,
+                run: &run,
+                select: imported.select,
+            };
+            out.success(&StreamedList { tasks }, String::new)
+        });
+    }
+    out.success(&(), || {
         format!(
-            "Imported {} task(s): {ready} ready, {} pending.",
-            tasks.len(),
-            tasks.len() - ready
+            "Imported {} task(s): {} ready, {} pending.",
+            imported.tasks,
+            imported.ready,
+            imported.tasks - imported.ready
         )
     })
 }

@@ -280,6 +280,57 @@ fn claim_next_takes_the_oldest_open_thread_among_mine_and_my_queues() {
 }
 
 #[test]
+fn claim_next_looks_only_at_open_threads_of_its_own_addresses_oldest_first() {
+    let mut bus = Bus::new();
+    let a1 = bus.send("leader", "@a");
+    let b1 = bus.send("leader", "@b");
+    let mine = bus.send("leader", "w1");
+    let a2 = bus.send("leader", "@a");
+    for _ in 0..3 {
+        bus.send("leader", "@elsewhere");
+    }
+    bus.write(|tx, cfg| subscribe(tx, cfg, "w1", "b")).unwrap();
+    bus.write(|tx, cfg| subscribe(tx, cfg, "w1", "a")).unwrap();
+    let any = NextFilter {
+        queue: None,
+        kind: None,
+    };
+    let mut order = Vec::new();
+    while let Some(p) = bus
+        .write(|tx, cfg| claim_next(tx, cfg, "w1", &any, Some(MINUTE)))
+        .unwrap()
+    {
+        order.push(p.thread.id);
+    }
+    assert_eq!(
+        order,
+        [a1, b1, mine, a2],
+        "oldest first across every address"
+    );
+
+    // Each look at `threads` is one range of the (status, to_addr, id) index.
+    let plan: Vec<String> = bus
+        .store
+        .read(|tx| {
+            let mut stmt = tx.prepare(&format!(
+                "EXPLAIN QUERY PLAN {}",
+                super::super::lease::CLAIM_NEXT_SQL
+            ))?;
+            let rows = stmt.query_map(rusqlite::params!["w1", None::<String>], |r| r.get(3))?;
+            Ok(rows.collect::<rusqlite::Result<Vec<String>>>()?)
+        })
+        .unwrap();
+    let threads: Vec<&String> = plan.iter().filter(|s| s.contains("threads")).collect();
+    assert_eq!(threads.len(), 2, "{plan:?}");
+    assert!(
+        threads
+            .iter()
+            .all(|s| s.contains("(status=? AND to_addr=?)")),
+        "{plan:?}"
+    );
+}
+
+#[test]
 fn claim_next_from_two_connections_never_hands_one_thread_out_twice() {
     let mut bus = Bus::new();
     let sent: BTreeSet<i64> = (0..40).map(|_| bus.send("leader", "@q")).collect();

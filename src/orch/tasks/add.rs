@@ -1,6 +1,6 @@
 //! Adding one task, and importing a whole plan all or nothing.
 
-use super::load::{load, load_one, Select};
+use super::load::{load_one, Select};
 use super::row::waiting_status;
 use super::spec::{check_spec, Checked, Plan, TaskSpec, MAX_PLAN_TASKS};
 use crate::error::{Code, Error, Result};
@@ -90,16 +90,26 @@ pub fn add(
 }
 
 /// Inserts validated tasks (dependencies among them or on existing tasks), each as ready
-/// or pending, with an event per task.
+/// or pending, with an event per task; returns how many are ready.
 fn write_new(
     conn: &Connection,
     act: &Act<'_>,
     changes: &mut Changes,
     run: &str,
     tasks: &[Checked<'_>],
-) -> Result<()> {
+) -> Result<usize> {
+    let new: HashSet<&str> = tasks.iter().map(|t| t.spec.key.as_str()).collect();
+    // A new task is never done: a task waiting for one of them is pending, one with no
+    // dependencies is ready, and only one that waits for existing tasks alone needs a look.
+    let known = |task: &Checked<'_>| match task.after.as_slice() {
+        [] => Some(TaskStatus::Ready),
+        after if after.iter().any(|d| new.contains(d)) => Some(TaskStatus::Pending),
+        _ => None,
+    };
+    let mut ready = 0;
     for task in tasks {
-        insert(conn, run, task, TaskStatus::Pending, act.now)?;
+        let status = known(task).unwrap_or(TaskStatus::Pending);
+        insert(conn, run, task, status, act.now)?;
     }
     for task in tasks {
         for dep in &task.after {
@@ -107,11 +117,21 @@ fn write_new(
         }
     }
     for task in tasks {
-        // A new task is never done, so only dependencies on existing tasks can all be done.
-        let status = waiting_status(conn, run, &task.spec.key)?;
-        if status != TaskStatus::Pending {
-            conn.prepare_cached("UPDATE tasks SET status = ?3 WHERE run = ?1 AND key = ?2")?
-                .execute(params![run, task.spec.key, status])?;
+        let status = match known(task) {
+            Some(status) => status,
+            None => {
+                let status = waiting_status(conn, run, &task.spec.key)?;
+                if status != TaskStatus::Pending {
+                    conn.prepare_cached(
+                        "UPDATE tasks SET status = ?3 WHERE run = ?1 AND key = ?2",
+                    )?
+                    .execute(params![run, task.spec.key, status])?;
+                }
+                status
+            }
+        };
+        if status == TaskStatus::Ready {
+            ready += 1;
         }
         changes.emit(
             conn,
@@ -125,7 +145,7 @@ fn write_new(
             },
         )?;
     }
-    Ok(())
+    Ok(ready)
 }
 
 /// Imports a whole plan: every name, duplicate, unknown dependency and cycle is checked
@@ -136,7 +156,7 @@ pub fn import(
     changes: &mut Changes,
     run: &RunRow,
     plan: &Plan,
-) -> Result<Vec<Task>> {
+) -> Result<Imported> {
     if plan.tasks.len() > MAX_PLAN_TASKS {
         return Err(Error::new(
             Code::TooLarge,
@@ -190,10 +210,31 @@ pub fn import(
         let path: Vec<String> = cycle.iter().map(|&i| checked[i].spec.key.clone()).collect();
         return Err(cycle_error(path));
     }
+    // Ids only grow (AUTOINCREMENT), so what this transaction writes is the range above
+    // the largest id now: the plan can be read back without the rest of the run.
+    let max_id = || -> Result<i64> {
+        Ok(conn
+            .prepare_cached("SELECT coalesce(max(id), 0) FROM tasks")?
+            .query_row([], |r| r.get(0))?)
+    };
+    let after = max_id()?;
     let act = Act::now(&cfg.leader);
-    write_new(conn, &act, changes, &run.name, &checked)?;
-    let keys: HashSet<&str> = index_of.keys().copied().collect();
-    let mut tasks = load(conn, &run.name, Select::All)?;
-    tasks.retain(|t| keys.contains(t.key.as_str()));
-    Ok(tasks)
+    let ready = write_new(conn, &act, changes, &run.name, &checked)?;
+    Ok(Imported {
+        select: Select::Ids {
+            after,
+            last: max_id()?,
+        },
+        tasks: checked.len(),
+        ready,
+    })
+}
+
+/// What an import wrote: its tasks (read them back with `select`, after the commit),
+/// how many, and how many of them are ready.
+#[derive(Debug)]
+pub struct Imported {
+    pub select: Select<'static>,
+    pub tasks: usize,
+    pub ready: usize,
 }

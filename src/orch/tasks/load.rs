@@ -1,5 +1,5 @@
-//! Reading tasks as JSON: tasks with their current attempts and dependencies in three
-//! queries whatever their number, a task's attempts, and the question that blocks it.
+//! Reading tasks as JSON: tasks with their current attempts and dependencies in one
+//! query whatever their number, a task's attempts, and the question that blocks it.
 
 use crate::error::{Error, Result};
 use crate::inbox;
@@ -10,7 +10,6 @@ use crate::orch::status::TaskStatus;
 use crate::time::rfc3339;
 use rusqlite::{params, Connection};
 use serde_json::{json, Value};
-use std::collections::HashMap;
 
 /// Which tasks of a run to read, and in what order.
 #[derive(Debug, Clone, Copy)]
@@ -23,20 +22,43 @@ pub enum Select<'a> {
     Ready,
     /// One task.
     Key(&'a str),
+    /// Tasks with ids in `(after, last]`, oldest first: what one import wrote, without
+    /// reading the rest of the run.
+    Ids { after: i64, last: i64 },
 }
 
 const TASK_COLUMNS: &str = "t.run, t.key, t.title, t.body, t.kind, t.status, t.to_addr, t.priority, \
-     t.max_attempts, t.attempts, t.blocked_reason, t.blocked_detail, t.base, t.created_at, t.updated_at, t.landed_at, t.landed_commit";
-const TASK_COLUMN_COUNT: usize = 17;
+     t.max_attempts, t.attempts, t.blocked_reason, t.blocked_detail, t.base, t.created_at, t.updated_at, \
+     t.landed_at, t.landed_commit, t.after_keys";
+const TASK_COLUMN_COUNT: usize = 18;
 
-/// Tasks with their current attempts and dependencies, in three queries whatever their
+/// Tasks with their current attempts and dependencies, in one query whatever their
 /// number (no query per task).
 pub fn load(conn: &Connection, run: &str, select: Select<'_>) -> Result<Vec<Task>> {
+    let mut tasks = Vec::new();
+    each(conn, run, select, |task| {
+        tasks.push(task);
+        Ok(())
+    })?;
+    Ok(tasks)
+}
+
+/// The tasks `select` names, in its order, handed to `each` one at a time as they are
+/// read: memory stays flat whatever the size of the run (a 100k-task `status` held
+/// 250 MB as a vector). Dependencies come from the task's own row (`after_keys`, kept
+/// by triggers from `deps`), so no task costs a look-up of its own.
+pub fn each(
+    conn: &Connection,
+    run: &str,
+    select: Select<'_>,
+    mut each: impl FnMut(Task) -> Result<()>,
+) -> Result<()> {
     let (filter, order) = match select {
         Select::All => ("", "t.id"),
         Select::Status(_) => ("AND t.status = ?2", "t.id"),
         Select::Ready => ("AND t.status = 'ready'", "t.priority DESC, t.id"),
         Select::Key(_) => ("AND t.key = ?2", "t.id"),
+        Select::Ids { .. } => ("AND t.id > ?2 AND t.id <= ?3", "t.id"),
     };
     let sql = format!(
         "SELECT {TASK_COLUMNS}, {ATTEMPT_COLUMNS} FROM tasks t
@@ -44,147 +66,63 @@ pub fn load(conn: &Connection, run: &str, select: Select<'_>) -> Result<Vec<Task
          WHERE t.run = ?1 {filter} ORDER BY {order}"
     );
     let mut stmt = conn.prepare_cached(&sql)?;
-    let mut tasks: Vec<Task> = match select {
-        Select::All | Select::Ready => stmt.query_map([run], row_to_task)?,
-        Select::Status(status) => stmt.query_map(params![run, status], row_to_task)?,
-        Select::Key(key) => stmt.query_map(params![run, key], row_to_task)?,
-    }
-    .collect::<rusqlite::Result<_>>()?;
-    if tasks.is_empty() {
-        return Ok(tasks);
-    }
-    let mut after = match select {
-        Select::Key(key) => {
-            let deps: Vec<String> = conn
-                .prepare_cached(
-                    "SELECT depends_on FROM deps WHERE run = ?1 AND task = ?2 ORDER BY depends_on",
-                )?
-                .query_map(params![run, key], |r| r.get(0))?
-                .collect::<rusqlite::Result<_>>()?;
-            HashMap::from([(key.to_owned(), deps)])
-        }
-        Select::All => deps_where(conn, run, "", None)?,
-        Select::Status(status) => deps_where(conn, run, "AND t.status = ?2", Some(status))?,
-        Select::Ready => deps_where(conn, run, "AND t.status = 'ready'", None)?,
+    let mut rows = match select {
+        Select::All | Select::Ready => stmt.query([run])?,
+        Select::Status(status) => stmt.query(params![run, status])?,
+        Select::Key(key) => stmt.query(params![run, key])?,
+        Select::Ids { after, last } => stmt.query(params![run, after, last])?,
     };
-    for task in &mut tasks {
-        if let Some(deps) = after.remove(&task.key) {
-            task.after = deps;
-        }
-    }
-    Ok(tasks)
-}
-
-/// Every task of a run, oldest first, handed to `each` one at a time as it is read:
-/// memory stays flat whatever the size of the run (a 100k-task `status` held 250 MB as
-/// a vector). A task's dependencies come from one index range of `deps` per task, in
-/// the same statement, already sorted by the primary key.
-pub fn each(conn: &Connection, run: &str, mut each: impl FnMut(&Task) -> Result<()>) -> Result<()> {
-    // Task names never hold a newline (see `names`), so it can separate them.
-    let sql = format!(
-        "SELECT {TASK_COLUMNS}, {ATTEMPT_COLUMNS},
-                (SELECT group_concat(d.depends_on, char(10)) FROM deps d
-                 WHERE d.run = t.run AND d.task = t.key) AS after_keys
-         FROM tasks t LEFT JOIN attempts a ON a.id = t.current_attempt
-         WHERE t.run = ?1 ORDER BY t.id"
-    );
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let mut rows = stmt.query([run])?;
     while let Some(row) = rows.next()? {
-        let mut task = row_to_task(row)?;
-        if let Some(keys) = row.get::<_, Option<String>>("after_keys")? {
-            task.after = keys.split('\n').map(str::to_owned).collect();
-            // The index hands them over sorted; SQL does not promise that order.
-            task.after.sort_unstable();
-        }
-        each(&task)?;
+        each(row_to_task(row)?)?;
     }
     Ok(())
 }
 
 fn row_to_task(r: &rusqlite::Row<'_>) -> rusqlite::Result<Task> {
-    {
-        let detail: Option<String> = r.get(11)?;
-        let updated_ms: i64 = r.get(14)?;
-        let updated_at = rfc3339(updated_ms);
-        let current = attempt_and_activity(r, TASK_COLUMN_COUNT)?;
-        let (mut last_activity_at, mut last_activity_ms) = (updated_at.clone(), updated_ms);
-        if let Some((_, Some((seen, seen_ms)))) = &current {
-            // RFC 3339 with fixed width compares like the times it names.
-            if *seen > last_activity_at {
-                last_activity_at = seen.clone();
-                last_activity_ms = *seen_ms;
-            }
-        }
-        Ok(Task {
-            run: r.get(0)?,
-            key: r.get(1)?,
-            title: r.get(2)?,
-            body: r.get(3)?,
-            kind: r.get(4)?,
-            status: r.get(5)?,
-            to: r.get(6)?,
-            after: Vec::new(),
-            priority: r.get(7)?,
-            max_attempts: r.get(8)?,
-            attempts: r.get(9)?,
-            current_attempt: current.map(|(a, _)| a),
-            blocked_reason: r.get(10)?,
-            blocked_detail: detail
-                .and_then(|d| serde_json::from_str(&d).ok())
-                .unwrap_or(Value::Null),
-            base: r.get(12)?,
-            landed_at: r.get::<_, Option<i64>>(15)?.map(rfc3339),
-            landed_commit: r.get(16)?,
-            created_at: rfc3339(r.get(13)?),
-            updated_at,
-            last_activity_at,
-            last_activity_ms,
-        })
-    }
-}
-
-fn deps_where(
-    conn: &Connection,
-    run: &str,
-    filter: &str,
-    status: Option<TaskStatus>,
-) -> Result<HashMap<String, Vec<String>>> {
-    let sql = if filter.is_empty() {
-        "SELECT d.task, d.depends_on FROM deps d WHERE d.run = ?1 ORDER BY d.task, d.depends_on"
-            .to_owned()
-    } else {
-        // CROSS JOIN keeps the selected tasks outside: otherwise SQLite may walk every
-        // dependency of the run in key order to spare itself a sort.
-        format!(
-            "SELECT d.task, d.depends_on FROM tasks t CROSS JOIN deps d ON d.run = t.run AND d.task = t.key
-             WHERE t.run = ?1 {filter}"
-        )
-    };
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let mut map: HashMap<String, Vec<String>> = HashMap::new();
-    let mut add = |row: rusqlite::Result<(String, String)>| -> Result<()> {
-        let (task, dep) = row?;
-        map.entry(task).or_default().push(dep);
-        Ok(())
-    };
-    let pair = |r: &rusqlite::Row<'_>| Ok((r.get(0)?, r.get(1)?));
-    match status {
-        Some(status) => {
-            for row in stmt.query_map(params![run, status], pair)? {
-                add(row)?;
-            }
-        }
-        None => {
-            for row in stmt.query_map([run], pair)? {
-                add(row)?;
-            }
+    let detail: Option<String> = r.get(11)?;
+    let updated_ms: i64 = r.get(14)?;
+    let updated_at = rfc3339(updated_ms);
+    let current = attempt_and_activity(r, TASK_COLUMN_COUNT)?;
+    let (mut last_activity_at, mut last_activity_ms) = (updated_at.clone(), updated_ms);
+    if let Some((_, Some((seen, seen_ms)))) = &current {
+        // RFC 3339 with fixed width compares like the times it names.
+        if *seen > last_activity_at {
+            last_activity_at = seen.clone();
+            last_activity_ms = *seen_ms;
         }
     }
-    for deps in map.values_mut() {
-        deps.sort_unstable();
-    }
-    Ok(map)
+    // Task names never hold a newline (see `names`), so it separates them.
+    let mut after: Vec<String> = r
+        .get::<_, Option<String>>(17)?
+        .map_or_else(Vec::new, |keys| {
+            keys.split('\n').map(str::to_owned).collect()
+        });
+    after.sort_unstable();
+    Ok(Task {
+        run: r.get(0)?,
+        key: r.get(1)?,
+        title: r.get(2)?,
+        body: r.get(3)?,
+        kind: r.get(4)?,
+        status: r.get(5)?,
+        to: r.get(6)?,
+        after,
+        priority: r.get(7)?,
+        max_attempts: r.get(8)?,
+        attempts: r.get(9)?,
+        current_attempt: current.map(|(a, _)| a),
+        blocked_reason: r.get(10)?,
+        blocked_detail: detail
+            .and_then(|d| serde_json::from_str(&d).ok())
+            .unwrap_or(Value::Null),
+        base: r.get(12)?,
+        landed_at: r.get::<_, Option<i64>>(15)?.map(rfc3339),
+        landed_commit: r.get(16)?,
+        created_at: rfc3339(r.get(13)?),
+        updated_at,
+        last_activity_at,
+        last_activity_ms,
+    })
 }
 
 pub fn load_one(conn: &Connection, run: &str, key: &str) -> Result<Task> {
