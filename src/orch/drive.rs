@@ -7,7 +7,7 @@
 //! where things stand from the store and carries on. One drive per run at a time, by
 //! a lock file whose holder's pid is inside it.
 
-use super::dispatch::{self, Options};
+use super::drive_pool::{Dispatchers, Pool, Queue, MAX_WORKERS};
 use super::facade::Orch;
 use super::land;
 use super::launch::{Launching, Plan};
@@ -163,10 +163,12 @@ pub fn check_profiles(orch: &mut Orch<'_>, run: &str, plan: &Plan) -> Result<()>
 }
 
 /// The loop. `stop` is polled between steps (SIGINT); `report` gets every event and the
-/// standing after each batch.
+/// standing after each batch. Ready tasks go to `dispatchers`' worker threads, so a task
+/// whose dependency is done starts while other dispatches are still under way.
 pub fn drive(
     orch: &mut Orch<'_>,
     launching: &Launching<'_>,
+    dispatchers: &dyn Dispatchers,
     opts: &DriveOptions<'_>,
     stop: &dyn Fn() -> bool,
     report: &mut dyn FnMut(&[DriveEvent], &Standing) -> Result<()>,
@@ -178,31 +180,51 @@ pub fn drive(
         // A target nothing can land on is refused before anything is dispatched.
         land::resolve_target(repo, &run, land.into)?;
     }
+    let (queue, jobs) = Queue::new();
+    let workers = opts.parallel.min(MAX_WORKERS);
+    std::thread::scope(|scope| {
+        let mut pool = Pool::start(scope, workers, (&queue, jobs), dispatchers, &run, opts.plan);
+        let ended = turns(orch, launching, &mut pool, &run.name, opts, stop, report);
+        // The dispatches under way finish (their supervisors start); queued ones do not.
+        pool.close();
+        ended
+    })
+}
+
+fn turns(
+    orch: &mut Orch<'_>,
+    launching: &Launching<'_>,
+    pool: &mut Pool<'_>,
+    run: &str,
+    opts: &DriveOptions<'_>,
+    stop: &dyn Fn() -> bool,
+    report: &mut dyn FnMut(&[DriveEvent], &Standing) -> Result<()>,
+) -> Result<End> {
     let mut since = orch.read(events::last_id)?;
     let mut lander = Lander::default();
     loop {
         reap(launching);
         let version = orch.store.data_version()?;
         orch.reconcile()?;
+        // Answers before the snapshot, so a task counts as being dispatched until the
+        // snapshot shows it in flight.
+        pool.collect()?;
         // Landing comes before dispatching: a dependent must not start from a result
-        // that is about to be sent back.
-        if let Some(land) = opts.land {
-            lander.turn(orch, land, &run.name)?;
+        // that is about to be sent back. So with `--land` a turn lands and dispatches
+        // only when no dispatch is under way (a land must not race one either).
+        let settled = opts.land.is_none() || pool.pending.is_empty();
+        if let (Some(land), true) = (opts.land, settled) {
+            lander.turn(orch, land, run)?;
         }
         // What is left to land comes from the same snapshot as the tasks, so a task that
         // finished after the land above is never taken for landed.
         let (news, last, tasks, unlanded) = orch.read(|tx| {
-            let (news, last) = news(tx, &run.name, since)?;
+            let (news, last) = news(tx, run, since)?;
             let unlanded = match opts.land {
-                Some(_) => land::unlanded(tx, &run.name)?,
+                Some(_) => land::unlanded(tx, run)?,
                 None => Vec::new(),
             };
-            Ok((
-                news,
-                last,
-                tasks::load(tx, &run.name, Select::All)?,
-                unlanded,
-            ))
+            Ok((news, last, tasks::load(tx, run, Select::All)?, unlanded))
         })?;
         since = last;
         let standing = standing(&tasks, opts.land.is_some());
@@ -213,20 +235,20 @@ pub fn drive(
         if standing.done == standing.total && unlanded.is_empty() {
             return Ok(End::Done);
         }
-        if opts.until_blocked && standing.in_flight > 0 && standing.questions == standing.in_flight
+        let preparing = pool.preparing(&tasks);
+        if opts.until_blocked
+            && preparing == 0
+            && standing.in_flight > 0
+            && standing.questions == standing.in_flight
         {
             return Ok(End::Blocked);
         }
-        let room = opts.parallel.saturating_sub(standing.in_flight);
+        let room = opts.parallel.saturating_sub(standing.in_flight + preparing);
+        let room = if settled { room } else { 0 };
         let reworks = tasks.iter().filter(|t| is_sent_back(t)).count();
         if opts.land.is_some() && room > 0 && reworks > 0 {
-            let started = land::dispatch_reworks(
-                orch,
-                launching,
-                Some(&run.name),
-                Some(opts.plan),
-                Some(room),
-            )?;
+            let started =
+                land::dispatch_reworks(orch, launching, Some(run), Some(opts.plan), Some(room))?;
             lander.rework_errors = started
                 .iter()
                 .filter_map(|(key, r)| r.as_ref().err().map(|e| (key.clone(), e.message.clone())))
@@ -235,19 +257,16 @@ pub fn drive(
                 continue;
             }
         }
-        if room > 0 && standing.ready > 0 {
-            let dispatch = Options {
-                all_ready: true,
-                max: Some(room),
-                launch: Some(opts.plan),
-                ..Options::default()
-            };
-            let done = dispatch::dispatch_tasks(orch, launching, Some(&run.name), &dispatch)?;
-            if !done.attempts.is_empty() || !done.blocked.is_empty() {
-                continue;
-            }
+        let mut ready: Vec<&Task> = tasks
+            .iter()
+            .filter(|t| t.status == TaskStatus::Ready && !pool.pending.contains(&t.key))
+            .collect();
+        // Priority first; the snapshot is in creation order, which the sort keeps.
+        ready.sort_by_key(|t| std::cmp::Reverse(t.priority));
+        for task in ready.iter().take(room) {
+            pool.send(&task.key)?;
         }
-        if standing.in_flight == 0 && !lander.retry {
+        if standing.in_flight == 0 && pool.pending.is_empty() && !lander.retry {
             if let Some(busy) = lander.busy.take() {
                 return Err(busy);
             }
@@ -255,7 +274,7 @@ pub fn drive(
             if !unlanded.is_empty() && lander.waited.as_ref() != Some(&unlanded) {
                 continue;
             }
-            return Err(stuck(&run.name, &tasks, &lander));
+            return Err(stuck(run, &tasks, &lander));
         }
         let wake = Instant::now() + STOP_POLL;
         let until = opts.deadline.map_or(wake, |d| d.min(wake));
@@ -330,7 +349,7 @@ fn is_sent_back(task: &Task) -> bool {
 }
 
 /// Collects the supervisors that have exited, so a long drive leaves no zombies.
-fn reap(launching: &Launching<'_>) {
+pub(crate) fn reap(launching: &Launching<'_>) {
     launching
         .children
         .borrow_mut()
