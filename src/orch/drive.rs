@@ -7,6 +7,7 @@
 //! where things stand from the store and carries on. One drive per run at a time, by
 //! a lock file whose holder's pid is inside it.
 
+use super::drive_events::news;
 use super::drive_pool::{Dispatchers, Pool, Queue, MAX_WORKERS};
 use super::facade::Orch;
 use super::land;
@@ -16,9 +17,8 @@ use super::status::TaskStatus;
 use super::tasks::{self, Select};
 use super::Task;
 use crate::error::{Code, Error, Result};
-use crate::inbox::{self, EventFilter};
-use crate::store::events::{self, Event};
-use rusqlite::OptionalExtension;
+use crate::inbox;
+use crate::store::events;
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::fs::File;
@@ -224,7 +224,7 @@ fn turns(
                 Some(_) => land::unlanded(tx, run)?,
                 None => Vec::new(),
             };
-            Ok((news, last, tasks::load(tx, run, Select::All)?, unlanded))
+            Ok((news, last, glance(tx, run)?, unlanded))
         })?;
         since = last;
         let standing = standing(&tasks, opts.land.is_some());
@@ -235,7 +235,11 @@ fn turns(
         if standing.done == standing.total && unlanded.is_empty() {
             return Ok(End::Done);
         }
-        let preparing = pool.preparing(&tasks);
+        let preparing = pool.preparing(|key| {
+            tasks
+                .iter()
+                .any(|t| t.key == key && t.status.is_in_flight())
+        });
         if opts.until_blocked
             && preparing == 0
             && standing.in_flight > 0
@@ -257,7 +261,7 @@ fn turns(
                 continue;
             }
         }
-        let mut ready: Vec<&Task> = tasks
+        let mut ready: Vec<&Glance> = tasks
             .iter()
             .filter(|t| t.status == TaskStatus::Ready && !pool.pending.contains(&t.key))
             .collect();
@@ -274,6 +278,7 @@ fn turns(
             if !unlanded.is_empty() && lander.waited.as_ref() != Some(&unlanded) {
                 continue;
             }
+            let tasks = orch.read(|tx| tasks::load(tx, run, Select::All))?;
             return Err(stuck(run, &tasks, &lander));
         }
         let wake = Instant::now() + STOP_POLL;
@@ -340,7 +345,34 @@ impl Lander {
     }
 }
 
-fn is_sent_back(task: &Task) -> bool {
+/// What a turn needs of each task: a few columns, not the task with its attempt and
+/// dependencies (a turn runs after every commit, and the run may be large).
+struct Glance {
+    key: String,
+    status: TaskStatus,
+    blocked_reason: Option<String>,
+    priority: i64,
+    landed: bool,
+}
+
+fn glance(conn: &rusqlite::Connection, run: &str) -> Result<Vec<Glance>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT key, status, blocked_reason, priority, landed_at IS NOT NULL
+         FROM tasks WHERE run = ?1 ORDER BY id",
+    )?;
+    let rows = stmt.query_map([run], |r| {
+        Ok(Glance {
+            key: r.get(0)?,
+            status: r.get(1)?,
+            blocked_reason: r.get(2)?,
+            priority: r.get(3)?,
+            landed: r.get(4)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+fn is_sent_back(task: &Glance) -> bool {
     task.status == TaskStatus::Blocked
         && matches!(
             task.blocked_reason.as_deref(),
@@ -356,10 +388,10 @@ pub(crate) fn reap(launching: &Launching<'_>) {
         .retain_mut(|child| !matches!(child.try_wait(), Ok(Some(_)) | Err(_)));
 }
 
-fn standing(tasks: &[Task], land: bool) -> Standing {
+fn standing(tasks: &[Glance], land: bool) -> Standing {
     let mut s = Standing {
         total: tasks.len(),
-        landed: land.then(|| tasks.iter().filter(|t| t.landed_at.is_some()).count()),
+        landed: land.then(|| tasks.iter().filter(|t| t.landed).count()),
         ..Standing::default()
     };
     for task in tasks {
@@ -452,121 +484,4 @@ fn stuck(run: &str, tasks: &[Task], lander: &Lander) -> Error {
         err = err.detail("not_landed", not_landed);
     }
     err
-}
-
-/// The run's events after `since` as drive reports them, and the last event id seen.
-fn news(conn: &rusqlite::Connection, run: &str, since: i64) -> Result<(Vec<DriveEvent>, i64)> {
-    let filter = EventFilter {
-        run: Some(run.to_owned()),
-        ..EventFilter::default()
-    };
-    let mut out = Vec::new();
-    let mut after = since;
-    loop {
-        let batch = inbox::events_after(conn, &filter, after, 1000)?;
-        let Some(last) = batch.last() else { break };
-        after = last.id;
-        for event in &batch {
-            if let Some(e) = describe(conn, run, event)? {
-                out.push(e);
-            }
-        }
-    }
-    Ok((out, after))
-}
-
-fn describe(conn: &rusqlite::Connection, run: &str, event: &Event) -> Result<Option<DriveEvent>> {
-    let Some(key) = event.task.as_deref() else {
-        return Ok(None);
-    };
-    let attempt = event
-        .attempt
-        .map(|id| super::get_attempt(conn, super::AttemptId(id)))
-        .transpose()?;
-    let mut out = DriveEvent {
-        kind: "",
-        task: key.to_owned(),
-        event: event.id,
-        at: event.at.clone(),
-        attempt: event.attempt,
-        n: attempt.as_ref().map(|a| a.n),
-        agent: attempt.as_ref().and_then(|a| a.agent.clone()),
-        text: None,
-        paths: None,
-        retry: None,
-        answer_with: None,
-    };
-    let parse = |s: Option<&str>| s.and_then(|s| s.parse::<TaskStatus>().ok());
-    match event.kind.as_str() {
-        "attempt.progress" => {
-            out.kind = "commit";
-            out.text = event.data["sha"].as_str().map(str::to_owned);
-        }
-        "task.landed" => {
-            out.kind = "landed";
-            out.text = event.data["commit"].as_str().map(str::to_owned);
-        }
-        "task.land_rework" => {
-            out.kind = "sent_back";
-            out.text = event.data["reason"].as_str().map(str::to_owned);
-            out.paths = serde_json::from_value(event.data["paths"].clone()).ok();
-        }
-        "task.status" => {
-            let (from, to) = (parse(event.from.as_deref()), parse(event.to.as_deref()));
-            let failure = || {
-                attempt
-                    .as_ref()
-                    .and_then(|a| a.failure.as_ref())
-                    .map(|f| f.reason.clone())
-            };
-            out.kind = match (from, to) {
-                (_, Some(TaskStatus::Dispatched)) if is_rework(conn, event.attempt)? => "rework",
-                (_, Some(TaskStatus::Dispatched)) if out.n.is_some_and(|n| n > 1) => "retry",
-                (_, Some(TaskStatus::Dispatched)) => "dispatch",
-                (_, Some(TaskStatus::Done)) => "done",
-                (_, Some(TaskStatus::Cancelled)) => "cancelled",
-                (_, Some(TaskStatus::Failed)) => {
-                    out.text = failure();
-                    out.retry = Some(false);
-                    "failure"
-                }
-                (Some(f), Some(TaskStatus::Ready | TaskStatus::Pending)) if f.is_in_flight() => {
-                    out.text = failure();
-                    out.retry = Some(true);
-                    "failure"
-                }
-                // Sent back by a land: `task.land_rework` says why.
-                (Some(TaskStatus::Done), Some(TaskStatus::Blocked)) => return Ok(None),
-                (_, Some(TaskStatus::Blocked)) => {
-                    let task = tasks::get_row(conn, run, key)?;
-                    if task.blocked_reason.as_deref() == Some("question") {
-                        let task = tasks::load_one(conn, run, key)?;
-                        out.text = task.blocked_detail["question"].as_str().map(str::to_owned);
-                        out.answer_with =
-                            Some(format!("git orch answer {} --run {run} --body …", key));
-                        "question"
-                    } else {
-                        "conflict"
-                    }
-                }
-                (Some(TaskStatus::Blocked), Some(TaskStatus::Running)) => "answer",
-                _ => return Ok(None),
-            };
-        }
-        _ => return Ok(None),
-    }
-    Ok(Some(out))
-}
-
-/// Whether `attempt` is the rework of a result a land sent back.
-fn is_rework(conn: &rusqlite::Connection, attempt: Option<i64>) -> Result<bool> {
-    let Some(id) = attempt else {
-        return Ok(false);
-    };
-    let rework: Option<bool> = conn
-        .prepare_cached("SELECT json_extract(data, '$.land_rework') FROM attempts WHERE id = ?1")?
-        .query_row([id], |r| r.get(0))
-        .optional()?
-        .flatten();
-    Ok(rework == Some(true))
 }

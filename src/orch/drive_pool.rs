@@ -13,7 +13,6 @@ use super::dispatch::{self, Outcome, Request};
 use super::facade::Orch;
 use super::launch::{Launching, Plan};
 use super::runs::RunRow;
-use super::Task;
 use crate::error::{Error, Result};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Mutex};
@@ -120,18 +119,10 @@ impl<'env> Pool<'env> {
         Ok(())
     }
 
-    /// Handed to a worker and not yet in flight in `tasks` (a snapshot read after
-    /// [`Pool::collect`]): these count against `--parallel` too.
-    pub fn preparing(&self, tasks: &[Task]) -> usize {
-        self.pending
-            .iter()
-            .filter(|key| {
-                tasks
-                    .iter()
-                    .find(|t| &t.key == *key)
-                    .is_none_or(|t| !t.status.is_in_flight())
-            })
-            .count()
+    /// Handed to a worker and not yet in flight by `in_flight` (read from a snapshot
+    /// taken after [`Pool::collect`]): these count against `--parallel` too.
+    pub fn preparing(&self, in_flight: impl Fn(&str) -> bool) -> usize {
+        self.pending.iter().filter(|key| !in_flight(key)).count()
     }
 
     /// Stops handing out work: a worker finishes the dispatch it is in (never one cut
