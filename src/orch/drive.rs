@@ -8,7 +8,8 @@
 //! a lock file whose holder's pid is inside it.
 
 use super::drive_events::news;
-use super::drive_pool::{Dispatchers, Pool, Queue, MAX_WORKERS};
+pub use super::drive_events::DriveEvent;
+use super::drive_pool::{reap, Dispatchers, Pool, Queue, MAX_WORKERS};
 use super::facade::Orch;
 use super::land;
 use super::launch::{Launching, Plan};
@@ -48,31 +49,6 @@ pub enum End {
     Done,
     Blocked,
     Interrupted,
-}
-
-/// One thing that happened, as drive reports it.
-#[derive(Debug, Clone, Serialize)]
-pub struct DriveEvent {
-    /// `dispatch`, `retry`, `rework` (a dispatch after a land sent the task back),
-    /// `commit`, `question`, `answer`, `failure`, `conflict`, `cancelled`, `done`, and
-    /// with `--land` `landed` and `sent_back`.
-    pub kind: &'static str,
-    pub task: String,
-    /// The store event it comes from.
-    pub event: i64,
-    pub at: String,
-    pub attempt: Option<i64>,
-    pub n: Option<i64>,
-    pub agent: Option<String>,
-    /// A question's text, a failure's reason, a commit's sha, the commit that landed a
-    /// task, or why it was sent back (`land_conflict`, `land_check`).
-    pub text: Option<String>,
-    /// `sent_back` for a conflict: the conflicting paths.
-    pub paths: Option<Vec<String>>,
-    /// A failure: whether drive starts another attempt.
-    pub retry: Option<bool>,
-    /// A question: the command that answers it, from any shell.
-    pub answer_with: Option<String>,
 }
 
 /// Where the run stands, for the status line and the end conditions.
@@ -378,14 +354,6 @@ fn is_sent_back(task: &Glance) -> bool {
             task.blocked_reason.as_deref(),
             Some("land_conflict" | "land_check")
         )
-}
-
-/// Collects the supervisors that have exited, so a long drive leaves no zombies.
-pub(crate) fn reap(launching: &Launching<'_>) {
-    launching
-        .children
-        .borrow_mut()
-        .retain_mut(|child| !matches!(child.try_wait(), Ok(Some(_)) | Err(_)));
 }
 
 fn standing(tasks: &[Glance], land: bool) -> Standing {

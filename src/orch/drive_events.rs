@@ -1,12 +1,37 @@
 //! What drive reports: the run's events, as [`DriveEvent`]s.
 
-use super::drive::DriveEvent;
 use super::status::TaskStatus;
 use super::tasks;
 use crate::error::Result;
 use crate::inbox::{self, EventFilter};
 use crate::store::events::Event;
 use rusqlite::OptionalExtension;
+use serde::Serialize;
+
+/// One thing that happened, as drive reports it.
+#[derive(Debug, Clone, Serialize)]
+pub struct DriveEvent {
+    /// `dispatch`, `retry`, `rework` (a dispatch after a land sent the task back),
+    /// `commit`, `question`, `answer`, `failure`, `conflict`, `cancelled`, `done`, and
+    /// with `--land` `landed` and `sent_back`.
+    pub kind: &'static str,
+    pub task: String,
+    /// The store event it comes from.
+    pub event: i64,
+    pub at: String,
+    pub attempt: Option<i64>,
+    pub n: Option<i64>,
+    pub agent: Option<String>,
+    /// A question's text, a failure's reason, a commit's sha, the commit that landed a
+    /// task, or why it was sent back (`land_conflict`, `land_check`).
+    pub text: Option<String>,
+    /// `sent_back` for a conflict: the conflicting paths.
+    pub paths: Option<Vec<String>>,
+    /// A failure: whether drive starts another attempt.
+    pub retry: Option<bool>,
+    /// A question: the command that answers it, from any shell.
+    pub answer_with: Option<String>,
+}
 
 /// The run's events after `since` as drive reports them, and the last event id seen.
 pub(crate) fn news(

@@ -162,9 +162,17 @@ fn serve(
             ..Request::default()
         };
         let outcome = dispatch::dispatch_outcome(orch, launching, run, &req);
-        super::drive::reap(launching);
+        reap(launching);
         if answer.send((key, outcome)).is_err() {
             return;
         }
     }
+}
+
+/// Collects the supervisors that have exited, so a long drive leaves no zombies.
+pub(crate) fn reap(launching: &Launching<'_>) {
+    launching
+        .children
+        .borrow_mut()
+        .retain_mut(|child| !matches!(child.try_wait(), Ok(Some(_)) | Err(_)));
 }
