@@ -117,6 +117,72 @@ fn drives_a_plan_with_a_dependency_and_a_question_answered_elsewhere() {
     assert!(pos("a", "done") < pos("b", "dispatch"));
 }
 
+/// The most attempts in flight at any one time, from allocation (`started_at`) to the
+/// end the drive saw (`ended_at`); an attempt that starts in the millisecond another
+/// ended does not overlap it.
+fn most_at_once(env: &TestEnv) -> usize {
+    let db = env.db();
+    let mut stmt = db
+        .prepare("SELECT started_at, ended_at FROM attempts WHERE run = 'r1'")
+        .unwrap();
+    let spans: Vec<(i64, i64)> = stmt
+        .query_map([], |r| {
+            Ok((r.get(0)?, r.get::<_, Option<i64>>(1)?.unwrap_or(i64::MAX)))
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    spans
+        .iter()
+        .map(|(at, _)| spans.iter().filter(|(s, e)| s <= at && at < e).count())
+        .max()
+        .unwrap_or(0)
+}
+
+#[test]
+fn independent_tasks_are_dispatched_at_once_never_above_parallel() {
+    let env = setup(&[]);
+    for chain in ["a", "b", "c"] {
+        add(&env, &format!("{chain}1"), &[]);
+        add(
+            &env,
+            &format!("{chain}2"),
+            &["--after", &format!("{chain}1")],
+        );
+    }
+    // `git worktree add` runs post-checkout inside a dispatch. The first checkout waits
+    // (10 s at most) for a second dispatch to hold its lock (`<state>/dispatch/ID.lock`,
+    // taken when its attempt is allocated): it can only see one when two dispatches run
+    // at once. Later checkouts go straight on.
+    let state = env.state_db().parent().unwrap().to_owned();
+    let verdict = env.root().join("verdict");
+    let hook = state.parent().unwrap().join("hooks/post-checkout");
+    std::fs::create_dir_all(hook.parent().unwrap()).unwrap();
+    let script = format!(
+        "#!/bin/sh\n[ -e {verdict} ] && exit 0\ni=0\n\
+         while [ $(ls {locks} | wc -l) -lt 2 ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done\n\
+         if [ $(ls {locks} | wc -l) -ge 2 ]; then echo met; else echo alone; fi > {verdict}\n",
+        locks = state.join("dispatch").display(),
+        verdict = verdict.display()
+    );
+    std::fs::write(&hook, script).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+
+    let run = env
+        .orch()
+        .args(["drive", "--launch", "w", "--parallel", "2"])
+        .run();
+    assert_eq!(run.code, 0, "{run:?}");
+    for chain in ["a", "b", "c"] {
+        for step in ["1", "2"] {
+            assert_eq!(status_of(&env, &format!("{chain}{step}")), "done");
+        }
+    }
+    assert_eq!(std::fs::read_to_string(&verdict).unwrap(), "met\n");
+    assert_eq!(most_at_once(&env), 2);
+}
+
 #[test]
 fn a_retryable_failure_is_retried_while_attempts_remain() {
     let env = setup(&[("a", "flaky")]);

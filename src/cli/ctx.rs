@@ -88,7 +88,7 @@ impl Ctx {
         Ok(self.repo.as_ref().expect("just set"))
     }
 
-    fn durability(&mut self) -> Result<Durability> {
+    pub(crate) fn durability(&mut self) -> Result<Durability> {
         match self.repo()?.config_string("orch.durability") {
             Some(value) => Durability::parse(value.trim()),
             None => Ok(Durability::Full),

@@ -46,12 +46,13 @@ fn discard(orch: &mut Orch<'_>, prepared: &Prepared) {
 }
 
 /// What one task's dispatch came to.
-enum Outcome {
+pub(crate) enum Outcome {
     Dispatched(Box<Attempt>),
     Blocked(Box<(Task, Error)>),
 }
 
-fn dispatch_outcome(
+/// Carries one task through the steps; a base conflict is an outcome, not an error.
+pub(crate) fn dispatch_outcome(
     orch: &mut Orch<'_>,
     workspaces: &dyn Workspaces,
     run: &RunRow,

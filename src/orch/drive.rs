@@ -7,7 +7,9 @@
 //! where things stand from the store and carries on. One drive per run at a time, by
 //! a lock file whose holder's pid is inside it.
 
-use super::dispatch::{self, Options};
+use super::drive_events::news;
+pub use super::drive_events::DriveEvent;
+use super::drive_pool::{reap, Dispatchers, Pool, Queue, MAX_WORKERS};
 use super::facade::Orch;
 use super::land;
 use super::launch::{Launching, Plan};
@@ -16,9 +18,8 @@ use super::status::TaskStatus;
 use super::tasks::{self, Select};
 use super::Task;
 use crate::error::{Code, Error, Result};
-use crate::inbox::{self, EventFilter};
-use crate::store::events::{self, Event};
-use rusqlite::OptionalExtension;
+use crate::inbox;
+use crate::store::events;
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::fs::File;
@@ -48,31 +49,6 @@ pub enum End {
     Done,
     Blocked,
     Interrupted,
-}
-
-/// One thing that happened, as drive reports it.
-#[derive(Debug, Clone, Serialize)]
-pub struct DriveEvent {
-    /// `dispatch`, `retry`, `rework` (a dispatch after a land sent the task back),
-    /// `commit`, `question`, `answer`, `failure`, `conflict`, `cancelled`, `done`, and
-    /// with `--land` `landed` and `sent_back`.
-    pub kind: &'static str,
-    pub task: String,
-    /// The store event it comes from.
-    pub event: i64,
-    pub at: String,
-    pub attempt: Option<i64>,
-    pub n: Option<i64>,
-    pub agent: Option<String>,
-    /// A question's text, a failure's reason, a commit's sha, the commit that landed a
-    /// task, or why it was sent back (`land_conflict`, `land_check`).
-    pub text: Option<String>,
-    /// `sent_back` for a conflict: the conflicting paths.
-    pub paths: Option<Vec<String>>,
-    /// A failure: whether drive starts another attempt.
-    pub retry: Option<bool>,
-    /// A question: the command that answers it, from any shell.
-    pub answer_with: Option<String>,
 }
 
 /// Where the run stands, for the status line and the end conditions.
@@ -163,10 +139,12 @@ pub fn check_profiles(orch: &mut Orch<'_>, run: &str, plan: &Plan) -> Result<()>
 }
 
 /// The loop. `stop` is polled between steps (SIGINT); `report` gets every event and the
-/// standing after each batch.
+/// standing after each batch. Ready tasks go to `dispatchers`' worker threads, so a task
+/// whose dependency is done starts while other dispatches are still under way.
 pub fn drive(
     orch: &mut Orch<'_>,
     launching: &Launching<'_>,
+    dispatchers: &dyn Dispatchers,
     opts: &DriveOptions<'_>,
     stop: &dyn Fn() -> bool,
     report: &mut dyn FnMut(&[DriveEvent], &Standing) -> Result<()>,
@@ -178,31 +156,51 @@ pub fn drive(
         // A target nothing can land on is refused before anything is dispatched.
         land::resolve_target(repo, &run, land.into)?;
     }
+    let (queue, jobs) = Queue::new();
+    let workers = opts.parallel.min(MAX_WORKERS);
+    std::thread::scope(|scope| {
+        let mut pool = Pool::start(scope, workers, (&queue, jobs), dispatchers, &run, opts.plan);
+        let ended = turns(orch, launching, &mut pool, &run.name, opts, stop, report);
+        // The dispatches under way finish (their supervisors start); queued ones do not.
+        pool.close();
+        ended
+    })
+}
+
+fn turns(
+    orch: &mut Orch<'_>,
+    launching: &Launching<'_>,
+    pool: &mut Pool<'_>,
+    run: &str,
+    opts: &DriveOptions<'_>,
+    stop: &dyn Fn() -> bool,
+    report: &mut dyn FnMut(&[DriveEvent], &Standing) -> Result<()>,
+) -> Result<End> {
     let mut since = orch.read(events::last_id)?;
     let mut lander = Lander::default();
     loop {
         reap(launching);
         let version = orch.store.data_version()?;
         orch.reconcile()?;
+        // Answers before the snapshot, so a task counts as being dispatched until the
+        // snapshot shows it in flight.
+        pool.collect()?;
         // Landing comes before dispatching: a dependent must not start from a result
-        // that is about to be sent back.
-        if let Some(land) = opts.land {
-            lander.turn(orch, land, &run.name)?;
+        // that is about to be sent back. So with `--land` a turn lands and dispatches
+        // only when no dispatch is under way (a land must not race one either).
+        let settled = opts.land.is_none() || pool.pending.is_empty();
+        if let (Some(land), true) = (opts.land, settled) {
+            lander.turn(orch, land, run)?;
         }
         // What is left to land comes from the same snapshot as the tasks, so a task that
         // finished after the land above is never taken for landed.
         let (news, last, tasks, unlanded) = orch.read(|tx| {
-            let (news, last) = news(tx, &run.name, since)?;
+            let (news, last) = news(tx, run, since)?;
             let unlanded = match opts.land {
-                Some(_) => land::unlanded(tx, &run.name)?,
+                Some(_) => land::unlanded(tx, run)?,
                 None => Vec::new(),
             };
-            Ok((
-                news,
-                last,
-                tasks::load(tx, &run.name, Select::All)?,
-                unlanded,
-            ))
+            Ok((news, last, glance(tx, run)?, unlanded))
         })?;
         since = last;
         let standing = standing(&tasks, opts.land.is_some());
@@ -213,20 +211,24 @@ pub fn drive(
         if standing.done == standing.total && unlanded.is_empty() {
             return Ok(End::Done);
         }
-        if opts.until_blocked && standing.in_flight > 0 && standing.questions == standing.in_flight
+        let preparing = pool.preparing(|key| {
+            tasks
+                .iter()
+                .any(|t| t.key == key && t.status.is_in_flight())
+        });
+        if opts.until_blocked
+            && preparing == 0
+            && standing.in_flight > 0
+            && standing.questions == standing.in_flight
         {
             return Ok(End::Blocked);
         }
-        let room = opts.parallel.saturating_sub(standing.in_flight);
+        let room = opts.parallel.saturating_sub(standing.in_flight + preparing);
+        let room = if settled { room } else { 0 };
         let reworks = tasks.iter().filter(|t| is_sent_back(t)).count();
         if opts.land.is_some() && room > 0 && reworks > 0 {
-            let started = land::dispatch_reworks(
-                orch,
-                launching,
-                Some(&run.name),
-                Some(opts.plan),
-                Some(room),
-            )?;
+            let started =
+                land::dispatch_reworks(orch, launching, Some(run), Some(opts.plan), Some(room))?;
             lander.rework_errors = started
                 .iter()
                 .filter_map(|(key, r)| r.as_ref().err().map(|e| (key.clone(), e.message.clone())))
@@ -235,19 +237,16 @@ pub fn drive(
                 continue;
             }
         }
-        if room > 0 && standing.ready > 0 {
-            let dispatch = Options {
-                all_ready: true,
-                max: Some(room),
-                launch: Some(opts.plan),
-                ..Options::default()
-            };
-            let done = dispatch::dispatch_tasks(orch, launching, Some(&run.name), &dispatch)?;
-            if !done.attempts.is_empty() || !done.blocked.is_empty() {
-                continue;
-            }
+        let mut ready: Vec<&Glance> = tasks
+            .iter()
+            .filter(|t| t.status == TaskStatus::Ready && !pool.pending.contains(&t.key))
+            .collect();
+        // Priority first; the snapshot is in creation order, which the sort keeps.
+        ready.sort_by_key(|t| std::cmp::Reverse(t.priority));
+        for task in ready.iter().take(room) {
+            pool.send(&task.key)?;
         }
-        if standing.in_flight == 0 && !lander.retry {
+        if standing.in_flight == 0 && pool.pending.is_empty() && !lander.retry {
             if let Some(busy) = lander.busy.take() {
                 return Err(busy);
             }
@@ -255,7 +254,8 @@ pub fn drive(
             if !unlanded.is_empty() && lander.waited.as_ref() != Some(&unlanded) {
                 continue;
             }
-            return Err(stuck(&run.name, &tasks, &lander));
+            let tasks = orch.read(|tx| tasks::load(tx, run, Select::All))?;
+            return Err(stuck(run, &tasks, &lander));
         }
         let wake = Instant::now() + STOP_POLL;
         let until = opts.deadline.map_or(wake, |d| d.min(wake));
@@ -321,7 +321,34 @@ impl Lander {
     }
 }
 
-fn is_sent_back(task: &Task) -> bool {
+/// What a turn needs of each task: a few columns, not the task with its attempt and
+/// dependencies (a turn runs after every commit, and the run may be large).
+struct Glance {
+    key: String,
+    status: TaskStatus,
+    blocked_reason: Option<String>,
+    priority: i64,
+    landed: bool,
+}
+
+fn glance(conn: &rusqlite::Connection, run: &str) -> Result<Vec<Glance>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT key, status, blocked_reason, priority, landed_at IS NOT NULL
+         FROM tasks WHERE run = ?1 ORDER BY id",
+    )?;
+    let rows = stmt.query_map([run], |r| {
+        Ok(Glance {
+            key: r.get(0)?,
+            status: r.get(1)?,
+            blocked_reason: r.get(2)?,
+            priority: r.get(3)?,
+            landed: r.get(4)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+fn is_sent_back(task: &Glance) -> bool {
     task.status == TaskStatus::Blocked
         && matches!(
             task.blocked_reason.as_deref(),
@@ -329,18 +356,10 @@ fn is_sent_back(task: &Task) -> bool {
         )
 }
 
-/// Collects the supervisors that have exited, so a long drive leaves no zombies.
-fn reap(launching: &Launching<'_>) {
-    launching
-        .children
-        .borrow_mut()
-        .retain_mut(|child| !matches!(child.try_wait(), Ok(Some(_)) | Err(_)));
-}
-
-fn standing(tasks: &[Task], land: bool) -> Standing {
+fn standing(tasks: &[Glance], land: bool) -> Standing {
     let mut s = Standing {
         total: tasks.len(),
-        landed: land.then(|| tasks.iter().filter(|t| t.landed_at.is_some()).count()),
+        landed: land.then(|| tasks.iter().filter(|t| t.landed).count()),
         ..Standing::default()
     };
     for task in tasks {
@@ -433,121 +452,4 @@ fn stuck(run: &str, tasks: &[Task], lander: &Lander) -> Error {
         err = err.detail("not_landed", not_landed);
     }
     err
-}
-
-/// The run's events after `since` as drive reports them, and the last event id seen.
-fn news(conn: &rusqlite::Connection, run: &str, since: i64) -> Result<(Vec<DriveEvent>, i64)> {
-    let filter = EventFilter {
-        run: Some(run.to_owned()),
-        ..EventFilter::default()
-    };
-    let mut out = Vec::new();
-    let mut after = since;
-    loop {
-        let batch = inbox::events_after(conn, &filter, after, 1000)?;
-        let Some(last) = batch.last() else { break };
-        after = last.id;
-        for event in &batch {
-            if let Some(e) = describe(conn, run, event)? {
-                out.push(e);
-            }
-        }
-    }
-    Ok((out, after))
-}
-
-fn describe(conn: &rusqlite::Connection, run: &str, event: &Event) -> Result<Option<DriveEvent>> {
-    let Some(key) = event.task.as_deref() else {
-        return Ok(None);
-    };
-    let attempt = event
-        .attempt
-        .map(|id| super::get_attempt(conn, super::AttemptId(id)))
-        .transpose()?;
-    let mut out = DriveEvent {
-        kind: "",
-        task: key.to_owned(),
-        event: event.id,
-        at: event.at.clone(),
-        attempt: event.attempt,
-        n: attempt.as_ref().map(|a| a.n),
-        agent: attempt.as_ref().and_then(|a| a.agent.clone()),
-        text: None,
-        paths: None,
-        retry: None,
-        answer_with: None,
-    };
-    let parse = |s: Option<&str>| s.and_then(|s| s.parse::<TaskStatus>().ok());
-    match event.kind.as_str() {
-        "attempt.progress" => {
-            out.kind = "commit";
-            out.text = event.data["sha"].as_str().map(str::to_owned);
-        }
-        "task.landed" => {
-            out.kind = "landed";
-            out.text = event.data["commit"].as_str().map(str::to_owned);
-        }
-        "task.land_rework" => {
-            out.kind = "sent_back";
-            out.text = event.data["reason"].as_str().map(str::to_owned);
-            out.paths = serde_json::from_value(event.data["paths"].clone()).ok();
-        }
-        "task.status" => {
-            let (from, to) = (parse(event.from.as_deref()), parse(event.to.as_deref()));
-            let failure = || {
-                attempt
-                    .as_ref()
-                    .and_then(|a| a.failure.as_ref())
-                    .map(|f| f.reason.clone())
-            };
-            out.kind = match (from, to) {
-                (_, Some(TaskStatus::Dispatched)) if is_rework(conn, event.attempt)? => "rework",
-                (_, Some(TaskStatus::Dispatched)) if out.n.is_some_and(|n| n > 1) => "retry",
-                (_, Some(TaskStatus::Dispatched)) => "dispatch",
-                (_, Some(TaskStatus::Done)) => "done",
-                (_, Some(TaskStatus::Cancelled)) => "cancelled",
-                (_, Some(TaskStatus::Failed)) => {
-                    out.text = failure();
-                    out.retry = Some(false);
-                    "failure"
-                }
-                (Some(f), Some(TaskStatus::Ready | TaskStatus::Pending)) if f.is_in_flight() => {
-                    out.text = failure();
-                    out.retry = Some(true);
-                    "failure"
-                }
-                // Sent back by a land: `task.land_rework` says why.
-                (Some(TaskStatus::Done), Some(TaskStatus::Blocked)) => return Ok(None),
-                (_, Some(TaskStatus::Blocked)) => {
-                    let task = tasks::get_row(conn, run, key)?;
-                    if task.blocked_reason.as_deref() == Some("question") {
-                        let task = tasks::load_one(conn, run, key)?;
-                        out.text = task.blocked_detail["question"].as_str().map(str::to_owned);
-                        out.answer_with =
-                            Some(format!("git orch answer {} --run {run} --body …", key));
-                        "question"
-                    } else {
-                        "conflict"
-                    }
-                }
-                (Some(TaskStatus::Blocked), Some(TaskStatus::Running)) => "answer",
-                _ => return Ok(None),
-            };
-        }
-        _ => return Ok(None),
-    }
-    Ok(Some(out))
-}
-
-/// Whether `attempt` is the rework of a result a land sent back.
-fn is_rework(conn: &rusqlite::Connection, attempt: Option<i64>) -> Result<bool> {
-    let Some(id) = attempt else {
-        return Ok(false);
-    };
-    let rework: Option<bool> = conn
-        .prepare_cached("SELECT json_extract(data, '$.land_rework') FROM attempts WHERE id = ?1")?
-        .query_row([id], |r| r.get(0))
-        .optional()?
-        .flatten();
-    Ok(rework == Some(true))
 }

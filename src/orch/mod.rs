@@ -28,6 +28,8 @@ pub mod dispatch;
 pub(crate) mod dispatch_lock;
 pub(crate) mod dispatch_steps;
 pub mod drive;
+mod drive_events;
+pub mod drive_pool;
 mod facade;
 #[cfg(test)]
 mod fixtures;

@@ -167,7 +167,16 @@ impl Workspaces for GitWorkspaces<'_> {
         }
         let name = Self::name(attempt)?;
         let base = self.resolve_base(attempt, &name)?;
-        let guard = match self.repo.create_attempt_worktree(&name, &base.sha) {
+        // One `git worktree add` at a time per repository: git reads every other
+        // worktree's admin files while adding one and dies on one half written
+        // ("failed to read .git/worktrees/…/commondir"), so concurrent dispatches (drive's
+        // workers, or dispatch commands side by side) take turns for this step.
+        let lock_path = self.repo.state_dir().join("worktree-add.lock");
+        let lock = crate::store::lockfile::open(&lock_path)?;
+        crate::store::lockfile::lock(&lock, &lock_path)?;
+        let created = self.repo.create_attempt_worktree(&name, &base.sha);
+        drop(lock);
+        let guard = match created {
             Ok(guard) => guard,
             Err(err) => {
                 if let Some(bases) = &base.bases_ref {

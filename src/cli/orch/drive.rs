@@ -1,17 +1,24 @@
 //! `git orch drive` (SPEC §12): the leader's loop as one command, printing each event
 //! as it happens and, on a terminal, a status line beneath them.
 
+use super::launch::Supervisors;
 use super::opts::RunOpt;
 use crate::cli::ctx::Ctx;
 use crate::cli::output::{print_line, write_stdout_bytes, Out};
 use crate::cli::render::escape;
 use crate::error::{Error, Result};
 use crate::orch::drive::{self, DriveEvent, DriveLock, DriveOptions, End, Standing};
+use crate::orch::drive_pool::Dispatchers;
 use crate::orch::land;
+use crate::orch::launch::Launching;
 use crate::orch::runs;
+use crate::orch::{GitWorkspaces, Orch, Step};
+use crate::repo::Repo;
+use crate::store::{Durability, Store};
 use serde_json::json;
 use std::cell::Cell;
 use std::io::IsTerminal;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -63,7 +70,7 @@ pub fn drive(ctx: &mut Ctx, out: &Out, args: DriveArgs) -> Result<()> {
         strict_untracked: c.strict_untracked,
         ..land::Options::default()
     });
-    let supervisors = super::launch::Supervisors::find(ctx)?;
+    let supervisors = Supervisors::find(ctx)?;
     let _lock = DriveLock::acquire(&supervisors.state_dir, &run.name, std::process::id())?;
 
     // Ctrl-C stops dispatching; the agents stay with their supervisors, which run in
@@ -98,11 +105,13 @@ pub fn drive(ctx: &mut Ctx, out: &Out, args: DriveArgs) -> Result<()> {
         }
         Ok(())
     };
+    let workers = Workers::new(ctx, &supervisors)?;
     let ended = ctx.dispatching(|orch, workspaces| {
         let launching = supervisors.launching(workspaces);
         drive::drive(
             orch,
             &launching,
+            &workers,
             &opts,
             &|| interrupted.load(Ordering::Relaxed),
             &mut report,
@@ -127,6 +136,64 @@ pub fn drive(ctx: &mut Ctx, out: &Out, args: DriveArgs) -> Result<()> {
             run.name
         ),
     })
+}
+
+/// What each of drive's dispatch threads opens for itself: the same repository, store,
+/// settings and crash point as the command's own dispatcher.
+struct Workers<'a> {
+    start: PathBuf,
+    state_dir: PathBuf,
+    durability: Durability,
+    cfg: crate::inbox::Config,
+    strict_untracked: bool,
+    crash: Option<Step>,
+    supervisors: &'a Supervisors,
+}
+
+impl<'a> Workers<'a> {
+    fn new(ctx: &mut Ctx, supervisors: &'a Supervisors) -> Result<Workers<'a>> {
+        let start =
+            std::env::current_dir().map_err(|e| Error::io("reading the current directory", e))?;
+        let crash = ctx
+            .env
+            .crash_after
+            .as_deref()
+            .map(Step::parse)
+            .transpose()?;
+        let cfg = ctx.inbox_config()?;
+        let durability = ctx.durability()?;
+        let repo = ctx.repo()?;
+        Ok(Workers {
+            start,
+            state_dir: repo.state_dir(),
+            durability,
+            cfg,
+            strict_untracked: repo.config_bool("orch.strictUntracked")?.unwrap_or(false),
+            crash,
+            supervisors,
+        })
+    }
+}
+
+impl Dispatchers for Workers<'_> {
+    fn with_dispatcher(
+        &self,
+        work: &mut dyn FnMut(&mut Orch<'_>, &Launching<'_>) -> Result<()>,
+    ) -> Result<()> {
+        let repo = Repo::discover(&self.start)?;
+        let mut store = Store::open(&self.state_dir, self.durability)?;
+        let on_step = |step: Step| {
+            if Some(step) == self.crash {
+                std::process::abort();
+            }
+        };
+        let workspaces = GitWorkspaces::new(&repo)
+            .strict_untracked(self.strict_untracked)
+            .on_step(&on_step);
+        let launching = self.supervisors.launching(&workspaces);
+        let mut orch = Orch::with_repo(&mut store, self.cfg.clone(), &repo);
+        work(&mut orch, &launching)
+    }
 }
 
 fn parallel_from_config(ctx: &mut Ctx) -> Result<usize> {

@@ -172,14 +172,20 @@ impl Supervisor<'_> {
             Ok(profile) => profile,
             Err(err) => return self.failed_to_start(&err),
         };
+        let main = self.repo.main_worktree()?;
         let cwd = match &self.attempt.worktree {
             Some(path) => PathBuf::from(path),
-            None => self
-                .repo
-                .main_worktree()?
+            None => main
+                .clone()
                 .unwrap_or_else(|| self.repo.common_dir().to_owned()),
         };
-        let brief_file = self.write_brief(task, &profile, &cwd)?;
+        // Opened once: the brief goes into its private git dir, and `{git_dir}` names it.
+        let git_dir = match &self.attempt.worktree {
+            Some(_) => Some(Repo::open_worktree(&cwd)?.git_dir().to_owned()),
+            None => None,
+        };
+        let (brief_file, brief) = self.write_brief(task, &profile, git_dir.as_deref())?;
+        let git_dir = git_dir.unwrap_or_else(|| self.repo.common_dir().to_owned());
         if self.attempt.worktree.is_some() {
             if let Some(setup) = self.repo.config_string("orch.setup") {
                 if !self.setup(&setup, &cwd, edge)? {
@@ -187,12 +193,6 @@ impl Supervisor<'_> {
                 }
             }
         }
-        let brief = std::fs::read_to_string(&brief_file)
-            .map_err(|e| Error::io(format!("reading {}", brief_file.display()), e))?;
-        let git_dir = match &self.attempt.worktree {
-            Some(_) => Repo::open_worktree(&cwd)?.git_dir().to_owned(),
-            None => self.repo.common_dir().to_owned(),
-        };
         let vars = Vars {
             brief: &brief,
             brief_file: &brief_file,
@@ -206,7 +206,7 @@ impl Supervisor<'_> {
             Ok(argv) => argv,
             Err(err) => return self.failed_to_start(&err),
         };
-        let base = self.repo.main_worktree()?.unwrap_or_else(|| cwd.clone());
+        let base = main.unwrap_or_else(|| cwd.clone());
         let program = match profile.program(&base, edge.path.as_deref()) {
             Ok(program) => program,
             Err(err) => return self.failed_to_start(&err),
@@ -248,9 +248,14 @@ impl Supervisor<'_> {
         self.give_up(AGENT_FAILED_TO_START, &err.message)
     }
 
-    /// The brief, in the worktree's private git dir (for a task without a worktree,
-    /// beside the log).
-    fn write_brief(&mut self, task: &Task, profile: &Profile, cwd: &Path) -> Result<PathBuf> {
+    /// The brief, in the worktree's private git dir `git_dir` (for a task without a
+    /// worktree, beside the log): its path and its text.
+    fn write_brief(
+        &mut self,
+        task: &Task,
+        profile: &Profile,
+        git_dir: Option<&Path>,
+    ) -> Result<(PathBuf, String)> {
         let attempt = &self.attempt;
         let body = self
             .store
@@ -264,13 +269,13 @@ impl Supervisor<'_> {
             body: body.as_deref(),
         }
         .render();
-        let path = match &self.attempt.worktree {
-            Some(_) => Repo::open_worktree(cwd)?.git_dir().join("orch-brief.md"),
+        let path = match git_dir {
+            Some(dir) => dir.join("orch-brief.md"),
             None => PathBuf::from(&self.launch.log).with_extension("brief.md"),
         };
-        std::fs::write(&path, text)
+        std::fs::write(&path, &text)
             .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
-        Ok(path)
+        Ok((path, text))
     }
 
     fn base_command(&self, program: &str, cwd: &Path, edge: &Edge) -> Result<Command> {
@@ -470,7 +475,8 @@ impl Supervisor<'_> {
         cwd: &Path,
     ) -> Result<()> {
         let me = std::process::id() as i64;
-        if !process::group_members(pid, me).is_empty() {
+        // The signal-0 test first: /proc is read only when the group outlived its leader.
+        if process::group_alive(pid) && !process::group_members(pid, me).is_empty() {
             process::end_group(pid, KILL_GRACE, |wait| {
                 std::thread::sleep(wait);
                 true
