@@ -69,6 +69,9 @@ pub struct TaskAddArgs {
     /// The revision its attempts start from
     #[arg(long, value_name = "REV")]
     pub base: Option<String>,
+    /// The launch profile of its attempts, over `drive --launch` and `orch.launch`
+    #[arg(long, value_name = "PROFILE")]
+    pub agent_profile: Option<String>,
     #[command(flatten)]
     pub run: RunOpt,
 }
@@ -85,6 +88,7 @@ pub fn add(ctx: &mut Ctx, out: &Out, args: TaskAddArgs) -> Result<()> {
         priority: Some(args.priority),
         max_attempts: Some(args.max_attempts),
         base: args.base,
+        profile: args.agent_profile,
     };
     let task = ctx.orch()?.write(|tx, cfg, changes| {
         let run = runs::resolve(tx, args.run.run.as_deref())?;
@@ -100,7 +104,7 @@ pub fn add(ctx: &mut Ctx, out: &Out, args: TaskAddArgs) -> Result<()> {
 
 #[derive(clap::Args, Debug)]
 pub struct TaskImportArgs {
-    /// The plan: {"tasks": [{"key", "title", "body", "kind", "to", "after", …}]}
+    /// The plan: {"tasks": [{"key", "title", "body", "kind", "to", "after", "profile", …}]}
     pub file: PathBuf,
     #[command(flatten)]
     pub run: RunOpt,
