@@ -17,7 +17,7 @@ mod walkthrough;
 
 use anyhow::{bail, Result};
 
-const USAGE: &str = "usage: cargo xtask demo [--dir DIR] [--release]\n       cargo xtask test\n       cargo xtask lint\n       cargo xtask docs\n       cargo xtask walkthrough [--check]\n       cargo xtask e2e [mcp|land] [--release]\n       cargo xtask crash [--kills N] [--only ROW] [--release]\n       cargo xtask fuzz [--cases N]\n       cargo xtask bench [inbox|throughput|hooks|orch|scale|worktree|council|drive|land|all] [--quick]\n       cargo xtask soak [--workers N] [--threads M] [--seconds S] [--small] [--debug]\n       cargo xtask agents install [--only NAME,…] | smoke [NAME|NAME-mcp…] [--mcp]\n       cargo xtask endpoint [--port P] [--scenario worker|exit-without-done|hang|mcp-worker] [--expect TEXT]… [--log FILE]";
+const USAGE: &str = "usage: cargo xtask demo [--dir DIR] [--release]\n       cargo xtask test\n       cargo xtask lint\n       cargo xtask docs\n       cargo xtask walkthrough [--check]\n       cargo xtask e2e [mcp|land] [--release] | e2e agents [NAME…] [--no-netns]\n       cargo xtask crash [--kills N] [--only ROW] [--release]\n       cargo xtask fuzz [--cases N]\n       cargo xtask bench [inbox|throughput|hooks|orch|scale|worktree|council|drive|land|all] [--quick]\n       cargo xtask soak [--workers N] [--threads M] [--seconds S] [--small] [--debug]\n       cargo xtask agents install [--only NAME,…] | smoke [NAME|NAME-mcp…] [--mcp]\n       cargo xtask endpoint [--port P] [--scenario worker|quiet-worker|exit-without-done|hang|mcp-worker] [--expect TEXT]… [--log FILE]";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
