@@ -90,7 +90,8 @@ fn write_walkthrough(args: &[String]) -> Result<()> {
 }
 
 /// The one test command: the layering check, the cargo test suite, then the e2e
-/// scenarios, Claude Code's MCP smoke and a small soak against the same debug binaries.
+/// scenarios, Claude Code and Codex under drive, Claude Code's MCP smoke and a small
+/// soak against the same debug binaries.
 fn test() -> Result<()> {
     lint::run(&[])?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
@@ -113,7 +114,21 @@ fn test() -> Result<()> {
             failed += 1;
         }
     }
-    // A real agent CLI through the MCP server: cheap enough (about 6 s) to run every time.
+    // Real agent CLIs under `git orch drive`: Claude Code and Codex each through a plan,
+    // Claude through the ways an agent ends badly; the other three on demand
+    // (`cargo xtask e2e agents`), to keep CI well under its 30 minutes.
+    match agents_e2e(&bins) {
+        Ok(rows) => {
+            agents::e2e::print_table(&rows);
+            passed += 1;
+        }
+        Err(err) => {
+            println!("e2e agents: FAIL {err:#}");
+            failed += 1;
+        }
+    }
+    // The same CLI with every inbox step through the MCP server, which the drive plans
+    // above do not cover (about 6 s).
     match agents::smoke::claude_mcp(&bins) {
         Ok(line) => {
             println!("claude-mcp smoke: PASS {line}");
@@ -140,6 +155,15 @@ fn test() -> Result<()> {
         bail!("{failed} scenarios failed");
     }
     Ok(())
+}
+
+/// `cargo xtask agents install --only claude,codex`, then `e2e agents claude codex`.
+fn agents_e2e(bins: &util::Bins) -> Result<Vec<agents::e2e::Row>> {
+    let clis = agents::clis::select(&["claude".to_owned(), "codex".to_owned()])?;
+    for cli in &clis {
+        agents::install::install(cli)?;
+    }
+    agents::e2e::run_all(bins, &clis, true)
 }
 
 /// Kills per command of the crash matrix in `cargo xtask test`; `cargo xtask crash` runs more.

@@ -138,6 +138,10 @@ pub fn sandbox(bins: &Bins, root: &Path, tasks: Value) -> Result<Sandbox> {
         std::fs::remove_dir_all(root)?;
     }
     let sb = Sandbox::at(bins, root)?;
+    // A user's identity in git config, as a real user has: aider writes one into the
+    // repository's config when it finds none, and two aiders at once race on its lock.
+    sb.git(&["config", "user.name", "E2E"])?;
+    sb.git(&["config", "user.email", "e2e@example.com"])?;
     let orch = |args: &[&str]| sb.data(&bins.orch, args);
     orch(&["init"])?;
     orch(&["run", "init", RUN, "--title", "Agents e2e", "--base", "main"])?;
