@@ -39,13 +39,21 @@ fn drive_launches_each_task_with_its_own_profile() {
         .iter()
         .map(|t| &t["profile"])
         .collect();
-    assert_eq!(profiles, [&Value::from("alpha"), &"beta".into(), &Value::Null]);
+    assert_eq!(
+        profiles,
+        [&Value::from("alpha"), &"beta".into(), &Value::Null]
+    );
     let d = add(&env, "d", &["--after", "c", "--agent-profile", "beta"]);
     assert_eq!(d["profile"], "beta");
 
     let run = env.orch().args(["drive", "--launch", "fallback"]).run();
     assert_eq!(run.code, 0, "{run:?}");
-    for (key, want) in [("a", "alpha"), ("b", "beta"), ("c", "fallback"), ("d", "beta")] {
+    for (key, want) in [
+        ("a", "alpha"),
+        ("b", "beta"),
+        ("c", "fallback"),
+        ("d", "beta"),
+    ] {
         let task = shown(&env, key);
         assert_eq!(task["task"]["status"], "done", "{key}: {task}");
         let attempts = task["attempts"].as_array().unwrap();
@@ -63,7 +71,15 @@ fn a_bad_profile_name_is_refused_at_add_and_an_unknown_one_at_the_launch() {
     let env = with_run();
     let err = env
         .orch()
-        .args(["task", "add", "a", "--title", "A", "--agent-profile", "no way"])
+        .args([
+            "task",
+            "add",
+            "a",
+            "--title",
+            "A",
+            "--agent-profile",
+            "no way",
+        ])
         .fails("invalid_name", 2);
     assert_eq!(err["details"]["field"], "profile", "{err}");
     let plan_file = env.root().join("plan.json");

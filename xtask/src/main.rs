@@ -117,9 +117,12 @@ fn test() -> Result<()> {
     // Real agent CLIs under `git orch drive`: Claude Code and Codex each through a plan,
     // Claude through the ways an agent ends badly; the other three on demand
     // (`cargo xtask e2e agents`), to keep CI well under its 30 minutes.
+    let started = std::time::Instant::now();
     match agents_e2e(&bins) {
         Ok(rows) => {
             agents::e2e::print_table(&rows);
+            let secs = started.elapsed().as_secs_f64();
+            println!("e2e agents claude codex: PASS in {secs:.1} s");
             passed += 1;
         }
         Err(err) => {

@@ -18,7 +18,7 @@ use std::path::PathBuf;
 #[derive(Subcommand, Debug)]
 pub enum TaskCommand {
     /// Add a task to the run
-    Add(TaskAddArgs),
+    Add(Box<TaskAddArgs>),
     /// Import a whole plan from FILE (- for stdin), all or nothing
     Import(TaskImportArgs),
     /// List the run's tasks
@@ -29,7 +29,7 @@ pub enum TaskCommand {
 
 pub fn run(ctx: &mut Ctx, out: &Out, command: TaskCommand) -> Result<()> {
     match command {
-        TaskCommand::Add(args) => add(ctx, out, args),
+        TaskCommand::Add(args) => add(ctx, out, *args),
         TaskCommand::Import(args) => import(ctx, out, args),
         TaskCommand::List(args) => list(ctx, out, args),
         TaskCommand::Show(args) => show(ctx, out, args),

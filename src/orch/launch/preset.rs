@@ -484,10 +484,19 @@ mod tests {
 
     #[test]
     fn only_aiders_own_files_are_scratch() {
-        for path in [".aider.chat.history.md", ".aider.tags.cache.v4/", ".aider.tags.cache.v4/x"] {
+        for path in [
+            ".aider.chat.history.md",
+            ".aider.tags.cache.v4/",
+            ".aider.tags.cache.v4/x",
+        ] {
             assert!(Preset::Aider.is_scratch(path), "{path}");
         }
-        for path in ["a.txt", ".aider.conf.yml", "src/.aider.chat.history.md", ".aider.tags.cache.v4"] {
+        for path in [
+            "a.txt",
+            ".aider.conf.yml",
+            "src/.aider.chat.history.md",
+            ".aider.tags.cache.v4",
+        ] {
             assert!(!Preset::Aider.is_scratch(path), "{path}");
         }
         assert!(!Preset::Claude.is_scratch(".aider.chat.history.md"));

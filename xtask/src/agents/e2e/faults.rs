@@ -44,10 +44,31 @@ pub fn faults(cli: &'static Cli, bins: &Bins, netns: bool, root: &Path) -> Resul
     let sb = sandbox(bins, root, Value::Array(tasks))?;
     let kept = || format!("the run is kept in {}", root.display());
     let net = Net::new(netns, cli, root)?;
-    profile(&sb, cli, "claude-quits", net.port, Scenario::ExitWithoutDone, "5m")?;
-    profile(&sb, cli, "claude-hangs", net.port, Scenario::Hang, HANG_TIMEOUT)?;
+    profile(
+        &sb,
+        cli,
+        "claude-quits",
+        net.port,
+        Scenario::ExitWithoutDone,
+        "5m",
+    )?;
+    profile(
+        &sb,
+        cli,
+        "claude-hangs",
+        net.port,
+        Scenario::Hang,
+        HANG_TIMEOUT,
+    )?;
     profile(&sb, cli, "claude-held", net.port, Scenario::Hang, "10m")?;
-    let args = ["--launch", "claude-quits", "--parallel", "4", "--timeout", "8m"];
+    let args = [
+        "--launch",
+        "claude-quits",
+        "--parallel",
+        "4",
+        "--timeout",
+        "8m",
+    ];
     let mut drive = start_drive(&sb, bins, cli, net, &args).with_context(kept)?;
     let mut problems = Vec::new();
     cancel_and_orphan(&sb, bins, &mut problems).with_context(kept)?;
@@ -70,7 +91,9 @@ pub fn faults(cli: &'static Cli, bins: &Bins, netns: bool, root: &Path) -> Resul
     ];
     for (task, reason) in want {
         if !failed.iter().any(|(t, r)| t == task && r == reason) {
-            problems.push(format!("stuck does not name {task} failed with {reason}: {failed:?}"));
+            problems.push(format!(
+                "stuck does not name {task} failed with {reason}: {failed:?}"
+            ));
         }
     }
     check_quits_and_hangs(&sb, bins, &mut problems)?;
@@ -85,20 +108,31 @@ pub fn faults(cli: &'static Cli, bins: &Bins, netns: bool, root: &Path) -> Resul
             let want = usize::from(key != "orphaned");
             let n = exits.iter().filter(|(att, _)| *att == id).count();
             if n != want {
-                problems.push(format!("{key} attempt {id}: {n} agent.exit events, not {want}"));
+                problems.push(format!(
+                    "{key} attempt {id}: {n} agent.exit events, not {want}"
+                ));
             }
             if let Some(pid) = a["launch"]["pid"].as_i64() {
                 if group_alive(pid) {
-                    problems.push(format!("{key}: the agent's process group {pid} outlived it"));
+                    problems.push(format!(
+                        "{key}: the agent's process group {pid} outlived it"
+                    ));
                 }
             }
         }
     }
     if !verdict.prompt_ok() {
-        problems.push(format!("prompt check failed, missing {:?}", verdict.missing));
+        problems.push(format!(
+            "prompt check failed, missing {:?}",
+            verdict.missing
+        ));
     }
     if !problems.is_empty() {
-        bail!("{}\n  endpoint: {verdict}\n  {}", problems.join("\n  "), kept());
+        bail!(
+            "{}\n  endpoint: {verdict}\n  {}",
+            problems.join("\n  "),
+            kept()
+        );
     }
     println!("claude-faults: {verdict}");
     Ok(Row {
@@ -132,9 +166,11 @@ fn running(sb: &Sandbox, bins: &Bins, key: &str) -> Result<Value> {
 }
 
 fn gone(key: &str, pgid: i64) -> Result<()> {
-    wait_for(&format!("{key}'s process group {pgid} to be gone"), WAIT, || {
-        Ok((!group_alive(pgid)).then_some(()))
-    })
+    wait_for(
+        &format!("{key}'s process group {pgid} to be gone"),
+        WAIT,
+        || Ok((!group_alive(pgid)).then_some(())),
+    )
 }
 
 /// While drive runs: cancels `cancelled` and SIGKILLs `orphaned`'s supervisor, each once
@@ -169,7 +205,9 @@ fn cancel_and_orphan(sb: &Sandbox, bins: &Bins, problems: &mut Vec<String>) -> R
         Ok((a["status"] == "failed").then(|| a["failure"]["reason"].clone()))
     })?;
     if failure != "supervisor_lost" {
-        problems.push(format!("orphaned failed with {failure}, not supervisor_lost"));
+        problems.push(format!(
+            "orphaned failed with {failure}, not supervisor_lost"
+        ));
     }
     gone("orphaned", pgid)
 }
@@ -192,11 +230,18 @@ fn check_quits_and_hangs(sb: &Sandbox, bins: &Bins, problems: &mut Vec<String>) 
     let quits = show(sb, bins, "quits")?;
     let list = quits["attempts"].as_array().cloned().unwrap_or_default();
     if list.len() != 2 || quits["task"]["status"] != "failed" {
-        problems.push(format!("quits: {} after {} attempts", quits["task"]["status"], list.len()));
+        problems.push(format!(
+            "quits: {} after {} attempts",
+            quits["task"]["status"],
+            list.len()
+        ));
     }
     for a in &list {
         if a["failure"]["reason"] != "agent_exited" || a["failure"]["retryable"] != true {
-            problems.push(format!("quits attempt {}: failure {}", a["n"], a["failure"]));
+            problems.push(format!(
+                "quits attempt {}: failure {}",
+                a["n"], a["failure"]
+            ));
         }
         // It committed before it quit: the hooks recorded that too.
         if a["commits"].as_i64().unwrap_or(0) < 1 {
@@ -208,10 +253,14 @@ fn check_quits_and_hangs(sb: &Sandbox, bins: &Bins, problems: &mut Vec<String>) 
     if a["failure"]["reason"] != "agent_timeout" {
         problems.push(format!("hangs: failure {}", a["failure"]));
     }
-    let exit = agent_exits(sb, bins)?.into_iter().find(|(id, _)| a["id"] == *id);
+    let exit = agent_exits(sb, bins)?
+        .into_iter()
+        .find(|(id, _)| a["id"] == *id);
     match exit {
         // Claude Code traps SIGTERM and exits 143 itself; a CLI that does not dies of it.
-        Some((_, d)) if d["ended_by"] == "timeout" && (d["code"] == 143 || d["signal"] == "SIGTERM" || d["signal"] == "SIGKILL") => {}
+        Some((_, d))
+            if d["ended_by"] == "timeout"
+                && (d["code"] == 143 || d["signal"] == "SIGTERM" || d["signal"] == "SIGKILL") => {}
         other => problems.push(format!("hangs' agent.exit: {other:?}")),
     }
     Ok(())

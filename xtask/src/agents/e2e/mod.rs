@@ -38,8 +38,7 @@ pub struct Row {
 pub fn run(args: &[String]) -> Result<()> {
     let mut names = Vec::new();
     let mut netns = true;
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
+    for a in args {
         match a.as_str() {
             "--no-netns" => netns = false,
             name if !name.starts_with('-') => names.push(name.to_owned()),
@@ -113,7 +112,7 @@ pub fn run_all(bins: &Bins, clis: &[&'static Cli], netns: bool) -> Result<Vec<Ro
 
 pub fn print_table(rows: &[Row]) {
     println!();
-    println!("| CLI | tasks | attempts | wall per task | drive, all in |");
+    println!("| CLI | tasks | attempts | wall per task (drive's dispatch to done) | whole run |");
     println!("| --- | --- | --- | --- | --- |");
     for r in rows {
         let walls: Vec<String> = r
@@ -144,7 +143,15 @@ pub fn sandbox(bins: &Bins, root: &Path, tasks: Value) -> Result<Sandbox> {
     sb.git(&["config", "user.email", "e2e@example.com"])?;
     let orch = |args: &[&str]| sb.data(&bins.orch, args);
     orch(&["init"])?;
-    orch(&["run", "init", RUN, "--title", "Agents e2e", "--base", "main"])?;
+    orch(&[
+        "run",
+        "init",
+        RUN,
+        "--title",
+        "Agents e2e",
+        "--base",
+        "main",
+    ])?;
     let plan = root.join("plan.json");
     std::fs::write(&plan, serde_json::json!({ "tasks": tasks }).to_string())?;
     orch(&["task", "import", &plan.to_string_lossy()])?;
@@ -161,7 +168,11 @@ pub fn profile(
     scenario: script::Scenario,
     timeout: &str,
 ) -> Result<()> {
-    let home = sb.repo.parent().context("sandbox root")?.join(format!("home-{name}"));
+    let home = sb
+        .repo
+        .parent()
+        .context("sandbox root")?
+        .join(format!("home-{name}"));
     std::fs::create_dir_all(&home)?;
     let base_url = format!("http://127.0.0.1:{port}/s/{}", scenario.name());
     let recipe = cli.launch(&LaunchContext {
@@ -268,7 +279,10 @@ pub fn start_drive(sb: &Sandbox, bins: &Bins, cli: &Cli, net: Net, args: &[&str]
     let copy = root.join("drive.jsonl");
     let reader = std::thread::spawn(move || {
         let mut file = std::fs::File::create(copy).ok();
-        for line in std::io::BufReader::new(stdout).lines().map_while(|l| l.ok()) {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(|l| l.ok())
+        {
             if let Some(f) = file.as_mut() {
                 let _ = std::io::Write::write_all(f, format!("{line}\n").as_bytes());
             }
@@ -348,7 +362,11 @@ impl Drop for Drive {
 }
 
 /// Waits until `check` gives a value, for at most `limit`; `what` names it in the error.
-pub fn wait_for<T>(what: &str, limit: Duration, mut check: impl FnMut() -> Result<Option<T>>) -> Result<T> {
+pub fn wait_for<T>(
+    what: &str,
+    limit: Duration,
+    mut check: impl FnMut() -> Result<Option<T>>,
+) -> Result<T> {
     let deadline = Instant::now() + limit;
     loop {
         if let Some(v) = check()? {
@@ -402,4 +420,3 @@ pub fn position(lines: &[(Duration, Value)], task: &str, kind: &str) -> Option<u
         .iter()
         .position(|(_, e)| e["task"] == task && e["kind"] == kind)
 }
-

@@ -1,6 +1,8 @@
 //! One CLI's plan under drive: `a`, `b` (which asks), then `c` after both.
 
-use super::{agent_exits, position, profile, sandbox, show, start_drive, wait_for, walls, Drive, Net, Row};
+use super::{
+    agent_exits, position, profile, sandbox, show, start_drive, wait_for, walls, Drive, Net, Row,
+};
 use crate::agents::clis::Cli;
 use crate::endpoint::script;
 use crate::util::{Bins, Sandbox};
@@ -33,9 +35,23 @@ pub fn plan(cli: &'static Cli, bins: &Bins, netns: bool, root: &Path) -> Result<
     let sb = sandbox(bins, root, Value::Array(tasks))?;
     let kept = || format!("the run is kept in {}", root.display());
     let net = Net::new(netns, cli, root)?;
-    profile(&sb, cli, cli.name, net.port, script::Scenario::QuietWorker, "5m")?;
+    profile(
+        &sb,
+        cli,
+        cli.name,
+        net.port,
+        script::Scenario::QuietWorker,
+        "5m",
+    )?;
     if ask {
-        profile(&sb, cli, &ask_profile, net.port, script::Scenario::Worker, "5m")?;
+        profile(
+            &sb,
+            cli,
+            &ask_profile,
+            net.port,
+            script::Scenario::Worker,
+            "5m",
+        )?;
     }
     let args = ["--launch", cli.name, "--parallel", "3", "--timeout", "10m"];
     let mut drive = start_drive(&sb, bins, cli, net, &args).with_context(kept)?;
@@ -49,8 +65,8 @@ pub fn plan(cli: &'static Cli, bins: &Bins, netns: bool, root: &Path) -> Result<
         ),
         None => None,
     };
-    let attempts = check_plan(&sb, bins, cli, &mut drive, &lines, &last, answered)
-        .with_context(kept)?;
+    let attempts =
+        check_plan(&sb, bins, cli, &mut drive, &lines, &last, answered).with_context(kept)?;
     Ok(Row {
         label: cli.name.to_owned(),
         tasks: 3,
@@ -64,13 +80,34 @@ pub fn plan(cli: &'static Cli, bins: &Bins, netns: bool, root: &Path) -> Result<
 /// then answers with `git orch answer`; each a process of its own, beside drive.
 fn answerer(sb: &Sandbox, bins: &Bins) -> std::thread::JoinHandle<Result<Value>> {
     let mut wait_b = sb.command(&bins.orch);
-    wait_b.args(["--json", "wait", "--until", "blocked", "--task", "b", "--timeout", "8m"]);
+    wait_b.args([
+        "--json",
+        "wait",
+        "--until",
+        "blocked",
+        "--task",
+        "b",
+        "--timeout",
+        "8m",
+    ]);
     let mut wait_a = sb.command(&bins.orch);
-    wait_a.args(["--json", "wait", "--until", "done", "--task", "a", "--timeout", "8m"]);
+    wait_a.args([
+        "--json",
+        "wait",
+        "--until",
+        "done",
+        "--task",
+        "a",
+        "--timeout",
+        "8m",
+    ]);
     let mut answer = sb.command(&bins.orch);
     answer.args(["--json", "answer", "b", "--body", ANSWER]);
     std::thread::spawn(move || {
-        for (what, cmd) in [("wait for b's question", &mut wait_b), ("wait for a", &mut wait_a)] {
+        for (what, cmd) in [
+            ("wait for b's question", &mut wait_b),
+            ("wait for a", &mut wait_a),
+        ] {
             let out = cmd.output()?;
             crate::util::check(&out, what)?;
         }
@@ -95,7 +132,10 @@ fn check_plan(
     // namespace's endpoint may go: an agent still talks to it after `git inbox done`.
     let keys = ["a", "b", "c"];
     let shown = wait_for("every agent to end", Duration::from_secs(120), || {
-        let shown: Vec<Value> = keys.iter().map(|k| show(sb, bins, k)).collect::<Result<_>>()?;
+        let shown: Vec<Value> = keys
+            .iter()
+            .map(|k| show(sb, bins, k))
+            .collect::<Result<_>>()?;
         let ended = shown.iter().all(|t| {
             t["attempts"]
                 .as_array()
@@ -115,7 +155,10 @@ fn check_plan(
     for (key, t) in keys.iter().zip(&shown) {
         let task = &t["task"];
         if task["status"] != "done" {
-            problems.push(format!("{key} is {} ({})", task["status"], task["current_attempt"]["failure"]));
+            problems.push(format!(
+                "{key} is {} ({})",
+                task["status"], task["current_attempt"]["failure"]
+            ));
         }
         let want = if *key == "b" && cli.inbox_protocol {
             format!("{}-ask", cli.name)
@@ -126,7 +169,10 @@ fn check_plan(
         attempts += list.len();
         for a in &list {
             if a["launch"]["profile"] != want.as_str() {
-                problems.push(format!("{key} launched with {} instead of {want}", a["launch"]["profile"]));
+                problems.push(format!(
+                    "{key} launched with {} instead of {want}",
+                    a["launch"]["profile"]
+                ));
             }
             let id = a["id"].as_i64().unwrap_or(-1);
             match exits.iter().filter(|(att, _)| *att == id).count() {
@@ -141,7 +187,10 @@ fn check_plan(
         if position(lines, key, "commit").is_none() {
             problems.push(format!("{key}: drive reported no commit"));
         }
-        let exit = exits.iter().find(|(att, _)| current["id"] == *att).map(|(_, d)| d);
+        let exit = exits
+            .iter()
+            .find(|(att, _)| current["id"] == *att)
+            .map(|(_, d)| d);
         match exit {
             Some(d) if d["code"] == 0 && d["verdict"]["ok"] == true => {}
             Some(d) => problems.push(format!("{key}: agent.exit {d}")),
@@ -155,7 +204,9 @@ fn check_plan(
         }
     }
     // c started from a's and b's results, and only after both were done.
-    let c_branch = shown[2]["task"]["current_attempt"]["branch"].as_str().unwrap_or("");
+    let c_branch = shown[2]["task"]["current_attempt"]["branch"]
+        .as_str()
+        .unwrap_or("");
     for dep in ["a", "b"] {
         if sb.git(&["show", &format!("{c_branch}:{dep}.txt")]).is_err() {
             problems.push(format!("c's branch lacks {dep}.txt"));
@@ -172,18 +223,26 @@ fn check_plan(
         if answer["message"]["body"] != ANSWER {
             problems.push(format!("the answer was {answer}"));
         }
-        let question = lines.iter().find(|(_, e)| e["kind"] == "question").map(|(_, e)| e);
+        let question = lines
+            .iter()
+            .find(|(_, e)| e["kind"] == "question")
+            .map(|(_, e)| e);
         match question {
             Some(q) if q["task"] == "b" && q["text"] == script::QUESTION => {}
             other => problems.push(format!("drive reported the question as {other:?}")),
         }
         // Drive went on with a while b waited: a's done before b's answer.
-        if position(lines, "b", "answer").is_none() || position(lines, "a", "done") > position(lines, "b", "answer") {
+        if position(lines, "b", "answer").is_none()
+            || position(lines, "a", "done") > position(lines, "b", "answer")
+        {
             problems.push("drive did not report a done before b's answer".into());
         }
     }
     if !verdict.prompt_ok() {
-        problems.push(format!("prompt check failed, missing {:?}", verdict.missing));
+        problems.push(format!(
+            "prompt check failed, missing {:?}",
+            verdict.missing
+        ));
     }
     if !verdict.errors.is_empty() {
         problems.push(format!("endpoint errors: {:?}", verdict.errors));
