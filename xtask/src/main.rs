@@ -166,7 +166,16 @@ fn agents_e2e(bins: &util::Bins) -> Result<Vec<agents::e2e::Row>> {
     for cli in &clis {
         agents::install::install(cli)?;
     }
-    agents::e2e::run_all(bins, &clis, true)
+    // A folder of its own, so runs from several checkouts at once do not meet; kept
+    // when something failed, since the error names the logs in it.
+    let tmp = tempfile::Builder::new()
+        .prefix("git-orch-agents-e2e-")
+        .tempdir()?;
+    let rows = agents::e2e::run_all(bins, &clis, true, tmp.path());
+    if rows.is_err() {
+        let _ = tmp.keep();
+    }
+    rows
 }
 
 /// Kills per command of the crash matrix in `cargo xtask test`; `cargo xtask crash` runs more.

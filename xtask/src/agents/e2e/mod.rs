@@ -62,14 +62,16 @@ pub fn run(args: &[String]) -> Result<()> {
         clis
     };
     let bins = crate::util::build(false)?;
-    let rows = run_all(&bins, &clis, netns)?;
+    // A fixed place, kept until the next run for inspection.
+    let base = std::env::temp_dir().join("git-orch-agents-e2e");
+    let rows = run_all(&bins, &clis, netns, &base)?;
     print_table(&rows);
     Ok(())
 }
 
-/// Every CLI's plan, then Claude's faults when Claude is among them; fails at the end
-/// naming every run that failed.
-pub fn run_all(bins: &Bins, clis: &[&'static Cli], netns: bool) -> Result<Vec<Row>> {
+/// Every CLI's plan, then Claude's faults when Claude is among them, each in a folder
+/// under `base`; fails at the end naming every run that failed.
+pub fn run_all(bins: &Bins, clis: &[&'static Cli], netns: bool, base: &Path) -> Result<Vec<Row>> {
     let netns = netns && super::smoke::netns_works();
     println!(
         "network: {}",
@@ -79,7 +81,6 @@ pub fn run_all(bins: &Bins, clis: &[&'static Cli], netns: bool) -> Result<Vec<Ro
             "host network (unshare -n unavailable or --no-netns)"
         }
     );
-    let base = std::env::temp_dir().join("git-orch-agents-e2e");
     let mut rows = Vec::new();
     let mut failed = Vec::new();
     let mut record = |label: String, result: Result<Row>| match result {
