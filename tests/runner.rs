@@ -24,6 +24,7 @@ mod orch_wait;
 mod orch_worktrees;
 mod relaunch;
 mod repo_hooks;
+mod task_profile;
 mod walkthrough;
 
 /// A test file in `tests/` that is not a module here would never be compiled or run.

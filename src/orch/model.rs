@@ -137,6 +137,8 @@ pub struct Task {
     /// The target commit that brought it in: its merge commit, or its head when
     /// fast-forwarded or already contained.
     pub landed_commit: Option<String>,
+    /// The launch profile its attempts use (`task add --agent-profile`, plan `profile`).
+    pub profile: Option<String>,
     pub created_at: String,
     pub updated_at: String,
     /// The latest change to the task or to its current attempt's thread.

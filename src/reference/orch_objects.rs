@@ -80,6 +80,11 @@ pub(crate) const ORCH: &[Object] = &[
                 "sha?",
                 "the target commit that brought it in",
             ),
+            f(
+                "profile",
+                "string?",
+                "the launch profile its attempts use, when set on the task",
+            ),
             f("created_at", "time", ""),
             f("updated_at", "time", ""),
             f(

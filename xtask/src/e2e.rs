@@ -1,6 +1,6 @@
 //! `cargo xtask e2e [--release]`: the demo's scenario with assertions, then
 //! crash-consistency runs, against the built binaries, and the MCP servers with a real client (`e2e mcp`
-//! alone: see `mcp.rs`).
+//! alone: see `mcp.rs`). `e2e agents [NAME…]` drives the real agent CLIs (`agents::e2e`).
 
 use crate::demo::{scenario, Narrator};
 use crate::util::{finish_or_kill, Bins, Rng, Sandbox};
@@ -12,6 +12,9 @@ use std::time::{Duration, Instant};
 pub fn run(args: &[String]) -> Result<()> {
     if args.first().is_some_and(|a| a == "mcp") {
         return crate::mcp::run(&args[1..]);
+    }
+    if args.first().is_some_and(|a| a == "agents") {
+        return crate::agents::e2e::run(&args[1..]);
     }
     if args.first().is_some_and(|a| a == "land") {
         let bins = crate::util::build(args.iter().any(|a| a == "--release"))?;

@@ -17,7 +17,7 @@ mod walkthrough;
 
 use anyhow::{bail, Result};
 
-const USAGE: &str = "usage: cargo xtask demo [--dir DIR] [--release]\n       cargo xtask test\n       cargo xtask lint\n       cargo xtask docs\n       cargo xtask walkthrough [--check]\n       cargo xtask e2e [mcp|land] [--release]\n       cargo xtask crash [--kills N] [--only ROW] [--release]\n       cargo xtask fuzz [--cases N]\n       cargo xtask bench [inbox|throughput|hooks|orch|scale|worktree|council|drive|land|all] [--quick]\n       cargo xtask soak [--workers N] [--threads M] [--seconds S] [--small] [--debug]\n       cargo xtask agents install [--only NAME,…] | smoke [NAME|NAME-mcp…] [--mcp]\n       cargo xtask endpoint [--port P] [--scenario worker|exit-without-done|hang|mcp-worker] [--expect TEXT]… [--log FILE]";
+const USAGE: &str = "usage: cargo xtask demo [--dir DIR] [--release]\n       cargo xtask test\n       cargo xtask lint\n       cargo xtask docs\n       cargo xtask walkthrough [--check]\n       cargo xtask e2e [mcp|land] [--release] | e2e agents [NAME…] [--no-netns]\n       cargo xtask crash [--kills N] [--only ROW] [--release]\n       cargo xtask fuzz [--cases N]\n       cargo xtask bench [inbox|throughput|hooks|orch|scale|worktree|council|drive|land|all] [--quick]\n       cargo xtask soak [--workers N] [--threads M] [--seconds S] [--small] [--debug]\n       cargo xtask agents install [--only NAME,…] | smoke [NAME|NAME-mcp…] [--mcp]\n       cargo xtask endpoint [--port P] [--scenario worker|quiet-worker|exit-without-done|hang|mcp-worker] [--expect TEXT]… [--log FILE]";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -90,7 +90,8 @@ fn write_walkthrough(args: &[String]) -> Result<()> {
 }
 
 /// The one test command: the layering check, the cargo test suite, then the e2e
-/// scenarios, Claude Code's MCP smoke and a small soak against the same debug binaries.
+/// scenarios, Claude Code and Codex under drive, Claude Code's MCP smoke and a small
+/// soak against the same debug binaries.
 fn test() -> Result<()> {
     lint::run(&[])?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
@@ -113,7 +114,24 @@ fn test() -> Result<()> {
             failed += 1;
         }
     }
-    // A real agent CLI through the MCP server: cheap enough (about 6 s) to run every time.
+    // Real agent CLIs under `git orch drive`: Claude Code and Codex each through a plan,
+    // Claude through the ways an agent ends badly; the other three on demand
+    // (`cargo xtask e2e agents`), to keep CI well under its 30 minutes.
+    let started = std::time::Instant::now();
+    match agents_e2e(&bins) {
+        Ok(rows) => {
+            agents::e2e::print_table(&rows);
+            let secs = started.elapsed().as_secs_f64();
+            println!("e2e agents claude codex: PASS in {secs:.1} s");
+            passed += 1;
+        }
+        Err(err) => {
+            println!("e2e agents: FAIL {err:#}");
+            failed += 1;
+        }
+    }
+    // The same CLI with every inbox step through the MCP server, which the drive plans
+    // above do not cover (about 6 s).
     match agents::smoke::claude_mcp(&bins) {
         Ok(line) => {
             println!("claude-mcp smoke: PASS {line}");
@@ -140,6 +158,24 @@ fn test() -> Result<()> {
         bail!("{failed} scenarios failed");
     }
     Ok(())
+}
+
+/// `cargo xtask agents install --only claude,codex`, then `e2e agents claude codex`.
+fn agents_e2e(bins: &util::Bins) -> Result<Vec<agents::e2e::Row>> {
+    let clis = agents::clis::select(&["claude".to_owned(), "codex".to_owned()])?;
+    for cli in &clis {
+        agents::install::install(cli)?;
+    }
+    // A folder of its own, so runs from several checkouts at once do not meet; kept
+    // when something failed, since the error names the logs in it.
+    let tmp = tempfile::Builder::new()
+        .prefix("git-orch-agents-e2e-")
+        .tempdir()?;
+    let rows = agents::e2e::run_all(bins, &clis, true, tmp.path());
+    if rows.is_err() {
+        let _ = tmp.keep();
+    }
+    rows
 }
 
 /// Kills per command of the crash matrix in `cargo xtask test`; `cargo xtask crash` runs more.

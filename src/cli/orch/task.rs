@@ -19,7 +19,7 @@ use std::path::PathBuf;
 #[command(defer = true)]
 pub enum TaskCommand {
     /// Add a task to the run
-    Add(TaskAddArgs),
+    Add(Box<TaskAddArgs>),
     /// Import a whole plan from FILE (- for stdin), all or nothing
     Import(TaskImportArgs),
     /// List the run's tasks
@@ -30,7 +30,7 @@ pub enum TaskCommand {
 
 pub fn run(ctx: &mut Ctx, out: &Out, command: TaskCommand) -> Result<()> {
     match command {
-        TaskCommand::Add(args) => add(ctx, out, args),
+        TaskCommand::Add(args) => add(ctx, out, *args),
         TaskCommand::Import(args) => import(ctx, out, args),
         TaskCommand::List(args) => list(ctx, out, args),
         TaskCommand::Show(args) => show(ctx, out, args),
@@ -106,6 +106,9 @@ pub struct TaskAddArgs {
     /// The revision its attempts start from
     #[arg(long, value_name = "REV")]
     pub base: Option<String>,
+    /// The launch profile of its attempts, over `drive --launch` and `orch.launch`
+    #[arg(long, value_name = "PROFILE")]
+    pub agent_profile: Option<String>,
     #[command(flatten)]
     pub run: RunOpt,
 }
@@ -122,6 +125,7 @@ pub fn add(ctx: &mut Ctx, out: &Out, args: TaskAddArgs) -> Result<()> {
         priority: Some(args.priority),
         max_attempts: Some(args.max_attempts),
         base: args.base,
+        profile: args.agent_profile,
     };
     let task = ctx.orch()?.write(|tx, cfg, changes| {
         let run = runs::resolve(tx, args.run.run.as_deref())?;
@@ -137,7 +141,7 @@ pub fn add(ctx: &mut Ctx, out: &Out, args: TaskAddArgs) -> Result<()> {
 
 #[derive(clap::Args, Debug)]
 pub struct TaskImportArgs {
-    /// The plan, at most 4 MiB: {"tasks": [{"key", "title", "body", "kind", "to", "after", …}]}
+    /// The plan, at most 4 MiB: {"tasks": [{"key", "title", "body", "kind", "to", "after", "profile", …}]}
     pub file: PathBuf,
     #[command(flatten)]
     pub run: RunOpt,

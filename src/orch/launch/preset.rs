@@ -238,6 +238,25 @@ impl Preset {
         }
     }
 
+    /// Whether `path` (as status reports it, a folder with its `/`) is what the CLI itself
+    /// leaves in a worktree: aider's chat and input history and its repo-map cache, which
+    /// it writes at the top of the repository and has no flag to move. Not the agent's
+    /// work, so protocol `exit` does not take them for uncommitted changes.
+    pub fn is_scratch(self, path: &str) -> bool {
+        let scratch: &[&str] = match self {
+            Preset::Aider => &[
+                ".aider.chat.history.md",
+                ".aider.input.history",
+                ".aider.llm.history",
+                ".aider.tags.cache.v4/",
+            ],
+            _ => &[],
+        };
+        scratch
+            .iter()
+            .any(|s| path == *s || (s.ends_with('/') && path.starts_with(s)))
+    }
+
     /// The success test of a finished agent: its exit code, its output, and how many
     /// commits its branch gained. `Err` says why a zero exit is still a failure.
     pub fn verdict(self, exit_code: Option<i32>, output: &str, commits: u64) -> Verdict {
@@ -461,5 +480,25 @@ mod tests {
                 .summary,
             "line"
         );
+    }
+
+    #[test]
+    fn only_aiders_own_files_are_scratch() {
+        for path in [
+            ".aider.chat.history.md",
+            ".aider.tags.cache.v4/",
+            ".aider.tags.cache.v4/x",
+        ] {
+            assert!(Preset::Aider.is_scratch(path), "{path}");
+        }
+        for path in [
+            "a.txt",
+            ".aider.conf.yml",
+            "src/.aider.chat.history.md",
+            ".aider.tags.cache.v4",
+        ] {
+            assert!(!Preset::Aider.is_scratch(path), "{path}");
+        }
+        assert!(!Preset::Claude.is_scratch(".aider.chat.history.md"));
     }
 }

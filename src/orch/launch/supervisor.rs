@@ -498,7 +498,10 @@ impl Supervisor<'_> {
         let verdict = profile.preset.verdict(status.code(), &output, commits);
         let dirty = match (&self.attempt.worktree, profile.protocol) {
             (Some(_), Protocol::Exit) => {
-                crate::repo::worktree_dirty_paths(cwd, Untracked::Include).unwrap_or_default()
+                let mut dirty =
+                    crate::repo::worktree_dirty_paths(cwd, Untracked::Include).unwrap_or_default();
+                dirty.retain(|p| !profile.preset.is_scratch(p));
+                dirty
             }
             _ => Vec::new(),
         };

@@ -22,9 +22,9 @@ fn insert(
     now: i64,
 ) -> Result<()> {
     conn.prepare_cached(
-        "INSERT INTO tasks (run, key, title, body, kind, to_addr, priority, max_attempts, base, status,
-                            created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11)",
+        "INSERT INTO tasks (run, key, title, body, kind, to_addr, priority, max_attempts, base, profile,
+                            status, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12)",
     )?
     .execute(params![
         run,
@@ -36,6 +36,7 @@ fn insert(
         task.priority,
         task.max_attempts,
         task.spec.base,
+        task.spec.profile,
         status,
         now
     ])?;

@@ -29,8 +29,8 @@ pub enum Select<'a> {
 
 const TASK_COLUMNS: &str = "t.run, t.key, t.title, t.body, t.kind, t.status, t.to_addr, t.priority, \
      t.max_attempts, t.attempts, t.blocked_reason, t.blocked_detail, t.base, t.created_at, t.updated_at, \
-     t.landed_at, t.landed_commit, t.after_keys";
-const TASK_COLUMN_COUNT: usize = 18;
+     t.landed_at, t.landed_commit, t.after_keys, t.profile";
+const TASK_COLUMN_COUNT: usize = 19;
 
 /// Tasks with their current attempts and dependencies, in one query whatever their
 /// number (no query per task).
@@ -118,6 +118,7 @@ fn row_to_task(r: &rusqlite::Row<'_>) -> rusqlite::Result<Task> {
         base: r.get(12)?,
         landed_at: r.get::<_, Option<i64>>(15)?.map(rfc3339),
         landed_commit: r.get(16)?,
+        profile: r.get(18)?,
         created_at: rfc3339(r.get(13)?),
         updated_at,
         last_activity_at,

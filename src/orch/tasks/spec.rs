@@ -35,6 +35,10 @@ pub struct TaskSpec {
     pub max_attempts: Option<i64>,
     #[serde(default)]
     pub base: Option<String>,
+    /// The launch profile of its attempts (`orch.agent.<profile>.*` or a preset), checked
+    /// as a name here and resolved at the launch, so config may come after the plan.
+    #[serde(default)]
+    pub profile: Option<String>,
 }
 
 /// A plan file: `{"tasks": [TaskSpec…]}`.
@@ -86,6 +90,9 @@ pub(super) fn check_spec(spec: &TaskSpec) -> Result<Checked<'_>> {
     }
     if let Some(base) = &spec.base {
         check_ref_text(base)?;
+    }
+    if let Some(profile) = &spec.profile {
+        check_name("profile", profile).map_err(|e| e.detail("field", "profile"))?;
     }
     let mut after: Vec<&str> = Vec::with_capacity(spec.after.len());
     for dep in &spec.after {

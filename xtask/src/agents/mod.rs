@@ -2,6 +2,7 @@
 //! installed offline-safe into `target/agents/`, and driven against the scripted endpoint.
 
 pub mod clis;
+pub mod e2e;
 pub mod install;
 pub mod launched;
 pub mod mcp;

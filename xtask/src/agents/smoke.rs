@@ -140,7 +140,7 @@ pub fn claude_mcp(bins: &Bins) -> Result<String> {
     result
 }
 
-fn netns_works() -> bool {
+pub fn netns_works() -> bool {
     Command::new("unshare")
         .args(["-n", "--", "ip", "link", "set", "lo", "up"])
         .stdout(Stdio::null())

@@ -203,11 +203,12 @@ fn handle(shared: &Shared, stream: &TcpStream, entry: &mut Value) -> Result<()> 
         .collect();
     entry["prompt_ok"] = json!(missing.is_empty());
     entry["missing"] = json!(missing);
+    let file = script::file_of(&c.prompt);
     if aider {
         entry["action"] = json!("aider-edit");
-        return send(stream, wire, &script::aider_edit(), &c, step);
+        return send(stream, wire, &script::aider_edit(&file), &c, step);
     }
-    let action = script::action(scenario, step);
+    let action = script::action(scenario, step, &file);
     entry["action"] = json!(format!("{action:?}"));
     match &action {
         Action::Shell(cmd) => entry["shell"] = json!(cmd),
@@ -217,7 +218,7 @@ fn handle(shared: &Shared, stream: &TcpStream, entry: &mut Value) -> Result<()> 
     if action == Action::Hang {
         return hang(shared, stream);
     }
-    match script::reply(wire, &c, &action) {
+    match script::reply(wire, &c, &action, &file) {
         Ok(reply) => send(stream, wire, &reply, &c, step),
         Err(why) => {
             entry["error"] = json!(why);

@@ -10,6 +10,8 @@ use serde_json::json;
 pub enum Scenario {
     /// whoami, edit, commit, ask, wait-reply, done.
     Worker,
+    /// The worker without the question: whoami, edit, commit, done.
+    QuietWorker,
     /// whoami, edit, commit, then stops talking: the thread is left open.
     ExitWithoutDone,
     /// whoami, then a stream that never ends.
@@ -23,11 +25,12 @@ impl Scenario {
     pub fn parse(s: &str) -> Result<Scenario> {
         Ok(match s {
             "worker" => Scenario::Worker,
+            "quiet-worker" => Scenario::QuietWorker,
             "exit-without-done" => Scenario::ExitWithoutDone,
             "hang" => Scenario::Hang,
             "mcp-worker" => Scenario::McpWorker,
             other => {
-                bail!("unknown scenario {other:?} (worker, exit-without-done, hang, mcp-worker)")
+                bail!("unknown scenario {other:?} (worker, quiet-worker, exit-without-done, hang, mcp-worker)")
             }
         })
     }
@@ -35,6 +38,7 @@ impl Scenario {
     pub fn name(self) -> &'static str {
         match self {
             Scenario::Worker => "worker",
+            Scenario::QuietWorker => "quiet-worker",
             Scenario::ExitWithoutDone => "exit-without-done",
             Scenario::Hang => "hang",
             Scenario::McpWorker => "mcp-worker",
@@ -42,8 +46,11 @@ impl Scenario {
     }
 }
 
-/// The file the worker writes and commits.
+/// The file the worker writes and commits, unless the prompt names another.
 pub const FILE: &str = "greeting.txt";
+/// How a task's body names the file instead: ``Write the greeting to `a.txt`.`` (so
+/// several tasks of one plan each commit a file of their own and never collide).
+pub const FILE_DIRECTIVE: &str = "Write the greeting to `";
 pub const CONTENT: &str = "Hello from the scripted worker.\n";
 pub const QUESTION: &str = "Should the greeting be formal?";
 pub const SUMMARY: &str = "Wrote greeting.txt and committed it; the leader answered my question.";
@@ -63,7 +70,21 @@ pub enum Action {
     Hang,
 }
 
-pub fn action(scenario: Scenario, step: usize) -> Action {
+/// The file a prompt asks for: the name after [`FILE_DIRECTIVE`], else [`FILE`]. Only a
+/// plain relative name is taken, since it goes into a shell command line.
+pub fn file_of(prompt: &str) -> String {
+    let named = prompt.split_once(FILE_DIRECTIVE).and_then(|(_, rest)| {
+        let name = rest.split('`').next()?;
+        let plain = name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/'));
+        (plain && !name.is_empty() && !name.starts_with('/') && !name.contains(".."))
+            .then(|| name.to_owned())
+    });
+    named.unwrap_or_else(|| FILE.to_owned())
+}
+
+pub fn action(scenario: Scenario, step: usize, file: &str) -> Action {
     use Action::*;
     let shell = |s: &str| Shell(s.to_owned());
     match (scenario, step) {
@@ -74,9 +95,11 @@ pub fn action(scenario: Scenario, step: usize) -> Action {
         // `Bash(git *)` permission covers it.
         (_, 1) => shell("git rev-parse --show-toplevel"),
         (_, 2) => WriteFile,
-        (_, 3) => shell(&format!("git add {FILE}")),
-        (_, 4) => shell("git commit -q -m \"Add greeting.txt\""),
+        (_, 3) => shell(&format!("git add {file}")),
+        (_, 4) => shell(&format!("git commit -q -m \"Add {file}\"")),
         (Scenario::ExitWithoutDone, _) => Text("I stopped before finishing."),
+        (Scenario::QuietWorker, 5) => shell(&format!("git inbox done --body \"{SUMMARY}\"")),
+        (Scenario::QuietWorker, _) => Text("All done."),
         (Scenario::McpWorker, 5) => Mcp("update", json!({"body": PROGRESS})),
         (Scenario::McpWorker, 6) => Mcp("ask", json!({"body": QUESTION})),
         // Shorter than any client's tool timeout, so a wait that runs out is the
@@ -107,7 +130,7 @@ fn worktree(c: &Conversation) -> Option<String> {
 
 /// Dresses an action in the tool names and argument shapes of the CLI behind `wire`.
 /// `Err` carries the reason the step cannot be played (a tool the CLI did not offer).
-pub fn reply(wire: Wire, c: &Conversation, action: &Action) -> Result<Reply, String> {
+pub fn reply(wire: Wire, c: &Conversation, action: &Action, file: &str) -> Result<Reply, String> {
     let tool = |name: &str, args: serde_json::Value| Reply::Tool {
         name: name.to_owned(),
         namespace: None,
@@ -141,14 +164,14 @@ pub fn reply(wire: Wire, c: &Conversation, action: &Action) -> Result<Reply, Str
                     "no worktree path in the result of `git rev-parse --show-toplevel`".into(),
                 );
             };
-            let path = format!("{dir}/{FILE}");
+            let path = format!("{dir}/{file}");
             match wire {
                 Wire::Anthropic => tool("Write", json!({"file_path": path, "content": CONTENT})),
                 Wire::Gemini => tool("write_file", json!({"file_path": path, "content": CONTENT})),
                 Wire::Chat => tool("write", json!({"filePath": path, "content": CONTENT})),
                 // Codex offers no file tool to an unknown model: it edits through the shell.
                 Wire::Responses => {
-                    shell(&format!("printf '%s\\n' '{}' > {FILE}", CONTENT.trim_end()))
+                    shell(&format!("printf '%s\\n' '{}' > {file}", CONTENT.trim_end()))
                 }
             }
         }
@@ -194,9 +217,9 @@ pub fn reply(wire: Wire, c: &Conversation, action: &Action) -> Result<Reply, Str
 
 /// aider offers no tools: it wants its edit format, and applies and commits the edit
 /// itself.
-pub fn aider_edit() -> Reply {
+pub fn aider_edit(file: &str) -> Reply {
     Reply::Text(format!(
-        "I will create {FILE}.\n\n{FILE}\n```\n<<<<<<< SEARCH\n=======\n{}\n>>>>>>> REPLACE\n```\n",
+        "I will create {file}.\n\n{file}\n```\n<<<<<<< SEARCH\n=======\n{}\n>>>>>>> REPLACE\n```\n",
         CONTENT.trim_end()
     ))
 }
