@@ -199,9 +199,7 @@ fn all_done(sb: &Sandbox, bins: &Bins, run: &str) -> Result<()> {
 /// The launch invariants of `run`: no launched attempt is live while its supervisor is
 /// dead, and nothing of a dead supervisor's session (its agent's group included) is left.
 fn launches_ended(sb: &Sandbox, run: &str) -> Result<()> {
-    let db = sb.repo.join(".git/orch/state.db");
-    let conn =
-        rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    let conn = sb.read_state()?;
     let mut stmt = conn.prepare(
         "SELECT a.id, a.status, l.pid, l.supervisor_pid FROM attempts a
            JOIN launches l ON l.attempt_id = a.id WHERE a.run = ?1",
@@ -266,9 +264,7 @@ fn supervisor_pid(sb: &Sandbox, id: i64) -> Result<Option<i32>> {
                 return Ok(Some(p.pid));
             }
         }
-        let db = sb.repo.join(".git/orch/state.db");
-        let conn =
-            rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        let conn = sb.read_state()?;
         let ended: Option<i64> = conn.query_row(
             "SELECT ended_at FROM launches WHERE attempt_id = ?1",
             [id],

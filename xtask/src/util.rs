@@ -62,6 +62,14 @@ pub struct Sandbox {
 }
 
 impl Sandbox {
+    /// The run's SQLite file, opened read-only: checks read what the commands wrote
+    /// without taking part in their locking.
+    pub fn read_state(&self) -> Result<rusqlite::Connection> {
+        let db = self.repo.join(".git/orch/state.db");
+        rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .with_context(|| format!("opening {}", db.display()))
+    }
+
     pub fn new(bins: &Bins) -> Result<Sandbox> {
         let tmp = tempfile::tempdir()?;
         let root = tmp.path().to_path_buf();

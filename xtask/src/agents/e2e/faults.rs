@@ -215,9 +215,7 @@ fn cancel_and_orphan(sb: &Sandbox, bins: &Bins, problems: &mut Vec<String>) -> R
 /// `launches.supervisor_pid` of attempt `id`, which the supervisor writes once it has
 /// claimed the thread (before the agent starts, so it is there once the agent runs).
 fn supervisor_pid(sb: &Sandbox, id: i64) -> Result<i32> {
-    let db = sb.repo.join(".git/orch/state.db");
-    let conn =
-        rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    let conn = sb.read_state()?;
     let pid: Option<i32> = conn.query_row(
         "SELECT supervisor_pid FROM launches WHERE attempt_id = ?1",
         [id],
