@@ -242,9 +242,12 @@ fn a_commit_is_never_held_up_by_a_busy_database() {
         assert!(run.stderr.contains("spooled"), "{}", run.stderr);
         made.push(env.git_in(&wt, &["rev-parse", "HEAD"]));
     }
+    // The hook gives up after its short lock wait and spools; a hook that waited out the
+    // store's 15 s busy timeout instead would take seconds. The bound only tells those
+    // apart (a loaded machine slows `git commit` itself); the figure is printed above.
     for (i, took) in times.iter().enumerate() {
         assert!(
-            *took <= Duration::from_millis(200),
+            *took <= Duration::from_secs(3),
             "commit {i} took {took:?}: {times:?}"
         );
     }

@@ -282,8 +282,10 @@ fn lease_expiry_puts_the_attempt_back_to_dispatched() {
     let id = thread_of(&env, "spec");
     env.inbox()
         .agent("w1")
-        .args(["claim", &id, "--lease", "300ms"])
+        .args(["claim", &id, "--lease", "2s"])
         .ok();
+    // Long enough that the lease is still held when the next command reads it on a
+    // loaded machine; a 300 ms lease could run out between the two commands.
     assert_eq!(status_of(&env, "spec"), "running");
     wait_until("the lease to run out", Duration::from_secs(10), || {
         (status_of(&env, "spec") == "dispatched").then_some(())
