@@ -20,6 +20,7 @@ mod test_env;
 #[cfg(test)]
 pub(crate) mod testing;
 mod worktree;
+mod worktree_add;
 
 pub use hooks::{HooksReport, HOOK_NAMES};
 pub use land::{fast_forward_files, rewind_files, Merged, Swap};

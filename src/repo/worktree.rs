@@ -128,14 +128,24 @@ impl Drop for WorktreeGuard {
 }
 
 fn undo_worktree(run_dir: &Path, wt: &AttemptWorktree) -> Result<()> {
-    let removed = remove_worktree_at(run_dir, &wt.path, true);
+    undo_at(run_dir, &wt.path, &wt.branch)
+}
+
+fn undo_at(run_dir: &Path, path: &Path, branch: &str) -> Result<()> {
+    let removed = remove_worktree_at(run_dir, path, true);
     let deleted = delete_ref_at(
         run_dir,
-        &format!("refs/heads/{}", wt.branch),
+        &format!("refs/heads/{branch}"),
         None,
         "git-orch: undo attempt branch",
     );
     removed.and(deleted).map(|_| ())
+}
+
+fn registered_but_gone(path: &Path) -> Error {
+    worktree_exists(format!("git still has a worktree at {}", path.display()))
+        .hint("its folder is gone; `git worktree prune` forgets it")
+        .detail("path", path.to_string_lossy().into_owned())
 }
 
 fn worktree_exists(message: String) -> Error {
@@ -225,6 +235,41 @@ impl Repo {
         }
 
         let run_dir = self.run_dir().to_owned();
+        let mut guard = WorktreeGuard {
+            run_dir: run_dir.clone(),
+            worktree: None,
+        };
+        let (path, git_dir) = match self.direct_worktree_add() {
+            Ok(()) => {
+                if self.registered_at(&path) {
+                    return Err(registered_but_gone(&path));
+                }
+                let added = self.add_worktree_directly(&path, &branch, base_sha)?;
+                (added.path, added.git_dir)
+            }
+            Err(_) => self.git_worktree_add(&path, &branch, base_sha)?,
+        };
+        guard.worktree = Some(AttemptWorktree {
+            name: name.clone(),
+            path: path.clone(),
+            branch,
+            git_dir,
+            base_sha: base_sha.to_owned(),
+        });
+        // Before the guard is handed out: a copy that fails undoes the worktree too.
+        self.copy_worktree_includes(&path)?;
+        Ok(guard)
+    }
+
+    /// `git update-ref` and `git worktree add`: where the direct add does not apply.
+    /// Returns the worktree's top directory and private git dir, canonical.
+    fn git_worktree_add(
+        &self,
+        path: &Path,
+        branch: &str,
+        base_sha: &str,
+    ) -> Result<(PathBuf, PathBuf)> {
+        let run_dir = self.run_dir().to_owned();
         // An empty old value makes the update fail if the branch appeared meanwhile.
         git(&run_dir)
             .args(["update-ref", "-m", "git-orch: attempt branch", "--"])
@@ -233,8 +278,8 @@ impl Repo {
             .run()?;
         let added = git(&run_dir)
             .args(["worktree", "add", "--quiet", "--"])
-            .arg(&path)
-            .arg(&branch)
+            .arg(path)
+            .arg(branch)
             .run();
         if let Err(err) = added {
             let _ = delete_ref_at(
@@ -246,43 +291,24 @@ impl Repo {
             // Git (≥ 2.38) refuses a path it still has registered, its folder gone; only
             // then is it worth a `git worktree list` to say so (one process less for
             // every dispatch that succeeds).
-            if self.registered_worktrees()?.contains(&path) {
-                return Err(worktree_exists(format!(
-                    "git still has a worktree at {}",
-                    path.display()
-                ))
-                .hint("its folder is gone; `git worktree prune` forgets it")
-                .detail("path", path.to_string_lossy().into_owned()));
+            if self.registered_worktrees()?.iter().any(|p| p == path) {
+                return Err(registered_but_gone(path));
             }
             return Err(err);
         }
-        let mut guard = WorktreeGuard {
-            run_dir,
-            worktree: Some(AttemptWorktree {
-                name: name.clone(),
-                path: path.clone(),
-                branch,
-                git_dir: PathBuf::new(),
-                base_sha: base_sha.to_owned(),
-            }),
-        };
-        let opened = Repo::open_worktree(&path)?;
-        let (path, git_dir) = (
-            opened
+        let resolved = Repo::open_worktree(path).and_then(|opened| {
+            let top = opened
                 .workdir()
                 .map(Path::to_owned)
-                .unwrap_or(path)
+                .unwrap_or_else(|| path.to_owned())
                 .canonicalize()
-                .map_err(|e| Error::io("resolving the new worktree", e))?,
-            opened.git_dir().to_owned(),
-        );
-        // Before the guard is handed out: a copy that fails undoes the worktree too.
-        self.copy_worktree_includes(&path)?;
-        if let Some(wt) = guard.worktree.as_mut() {
-            wt.path = path;
-            wt.git_dir = git_dir;
+                .map_err(|e| Error::io("resolving the new worktree", e))?;
+            Ok((top, opened.git_dir().to_owned()))
+        });
+        if resolved.is_err() {
+            let _ = undo_at(&run_dir, path, branch);
         }
-        Ok(guard)
+        resolved
     }
 
     /// The worktrees git has registered (the main one first), as git records them.
@@ -558,16 +584,25 @@ mod tests {
         let t = TempRepo::new();
         let repo = t.open();
         let base = repo.resolve_commit("HEAD").unwrap().sha;
-        // A file where the run folder should be makes `git worktree add` fail after the branch exists.
+        // A file where the run folder should be fails the add, on either path: after the
+        // branch exists (`git worktree add`) or after the admin dir is reserved (direct).
         std::fs::create_dir_all(t.root().join("repo.worktrees")).unwrap();
         std::fs::write(t.root().join("repo.worktrees/r1"), "in the way").unwrap();
-        let err = repo
-            .create_attempt_worktree(&name("fails", 1), &base)
-            .err()
-            .unwrap();
-        assert_eq!(err.code.as_str(), "git_failed");
-        assert!(repo.branch_tip("orch/r1/fails-1").unwrap().is_none());
-        assert_repo_healthy(&t);
+        for (setup, code) in [(None, "io"), (Some("core.sparseCheckout"), "git_failed")] {
+            if let Some(key) = setup {
+                t.git(&["config", key, "true"]);
+            }
+            let repo = t.open();
+            let err = repo
+                .create_attempt_worktree(&name("fails", 1), &base)
+                .err()
+                .unwrap();
+            assert_eq!(err.code.as_str(), code, "{err:?}");
+            assert!(repo.branch_tip("orch/r1/fails-1").unwrap().is_none());
+            assert!(!t.root().join("repo/.git/worktrees/fails-1").exists());
+            assert_repo_healthy(&t);
+        }
+        let _ = repo;
     }
 
     #[test]
