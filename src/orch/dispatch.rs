@@ -59,13 +59,14 @@ pub(crate) fn dispatch_outcome(
     req: &Request<'_>,
 ) -> Result<Outcome> {
     let state_dir = orch.store.state_dir().to_owned();
-    let (prepared, lock) = orch.write(|tx, _, _| {
+    let (mut prepared, lock) = orch.write(|tx, _, _| {
         let prepared = allocate(tx, run, req)?;
         // Taken before the row commits, so nobody sees it `preparing` and unlocked.
         let lock = DispatchLock::acquire(&state_dir, prepared.attempt)?;
         Ok((prepared, lock))
     })?;
     workspaces.reached(Step::Allocate);
+    prepared.dispatch_lock = lock.file().try_clone().ok().map(std::sync::Arc::new);
 
     let workspace = match workspaces.prepare(&prepared) {
         Ok(workspace) => workspace,

@@ -28,6 +28,11 @@ impl DispatchLock {
         Ok(DispatchLock { path, _file: file })
     }
 
+    /// The open lock file, for a child process that must hold the lock while it lives.
+    pub(crate) fn file(&self) -> &File {
+        &self._file
+    }
+
     /// The lock of an attempt another process may still be dispatching; `None` while
     /// that process holds it.
     pub(crate) fn try_acquire(

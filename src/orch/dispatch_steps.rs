@@ -154,6 +154,7 @@ pub(crate) fn allocate(conn: &Connection, run: &RunRow, req: &Request<'_>) -> Re
         None => to,
     };
     Ok(Prepared {
+        dispatch_lock: None,
         attempt,
         run: run.name.clone(),
         task: task.key,

@@ -42,6 +42,9 @@ pub struct Prepared {
     pub task_status: TaskStatus,
     /// Extra fields for the thread's data.
     pub extra: Map<String, Value>,
+    /// The dispatch lock's file while this process dispatches the attempt: git steps
+    /// whose undo is reconcile's get it as stdin and hold the lock while they run.
+    pub dispatch_lock: Option<std::sync::Arc<std::fs::File>>,
 }
 
 impl Prepared {

@@ -174,7 +174,11 @@ impl Workspaces for GitWorkspaces<'_> {
         let lock_path = self.repo.state_dir().join("worktree-add.lock");
         let lock = crate::store::lockfile::open(&lock_path)?;
         crate::store::lockfile::lock(&lock, &lock_path)?;
-        let created = self.repo.create_attempt_worktree(&name, &base.sha);
+        let created = self.repo.create_attempt_worktree_holding(
+            &name,
+            &base.sha,
+            attempt.dispatch_lock.as_deref(),
+        );
         drop(lock);
         let guard = match created {
             Ok(guard) => guard,

@@ -35,6 +35,7 @@ pub struct Git {
     dir: PathBuf,
     args: Vec<OsString>,
     env: Vec<(&'static str, OsString)>,
+    stdin: Option<std::fs::File>,
 }
 
 /// What a finished `git` process left behind.
@@ -60,6 +61,7 @@ pub fn git(dir: &Path) -> Git {
         dir: dir.to_owned(),
         args: Vec::new(),
         env: Vec::new(),
+        stdin: None,
     }
 }
 
@@ -85,13 +87,22 @@ impl Git {
         self
     }
 
+    /// The process gets `file` as its stdin instead of /dev/null. Given a lock file,
+    /// git holds that lock as long as it lives (a `flock` belongs to the open file,
+    /// which the child shares), so whoever takes the lock to find the caller dead also
+    /// finds this git gone: it cannot write after an undo.
+    pub fn stdin_file(mut self, file: std::fs::File) -> Self {
+        self.stdin = Some(file);
+        self
+    }
+
     /// Runs and requires exit status 0.
     pub fn run(self) -> Result<GitOutput> {
         self.run_allowing(&[0])
     }
 
     /// Runs and accepts any of `ok` as success (`merge-tree` exits 1 on conflicts).
-    pub fn run_allowing(self, ok: &[i32]) -> Result<GitOutput> {
+    pub fn run_allowing(mut self, ok: &[i32]) -> Result<GitOutput> {
         let mut cmd = Command::new("git");
         cmd.arg("-C").arg(&self.dir).args(&self.args);
         for key in LOCAL_ENV_VARS {
@@ -104,7 +115,11 @@ impl Git {
         for (key, value) in &self.env {
             cmd.env(key, value);
         }
-        cmd.stdin(Stdio::null())
+        let stdin = match self.stdin.take() {
+            Some(file) => Stdio::from(file),
+            None => Stdio::null(),
+        };
+        cmd.stdin(stdin)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let output = cmd.output().map_err(|err| {

@@ -208,10 +208,23 @@ impl Repo {
     /// Creates branch `orch/<run>/<task>-<n>` at `base_sha` and a linked worktree for it.
     /// Refuses with `worktree_exists` (exit 6) when the path or the branch exists already
     /// or git still has a worktree registered there. The guard undoes both unless kept.
+    #[cfg(test)]
     pub fn create_attempt_worktree(
         &self,
         name: &AttemptName,
         base_sha: &str,
+    ) -> Result<WorktreeGuard> {
+        self.create_attempt_worktree_holding(name, base_sha, None)
+    }
+
+    /// [`Repo::create_attempt_worktree`], with the git that checks the worktree out
+    /// holding `lock` (the dispatch lock) while it runs, so that a reconcile that finds
+    /// the dispatcher dead never races it.
+    pub fn create_attempt_worktree_holding(
+        &self,
+        name: &AttemptName,
+        base_sha: &str,
+        lock: Option<&std::fs::File>,
     ) -> Result<WorktreeGuard> {
         parse_sha(base_sha)?;
         let path = self.attempt_worktree_path(name)?;
@@ -244,7 +257,7 @@ impl Repo {
                 if self.registered_at(&path) {
                     return Err(registered_but_gone(&path));
                 }
-                let added = self.add_worktree_directly(&path, &branch, base_sha)?;
+                let added = self.add_worktree_directly(&path, &branch, base_sha, lock)?;
                 (added.path, added.git_dir)
             }
             Err(_) => self.git_worktree_add(&path, &branch, base_sha)?,

@@ -83,6 +83,7 @@ impl Repo {
         path: &Path,
         branch: &str,
         base_sha: &str,
+        lock: Option<&fs::File>,
     ) -> Result<Added> {
         let common = fs::canonicalize(self.common_dir())
             .map_err(|e| Error::io("resolving the git dir", e))?;
@@ -95,9 +96,6 @@ impl Repo {
             admin: admin.clone(),
             folder: None,
         };
-        // While `locked` exists a concurrent `git worktree prune` leaves the entry alone,
-        // as it does for git's own half-made worktrees.
-        write(&admin.join("locked"), b"initializing\n")?;
         if let Some(parent) = path.parent() {
             fs::create_dir_all(parent)
                 .map_err(|e| Error::io(format!("creating {}", parent.display()), e))?;
@@ -116,16 +114,30 @@ impl Repo {
         let folder =
             fs::canonicalize(path).map_err(|e| Error::io("resolving the new worktree", e))?;
         made.folder = Some(folder.clone());
+        // The `.git` file before `gitdir`: `git worktree prune` forgets an entry whose
+        // `gitdir` names a missing file, so from its first byte the entry is whole enough
+        // to keep. Git's own `locked` file is not written: a dispatcher killed here
+        // would leave it, and reconcile waits a minute for a lock it takes to be a
+        // live `git worktree add`. (A prune in the instant before `gitdir` exists takes
+        // the empty entry, and this add fails cleanly on its next write.)
         // Paths as bytes, as git writes them (a git dir need not be UTF-8).
-        write(&admin.join("gitdir"), &line("", &folder.join(".git")))?;
         write(&folder.join(".git"), &line("gitdir: ", &admin))?;
+        write(&admin.join("gitdir"), &line("", &folder.join(".git")))?;
         write(&admin.join("commondir"), b"../..\n")?;
         // Detached at the base until the checkout below moves HEAD onto the new branch.
         write(&admin.join("HEAD"), format!("{base_sha}\n").as_bytes())?;
-        let checkout = git(&folder)
+        let mut checkout = git(&folder)
             .args(["checkout", "--quiet", "--force", "--no-track", "-b", branch])
-            .args([base_sha, "--"])
-            .run();
+            .args([base_sha, "--"]);
+        if let Some(lock) = lock {
+            // A dispatcher killed now leaves this git running; holding the dispatch lock,
+            // it keeps reconcile from undoing the attempt until it has finished writing.
+            let held = lock
+                .try_clone()
+                .map_err(|e| Error::io("sharing the dispatch lock", e))?;
+            checkout = checkout.stdin_file(held);
+        }
+        let checkout = checkout.run();
         if let Err(err) = checkout {
             let exists = err
                 .details
@@ -142,8 +154,6 @@ impl Repo {
             }
             return Err(err);
         }
-        fs::remove_file(admin.join("locked"))
-            .map_err(|e| Error::io("unlocking the new worktree", e))?;
         made.keep();
         Ok(Added {
             path: folder,
@@ -328,7 +338,7 @@ mod tests {
         t.git(&["branch", "orch/r1/raced-1"]);
         let path = t.root().join("trees/raced-1");
         let err = repo
-            .add_worktree_directly(&path, "orch/r1/raced-1", &base)
+            .add_worktree_directly(&path, "orch/r1/raced-1", &base, None)
             .err()
             .unwrap();
         assert_eq!(err.code.as_str(), "worktree_exists", "{err:?}");
