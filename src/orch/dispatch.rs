@@ -66,7 +66,7 @@ pub(crate) fn dispatch_outcome(
         Ok((prepared, lock))
     })?;
     workspaces.reached(Step::Allocate);
-    prepared.dispatch_lock = lock.file().try_clone().ok().map(std::sync::Arc::new);
+    prepared.dispatch_lock = Some(lock.file());
 
     let workspace = match workspaces.prepare(&prepared) {
         Ok(workspace) => workspace,

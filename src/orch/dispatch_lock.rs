@@ -6,13 +6,14 @@ use crate::orch::model::AttemptId;
 use crate::store::lockfile;
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Held by the process carrying a `preparing` attempt through the pipeline: a lock file
 /// `<state>/dispatch/<attempt>.lock`. The kernel drops the lock when the process dies,
 /// so a reconcile that can take it knows the attempt was abandoned mid-dispatch.
 pub(crate) struct DispatchLock {
     path: PathBuf,
-    _file: File,
+    file: Arc<File>,
 }
 
 impl DispatchLock {
@@ -25,12 +26,15 @@ impl DispatchLock {
         let path = Self::path(state_dir, attempt);
         let file = lockfile::open(&path)?;
         lockfile::lock(&file, &path)?;
-        Ok(DispatchLock { path, _file: file })
+        Ok(DispatchLock {
+            path,
+            file: Arc::new(file),
+        })
     }
 
     /// The open lock file, for a child process that must hold the lock while it lives.
-    pub(crate) fn file(&self) -> &File {
-        &self._file
+    pub(crate) fn file(&self) -> Arc<File> {
+        Arc::clone(&self.file)
     }
 
     /// The lock of an attempt another process may still be dispatching; `None` while
@@ -41,7 +45,10 @@ impl DispatchLock {
     ) -> Result<Option<DispatchLock>> {
         let path = Self::path(state_dir, attempt);
         let file = lockfile::open(&path)?;
-        Ok(lockfile::try_lock(&file, &path)?.then(|| DispatchLock { path, _file: file }))
+        Ok(lockfile::try_lock(&file, &path)?.then(|| DispatchLock {
+            path,
+            file: Arc::new(file),
+        }))
     }
 }
 

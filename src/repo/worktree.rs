@@ -6,6 +6,7 @@
 
 use super::git::git;
 use super::revs::parse_sha;
+use super::worktree_add::Added;
 use super::Repo;
 use crate::error::{Code, Error, Result};
 use std::path::{Path, PathBuf};
@@ -142,6 +143,18 @@ fn undo_at(run_dir: &Path, path: &Path, branch: &str) -> Result<()> {
     removed.and(deleted).map(|_| ())
 }
 
+pub(super) fn path_exists(path: &Path) -> Error {
+    worktree_exists(format!("{} already exists", path.display()))
+        .hint("remove it, or run `git orch cleanup` for ended attempts")
+        .detail("path", path.to_string_lossy().into_owned())
+}
+
+pub(super) fn branch_exists(branch: &str) -> Error {
+    worktree_exists(format!("branch {branch} already exists"))
+        .hint(format!("delete it if it is stale: git branch -D {branch}"))
+        .detail("branch", branch.to_owned())
+}
+
 fn registered_but_gone(path: &Path) -> Error {
     worktree_exists(format!("git still has a worktree at {}", path.display()))
         .hint("its folder is gone; `git worktree prune` forgets it")
@@ -230,11 +243,7 @@ impl Repo {
         let path = self.attempt_worktree_path(name)?;
         let branch = name.branch();
         if path.symlink_metadata().is_ok() {
-            return Err(
-                worktree_exists(format!("{} already exists", path.display()))
-                    .hint("remove it, or run `git orch cleanup` for ended attempts")
-                    .detail("path", path.to_string_lossy().into_owned()),
-            );
+            return Err(path_exists(&path));
         }
         if self
             .gix()
@@ -242,46 +251,31 @@ impl Repo {
             .map_err(|e| Error::new(Code::GitFailed, format!("reading {branch}: {e}")))?
             .is_some()
         {
-            return Err(worktree_exists(format!("branch {branch} already exists"))
-                .hint(format!("delete it if it is stale: git branch -D {branch}"))
-                .detail("branch", branch));
+            return Err(branch_exists(&branch));
         }
 
-        let run_dir = self.run_dir().to_owned();
-        let mut guard = WorktreeGuard {
-            run_dir: run_dir.clone(),
-            worktree: None,
-        };
-        let (path, git_dir) = match self.direct_worktree_add() {
-            Ok(()) => {
-                if self.registered_at(&path) {
-                    return Err(registered_but_gone(&path));
-                }
-                let added = self.add_worktree_directly(&path, &branch, base_sha, lock)?;
-                (added.path, added.git_dir)
-            }
+        let added = match self.direct_worktree_add() {
+            Ok(()) if self.registered_at(&path) => return Err(registered_but_gone(&path)),
+            Ok(()) => self.add_worktree_directly(&path, &branch, base_sha, lock)?,
             Err(_) => self.git_worktree_add(&path, &branch, base_sha)?,
         };
-        guard.worktree = Some(AttemptWorktree {
-            name: name.clone(),
-            path: path.clone(),
-            branch,
-            git_dir,
-            base_sha: base_sha.to_owned(),
-        });
+        let guard = WorktreeGuard {
+            run_dir: self.run_dir().to_owned(),
+            worktree: Some(AttemptWorktree {
+                name: name.clone(),
+                path: added.path.clone(),
+                branch,
+                git_dir: added.git_dir,
+                base_sha: base_sha.to_owned(),
+            }),
+        };
         // Before the guard is handed out: a copy that fails undoes the worktree too.
-        self.copy_worktree_includes(&path)?;
+        self.copy_worktree_includes(&added.path)?;
         Ok(guard)
     }
 
     /// `git update-ref` and `git worktree add`: where the direct add does not apply.
-    /// Returns the worktree's top directory and private git dir, canonical.
-    fn git_worktree_add(
-        &self,
-        path: &Path,
-        branch: &str,
-        base_sha: &str,
-    ) -> Result<(PathBuf, PathBuf)> {
+    fn git_worktree_add(&self, path: &Path, branch: &str, base_sha: &str) -> Result<Added> {
         let run_dir = self.run_dir().to_owned();
         // An empty old value makes the update fail if the branch appeared meanwhile.
         git(&run_dir)
@@ -316,7 +310,10 @@ impl Repo {
                 .unwrap_or_else(|| path.to_owned())
                 .canonicalize()
                 .map_err(|e| Error::io("resolving the new worktree", e))?;
-            Ok((top, opened.git_dir().to_owned()))
+            Ok(Added {
+                path: top,
+                git_dir: opened.git_dir().to_owned(),
+            })
         });
         if resolved.is_err() {
             let _ = undo_at(&run_dir, path, branch);
@@ -615,7 +612,6 @@ mod tests {
             assert!(!t.root().join("repo/.git/worktrees/fails-1").exists());
             assert_repo_healthy(&t);
         }
-        let _ = repo;
     }
 
     #[test]

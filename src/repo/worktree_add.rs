@@ -13,13 +13,14 @@
 //! git would call with a null old head) keeps the `git worktree add` path.
 
 use super::git::git;
+use super::worktree::{branch_exists, path_exists};
 use super::Repo;
-use crate::error::{Code, Error, Result};
+use crate::error::{Error, Result};
 use std::fs;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
-/// What the direct add made: the worktree's private git dir, canonical.
+/// A worktree just added (either way): its top directory and private git dir, canonical.
 pub(super) struct Added {
     pub path: PathBuf,
     pub git_dir: PathBuf,
@@ -93,23 +94,16 @@ impl Repo {
             .ok_or_else(|| Error::internal("an attempt worktree path without a name"))?;
         let admin = reserve_admin_dir(&common.join("worktrees"), slug)?;
         let mut made = Made {
-            admin: admin.clone(),
+            admin: Some(admin.clone()),
             folder: None,
         };
         if let Some(parent) = path.parent() {
             fs::create_dir_all(parent)
                 .map_err(|e| Error::io(format!("creating {}", parent.display()), e))?;
         }
-        fs::create_dir(path).map_err(|e| {
-            if e.kind() == ErrorKind::AlreadyExists {
-                Error::new(
-                    Code::WorktreeExists,
-                    format!("{} already exists", path.display()),
-                )
-                .detail("path", path.to_string_lossy().into_owned())
-            } else {
-                Error::io(format!("creating {}", path.display()), e)
-            }
+        fs::create_dir(path).map_err(|e| match e.kind() {
+            ErrorKind::AlreadyExists => path_exists(path),
+            _ => Error::io(format!("creating {}", path.display()), e),
         })?;
         let folder =
             fs::canonicalize(path).map_err(|e| Error::io("resolving the new worktree", e))?;
@@ -144,15 +138,7 @@ impl Repo {
                 .get("stderr")
                 .and_then(|s| s.as_str())
                 .is_some_and(|s| s.contains("already exists"));
-            if exists {
-                return Err(Error::new(
-                    Code::WorktreeExists,
-                    format!("branch {branch} already exists"),
-                )
-                .hint(format!("delete it if it is stale: git branch -D {branch}"))
-                .detail("branch", branch.to_owned()));
-            }
-            return Err(err);
+            return Err(if exists { branch_exists(branch) } else { err });
         }
         made.keep();
         Ok(Added {
@@ -226,14 +212,14 @@ fn write(path: &Path, text: &[u8]) -> Result<()> {
 
 /// What a direct add has made so far; dropped before [`Made::keep`], it takes it back.
 struct Made {
-    admin: PathBuf,
+    admin: Option<PathBuf>,
     folder: Option<PathBuf>,
 }
 
 impl Made {
     fn keep(mut self) {
         self.folder = None;
-        self.admin = PathBuf::new();
+        self.admin = None;
     }
 }
 
@@ -244,8 +230,8 @@ impl Drop for Made {
         if let Some(folder) = &self.folder {
             let _ = fs::remove_dir_all(folder);
         }
-        if !self.admin.as_os_str().is_empty() {
-            let _ = fs::remove_dir_all(&self.admin);
+        if let Some(admin) = &self.admin {
+            let _ = fs::remove_dir_all(admin);
         }
     }
 }
