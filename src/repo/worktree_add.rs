@@ -108,18 +108,19 @@ impl Repo {
         let folder =
             fs::canonicalize(path).map_err(|e| Error::io("resolving the new worktree", e))?;
         made.folder = Some(folder.clone());
-        // The `.git` file before `gitdir`: `git worktree prune` forgets an entry whose
-        // `gitdir` names a missing file, so from its first byte the entry is whole enough
-        // to keep. Git's own `locked` file is not written: a dispatcher killed here
-        // would leave it, and reconcile waits a minute for a lock it takes to be a
-        // live `git worktree add`. (A prune in the instant before `gitdir` exists takes
-        // the empty entry, and this add fails cleanly on its next write.)
+        // `gitdir` last: until it exists git skips the entry (`worktree list`) or forgets
+        // it (`worktree prune`), while an entry with `gitdir` but no `commondir` makes
+        // every `git worktree list` die. A dispatcher killed before the end leaves an
+        // entry git ignores. Git's own `locked` file is not written: one left by a killed
+        // dispatcher would hold reconcile off for a minute (it takes a young lock for a
+        // live `git worktree add`). A prune in the instant before `gitdir` exists takes
+        // the entry, and this add fails cleanly on its next write.
         // Paths as bytes, as git writes them (a git dir need not be UTF-8).
-        write(&folder.join(".git"), &line("gitdir: ", &admin))?;
-        write(&admin.join("gitdir"), &line("", &folder.join(".git")))?;
         write(&admin.join("commondir"), b"../..\n")?;
         // Detached at the base until the checkout below moves HEAD onto the new branch.
         write(&admin.join("HEAD"), format!("{base_sha}\n").as_bytes())?;
+        write(&folder.join(".git"), &line("gitdir: ", &admin))?;
+        write(&admin.join("gitdir"), &line("", &folder.join(".git")))?;
         let mut checkout = git(&folder)
             .args(["checkout", "--quiet", "--force", "--no-track", "-b", branch])
             .args([base_sha, "--"]);
