@@ -6,7 +6,7 @@
 
 use super::git::git;
 use super::revs::parse_sha;
-use super::worktree_add::Added;
+use super::worktree_add::{branch_exists, path_exists, Added};
 use super::Repo;
 use crate::error::{Code, Error, Result};
 use std::path::{Path, PathBuf};
@@ -141,18 +141,6 @@ fn undo_at(run_dir: &Path, path: &Path, branch: &str) -> Result<()> {
         "git-orch: undo attempt branch",
     );
     removed.and(deleted).map(|_| ())
-}
-
-pub(super) fn path_exists(path: &Path) -> Error {
-    worktree_exists(format!("{} already exists", path.display()))
-        .hint("remove it, or run `git orch cleanup` for ended attempts")
-        .detail("path", path.to_string_lossy().into_owned())
-}
-
-pub(super) fn branch_exists(branch: &str) -> Error {
-    worktree_exists(format!("branch {branch} already exists"))
-        .hint(format!("delete it if it is stale: git branch -D {branch}"))
-        .detail("branch", branch.to_owned())
 }
 
 fn registered_but_gone(path: &Path) -> Error {

@@ -13,9 +13,8 @@
 //! git would call with a null old head) keeps the `git worktree add` path.
 
 use super::git::git;
-use super::worktree::{branch_exists, path_exists};
 use super::Repo;
-use crate::error::{Error, Result};
+use crate::error::{Code, Error, Result};
 use std::fs;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
@@ -174,6 +173,26 @@ impl Repo {
                     .is_ok_and(|gitdir| Path::new(gitdir.trim_end()) == wanted)
         })
     }
+}
+
+/// The attempt's folder exists already (`worktree_exists`, like the other refusals).
+pub(super) fn path_exists(path: &Path) -> Error {
+    Error::new(
+        Code::WorktreeExists,
+        format!("{} already exists", path.display()),
+    )
+    .hint("remove it, or run `git orch cleanup` for ended attempts")
+    .detail("path", path.to_string_lossy().into_owned())
+}
+
+/// The attempt's branch exists already.
+pub(super) fn branch_exists(branch: &str) -> Error {
+    Error::new(
+        Code::WorktreeExists,
+        format!("branch {branch} already exists"),
+    )
+    .hint(format!("delete it if it is stale: git branch -D {branch}"))
+    .detail("branch", branch.to_owned())
 }
 
 /// `<worktrees>/<slug>`, or `<slug>1`, `<slug>2`, … when taken, as git numbers them;
