@@ -50,6 +50,29 @@ impl DispatchLock {
             file: Arc::new(file),
         }))
     }
+
+    /// [`DispatchLock::try_acquire`] for an attempt read as `preparing`, without making
+    /// a lock file its dispatcher removed on finishing: `Gone` then means the snapshot is
+    /// older than that finish, unless the attempt is still `preparing` (a dispatcher that
+    /// could not undo), which the caller checks before taking the lock anew.
+    pub(crate) fn try_existing(state_dir: &Path, attempt: AttemptId) -> Result<Tried<Self>> {
+        let path = Self::path(state_dir, attempt);
+        Ok(match lockfile::try_existing(&path)? {
+            lockfile::Tried::Taken(file) => Tried::Taken(DispatchLock {
+                path,
+                file: Arc::new(file),
+            }),
+            lockfile::Tried::Held => Tried::Held,
+            lockfile::Tried::Gone => Tried::Gone,
+        })
+    }
+}
+
+/// What trying a lock whose file may be gone came to.
+pub(crate) enum Tried<L> {
+    Taken(L),
+    Held,
+    Gone,
 }
 
 impl Drop for DispatchLock {

@@ -18,7 +18,7 @@
 
 use super::attempts::{end_attempt, get_attempt};
 use super::changes::{Act, Changes};
-use super::dispatch_lock::DispatchLock;
+use super::dispatch_lock::{DispatchLock, Tried};
 use super::dispatch_steps::{discard_tx, hand_over};
 use super::model::{Attempt, AttemptId};
 use super::reconcile;
@@ -311,8 +311,20 @@ fn repair_preparing(
     repo: &Repo,
     id: AttemptId,
 ) -> Result<Vec<Event>> {
-    let Some(_lock) = DispatchLock::try_acquire(store.state_dir(), id)? else {
-        return Ok(Vec::new());
+    let _lock = match DispatchLock::try_existing(store.state_dir(), id)? {
+        Tried::Taken(lock) => lock,
+        Tried::Held => return Ok(Vec::new()),
+        Tried::Gone => {
+            let preparing =
+                store.read(|tx| Ok(get_attempt(tx, id)?.status == AttemptStatus::Preparing))?;
+            if !preparing {
+                return Ok(Vec::new());
+            }
+            match DispatchLock::try_acquire(store.state_dir(), id)? {
+                Some(lock) => lock,
+                None => return Ok(Vec::new()),
+            }
+        }
     };
     // Read again under the lock: the dispatcher may have finished just before.
     let attempt = match store.read(|tx| get_attempt(tx, id)) {

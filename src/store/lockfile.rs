@@ -37,3 +37,28 @@ pub fn try_lock(file: &File, path: &Path) -> Result<bool> {
         Err(TryLockError::Error(e)) => Err(Error::io(format!("locking {}", path.display()), e)),
     }
 }
+
+/// What trying a lock file that may be gone came to.
+pub enum Tried {
+    Taken(File),
+    /// Another process holds it.
+    Held,
+    /// No such file: its last holder removed it, or it was never made.
+    Gone,
+}
+
+/// Takes the lock at `path` when the file exists and nobody holds it. Never creates it:
+/// a holder that removes its lock file when done leaves nothing to take, and a file
+/// made only to be taken and removed again costs an inode each time.
+pub fn try_existing(path: &Path) -> Result<Tried> {
+    let file = match File::options().read(true).write(true).open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Tried::Gone),
+        Err(e) => return Err(Error::io(format!("opening {}", path.display()), e)),
+    };
+    Ok(if try_lock(&file, path)? {
+        Tried::Taken(file)
+    } else {
+        Tried::Held
+    })
+}

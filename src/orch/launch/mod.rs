@@ -78,8 +78,41 @@ impl AgentLock {
         })
     }
 
+    /// The lock of a launch whose supervisor may be alive; `None` while it holds it, or
+    /// when its file is gone and the launch has ended: a supervisor removes its lock
+    /// file only after recording its end, and making the file again only to take and
+    /// remove it would cost an inode at every reconcile that read the launch as live.
+    fn take_if_lost(
+        store: &mut Store,
+        state_dir: &Path,
+        id: AttemptId,
+    ) -> Result<Option<AgentLock>> {
+        let path = lock_path(state_dir, id);
+        match lockfile::try_existing(&path)? {
+            lockfile::Tried::Taken(file) => {
+                return Ok(Some(AgentLock {
+                    path,
+                    file: Some(file),
+                }))
+            }
+            lockfile::Tried::Held => return Ok(None),
+            lockfile::Tried::Gone => {}
+        }
+        let ended = store.read(|tx| {
+            Ok(tx
+                .prepare_cached("SELECT ended_at IS NOT NULL FROM launches WHERE attempt_id = ?1")?
+                .query_row([id], |r| r.get::<_, bool>(0))
+                .optional()?
+                .unwrap_or(true))
+        })?;
+        if ended {
+            return Ok(None);
+        }
+        Self::try_acquire(state_dir, id)
+    }
+
     /// The lock of a launch whose supervisor may be alive; `None` while it holds it.
-    pub fn try_acquire(state_dir: &Path, id: AttemptId) -> Result<Option<AgentLock>> {
+    fn try_acquire(state_dir: &Path, id: AttemptId) -> Result<Option<AgentLock>> {
         let path = lock_path(state_dir, id);
         let file = lockfile::open(&path)?;
         Ok(lockfile::try_lock(&file, &path)?.then(|| AgentLock {
@@ -408,7 +441,7 @@ pub fn reap_lost(store: &mut Store, cfg: &inbox::Config) -> Result<Vec<Event>> {
         let (Some(launch), Some(thread)) = (&attempt.launch, attempt.thread) else {
             continue;
         };
-        let Some(lock) = AgentLock::try_acquire(&state_dir, attempt.id)? else {
+        let Some(lock) = AgentLock::take_if_lost(store, &state_dir, attempt.id)? else {
             continue;
         };
         let event = store.write(|tx| {
@@ -438,7 +471,7 @@ pub fn reap_lost(store: &mut Store, cfg: &inbox::Config) -> Result<Vec<Event>> {
         let Some(launch) = &attempt.launch else {
             continue;
         };
-        let Some(lock) = AgentLock::try_acquire(&state_dir, attempt.id)? else {
+        let Some(lock) = AgentLock::take_if_lost(store, &state_dir, attempt.id)? else {
             continue;
         };
         let left = end_leftovers(launch);
