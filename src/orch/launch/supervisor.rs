@@ -72,6 +72,8 @@ struct Supervisor<'a> {
     log: File,
     /// The agent's pid (and process group) once it started.
     agent_pid: Option<i64>,
+    /// The attempt's worktree, opened once for its git dir and the dirty check at exit.
+    worktree: Option<Repo>,
 }
 
 /// Runs the supervisor of attempt `id` to the end. Errors are also written to the log.
@@ -103,6 +105,7 @@ pub fn supervise(
         thread,
         log,
         agent_pid: None,
+        worktree: None,
     };
     let outcome = sup.run(&task, edge);
     if let Err(err) = &outcome {
@@ -179,11 +182,12 @@ impl Supervisor<'_> {
                 .clone()
                 .unwrap_or_else(|| self.repo.common_dir().to_owned()),
         };
-        // Opened once: the brief goes into its private git dir, and `{git_dir}` names it.
-        let git_dir = match &self.attempt.worktree {
-            Some(_) => Some(Repo::open_worktree(&cwd)?.git_dir().to_owned()),
-            None => None,
-        };
+        // Opened once: the brief goes into its private git dir, `{git_dir}` names it, and
+        // the exit's dirty check reads it.
+        if self.attempt.worktree.is_some() {
+            self.worktree = Some(Repo::open_worktree(&cwd)?);
+        }
+        let git_dir = self.worktree.as_ref().map(|wt| wt.git_dir().to_owned());
         let (brief_file, brief) = self.write_brief(task, &profile, git_dir.as_deref())?;
         let git_dir = git_dir.unwrap_or_else(|| self.repo.common_dir().to_owned());
         if self.attempt.worktree.is_some() {
@@ -240,7 +244,7 @@ impl Supervisor<'_> {
             .map(drop)
         })?;
         let (status, ending) = self.watch(child, pid, &profile)?;
-        self.finish(pid, status, ending, started, &profile, &cwd)
+        self.finish(pid, status, ending, started, &profile)
     }
 
     fn failed_to_start(&mut self, err: &Error) -> Result<()> {
@@ -472,7 +476,6 @@ impl Supervisor<'_> {
         ending: Option<Ending>,
         started: Instant,
         profile: &Profile,
-        cwd: &Path,
     ) -> Result<()> {
         let me = std::process::id() as i64;
         // The signal-0 test first: /proc is read only when the group outlived its leader.
@@ -496,10 +499,9 @@ impl Supervisor<'_> {
         );
         let (head_sha, commits) = self.head();
         let verdict = profile.preset.verdict(status.code(), &output, commits);
-        let dirty = match (&self.attempt.worktree, profile.protocol) {
-            (Some(_), Protocol::Exit) => {
-                let mut dirty =
-                    crate::repo::worktree_dirty_paths(cwd, Untracked::Include).unwrap_or_default();
+        let dirty = match (&self.worktree, profile.protocol) {
+            (Some(worktree), Protocol::Exit) => {
+                let mut dirty = worktree.dirty_paths(Untracked::Include).unwrap_or_default();
                 dirty.retain(|p| !profile.preset.is_scratch(p));
                 dirty
             }
