@@ -3,8 +3,7 @@
 use super::status::TaskStatus;
 use super::tasks;
 use crate::error::Result;
-use crate::inbox::{self, EventFilter};
-use crate::store::events::Event;
+use crate::store::events::{self, Event};
 use rusqlite::OptionalExtension;
 use serde::Serialize;
 
@@ -34,28 +33,33 @@ pub struct DriveEvent {
 }
 
 /// The run's events after `since` as drive reports them, and the last event id seen.
+/// Only the kinds [`describe`] reports are read: drive asks after every commit, and
+/// most events (messages, claims, renewals) are not reported.
 pub(crate) fn news(
     conn: &rusqlite::Connection,
     run: &str,
     since: i64,
 ) -> Result<(Vec<DriveEvent>, i64)> {
-    let filter = EventFilter {
-        run: Some(run.to_owned()),
-        ..EventFilter::default()
-    };
+    let last: i64 = conn
+        .prepare_cached("SELECT coalesce(max(id), ?1) FROM events")?
+        .query_row([since], |r| r.get(0))?;
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {} FROM events e
+         WHERE e.run = ?1 AND e.id > ?2 AND e.id <= ?3 AND e.task IS NOT NULL
+           AND e.kind IN ('attempt.progress', 'task.landed', 'task.land_rework', 'task.status')
+         ORDER BY e.id",
+        events::COLUMNS
+    ))?;
+    let batch = stmt
+        .query_map(rusqlite::params![run, since, last], events::from_row)?
+        .collect::<rusqlite::Result<Vec<Event>>>()?;
     let mut out = Vec::new();
-    let mut after = since;
-    loop {
-        let batch = inbox::events_after(conn, &filter, after, 1000)?;
-        let Some(last) = batch.last() else { break };
-        after = last.id;
-        for event in &batch {
-            if let Some(e) = describe(conn, run, event)? {
-                out.push(e);
-            }
+    for event in &batch {
+        if let Some(e) = describe(conn, run, event)? {
+            out.push(e);
         }
     }
-    Ok((out, after))
+    Ok((out, last))
 }
 
 fn describe(conn: &rusqlite::Connection, run: &str, event: &Event) -> Result<Option<DriveEvent>> {

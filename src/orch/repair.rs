@@ -211,8 +211,12 @@ fn look(
             });
         }
     }
-    let tip = repo.branch_tip(work.branch.as_deref()?).ok()??;
+    let branch = work.branch.as_deref()?;
     let current = work.head_sha.as_ref().or(work.base_sha.as_ref());
+    if current.is_some_and(|sha| repo.branch_is_at(branch, sha)) {
+        return None;
+    }
+    let tip = repo.branch_tip(branch).ok()??;
     if current == Some(&tip) {
         return None;
     }

@@ -116,6 +116,22 @@ impl Repo {
         self.ref_target(&format!("refs/heads/{branch}"))
     }
 
+    /// Whether `branch` points straight at `sha`, read from the ref alone: reconcile asks
+    /// this of every live attempt at every turn, and peeling reads the commit object.
+    /// False when the branch is gone, symbolic, or points elsewhere.
+    pub fn branch_is_at(&self, branch: &str, sha: &str) -> bool {
+        let Ok(want) = parse_sha(sha) else {
+            return false;
+        };
+        let Ok(Some(reference)) = self
+            .gix()
+            .try_find_reference(format!("refs/heads/{branch}").as_str())
+        else {
+            return false;
+        };
+        reference.target().try_id() == Some(want.as_ref())
+    }
+
     /// The commit a full ref name points at, or `None` when the ref does not exist.
     pub fn ref_target(&self, full_name: &str) -> Result<Option<String>> {
         let reference = self

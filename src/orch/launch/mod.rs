@@ -19,7 +19,7 @@ pub mod profile;
 pub mod supervisor;
 pub mod template;
 
-use super::attempts::{attempt_from_row, ATTEMPT_COLUMNS, ATTEMPT_WIDTH};
+use super::attempts::{attempt_from_row, get_attempt, ATTEMPT_COLUMNS, ATTEMPT_WIDTH};
 pub use super::model::Launch;
 use super::status::LIVE_ATTEMPT_SQL;
 use super::{Attempt, AttemptId, Step, Workspace, Workspaces};
@@ -406,24 +406,25 @@ pub(crate) fn emit(
     })
 }
 
-/// Launched attempts in flight, with their launch.
-fn live_launched(conn: &Connection) -> Result<Vec<Attempt>> {
+/// Launched attempts in flight.
+fn live_launched(conn: &Connection) -> Result<Vec<AttemptId>> {
     launched_where(
         conn,
         "a.status IN ('dispatched', 'running', 'blocked') AND a.thread_id IS NOT NULL",
     )
 }
 
-/// Launched attempts (`a`, joined with their launch `l`) that meet `condition`.
-fn launched_where(conn: &Connection, condition: &str) -> Result<Vec<Attempt>> {
+/// Launched attempts (`a`, joined with their launch `l`) that meet `condition`: only
+/// their ids, since every turn of drive asks and almost every supervisor is alive.
+fn launched_where(conn: &Connection, condition: &str) -> Result<Vec<AttemptId>> {
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {ATTEMPT_COLUMNS} FROM attempts a JOIN launches l ON l.attempt_id = a.id
+        "SELECT a.id FROM attempts a JOIN launches l ON l.attempt_id = a.id
          WHERE {condition} ORDER BY a.id"
     ))?;
     let rows = stmt
-        .query_map([], |r| attempt_from_row(r, 0))?
+        .query_map([], |r| r.get(0))?
         .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(rows.into_iter().flatten().collect())
+    Ok(rows)
 }
 
 /// Reconcile's part for launches: a launched attempt whose supervisor's lock nobody
@@ -437,11 +438,13 @@ pub fn reap_lost(store: &mut Store, cfg: &inbox::Config) -> Result<Vec<Event>> {
     let state_dir = store.state_dir().to_owned();
     let (live, unended) = store.read(|tx| Ok((live_launched(tx)?, unended_launches(tx)?)))?;
     let mut out = Vec::new();
-    for attempt in live {
-        let (Some(launch), Some(thread)) = (&attempt.launch, attempt.thread) else {
+    for id in live {
+        let Some(lock) = AgentLock::take_if_lost(store, &state_dir, id)? else {
             continue;
         };
-        let Some(lock) = AgentLock::take_if_lost(store, &state_dir, attempt.id)? else {
+        // Read under the lock: what the supervisor recorded before it died.
+        let attempt = store.read(|tx| get_attempt(tx, id))?;
+        let (Some(launch), Some(thread)) = (&attempt.launch, attempt.thread) else {
             continue;
         };
         let event = store.write(|tx| {
@@ -467,11 +470,12 @@ pub fn reap_lost(store: &mut Store, cfg: &inbox::Config) -> Result<Vec<Event>> {
         out.extend(event);
         drop(lock);
     }
-    for attempt in unended {
-        let Some(launch) = &attempt.launch else {
+    for id in unended {
+        let Some(lock) = AgentLock::take_if_lost(store, &state_dir, id)? else {
             continue;
         };
-        let Some(lock) = AgentLock::take_if_lost(store, &state_dir, attempt.id)? else {
+        let attempt = store.read(|tx| get_attempt(tx, id))?;
+        let Some(launch) = &attempt.launch else {
             continue;
         };
         let left = end_leftovers(launch);
@@ -512,7 +516,7 @@ fn mark_ended(conn: &Connection, id: AttemptId) -> Result<usize> {
 }
 
 /// Launched attempts that ended while their launch never recorded an end.
-fn unended_launches(conn: &Connection) -> Result<Vec<Attempt>> {
+fn unended_launches(conn: &Connection) -> Result<Vec<AttemptId>> {
     launched_where(
         conn,
         &format!("l.ended_at IS NULL AND a.status NOT IN {LIVE_ATTEMPT_SQL}"),
