@@ -86,14 +86,10 @@ pub(super) fn next_lease_end(conn: &Connection) -> Result<Option<i64>> {
 }
 
 /// The fence: `actor` must hold an unexpired claim on `thread`, checked inside the same
-/// transaction as the act. Returns the current claim epoch.
-pub(super) fn require_holder(conn: &Connection, thread: &Thread, actor: &str) -> Result<i64> {
+/// transaction as the act (expiries due are applied at its start).
+pub(super) fn require_holder(conn: &Connection, thread: &Thread, actor: &str) -> Result<()> {
     if thread.is_held_by(actor) {
-        return Ok(conn.query_row(
-            "SELECT claim_epoch FROM threads WHERE id = ?1",
-            [thread.id],
-            |r| r.get(0),
-        )?);
+        return Ok(());
     }
     if lost_by_expiry(conn, thread.id, actor)? {
         return Err(Error::new(Code::LeaseLost, format!("your lease on thread {} ran out", thread.id))
@@ -213,25 +209,18 @@ fn take(
     actor: &str,
     lease_ms: i64,
 ) -> Result<Posted> {
-    let changed = conn
+    let epoch: i64 = conn
         .prepare_cached(
             "UPDATE threads SET status = 'claimed', claimed_by = ?2, lease_expires_at = ?3 + ?4, lease_ms = ?4,
                     claim_epoch = claim_epoch + 1, claim_count = claim_count + 1, awaiting_reply = 0,
                     asked_by = NULL, updated_at = ?3
-             WHERE id = ?1 AND status = 'open'",
+             WHERE id = ?1 AND status = 'open' RETURNING claim_epoch",
         )?
-        .execute(params![thread.id, actor, now, lease_ms])?;
-    if changed != 1 {
-        return Err(Error::internal(format!(
-            "thread {} changed under the write lock",
-            thread.id
-        )));
-    }
-    let epoch: i64 = conn.query_row(
-        "SELECT claim_epoch FROM threads WHERE id = ?1",
-        [thread.id],
-        |r| r.get(0),
-    )?;
+        .query_row(params![thread.id, actor, now, lease_ms], |r| r.get(0))
+        .optional()?
+        .ok_or_else(|| {
+            Error::internal(format!("thread {} changed under the write lock", thread.id))
+        })?;
     conn.prepare_cached(
         "INSERT INTO holders (thread_id, agent, epoch, ended_by) VALUES (?1, ?2, ?3, NULL)
          ON CONFLICT (thread_id, agent) DO UPDATE SET epoch = excluded.epoch, ended_by = NULL",

@@ -1,12 +1,13 @@
 //! How every write records itself: the message row (with its artifacts and a
 //! `message.created` event), the `thread.status` event, the holder's end, the answer.
 
-use super::artifacts::StagedArtifact;
-use super::model::{Note, Posted, Thread};
-use super::rows::{get_message, get_thread};
+use super::artifacts::{ArtifactRef, StagedArtifact};
+use super::model::{Message, Note, Posted, Thread};
+use super::rows::get_thread;
 use super::status::ThreadStatus;
 use crate::error::{Code, Error, Result};
 use crate::store::events::{self, NewEvent};
+use crate::time::rfc3339;
 use rusqlite::{params, Connection};
 use serde_json::{json, Value};
 
@@ -62,20 +63,32 @@ impl<'a> Post<'a> {
     }
 }
 
-pub(super) fn insert_message(conn: &Connection, now: i64, post: Post<'_>) -> Result<i64> {
+/// Writes the message with its artifacts and its `message.created` event, and returns
+/// it as a read would: built from what was written, since reading it back (and looking
+/// for its artifacts) cost every write two more statements.
+pub(super) fn insert_message(conn: &Connection, now: i64, post: Post<'_>) -> Result<Message> {
     let data = post.data.map(Value::to_string);
     conn.prepare_cached(
         "INSERT INTO messages (thread_id, author, kind, body, data, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?
     .execute(params![post.thread.id, post.author, post.kind, post.body, data, now])?;
     let id = conn.last_insert_rowid();
-    let mut insert_artifact = conn.prepare_cached(
-        "INSERT INTO artifacts (message_id, name, sha256, size) VALUES (?1, ?2, ?3, ?4)",
-    )?;
-    for artifact in post.artifacts {
-        let size = i64::try_from(artifact.size)
-            .map_err(|_| Error::internal(format!("artifact {} is too large", artifact.name)))?;
-        insert_artifact.execute(params![id, artifact.name, artifact.sha256, size])?;
+    let mut artifacts = Vec::with_capacity(post.artifacts.len());
+    if !post.artifacts.is_empty() {
+        let mut insert_artifact = conn.prepare_cached(
+            "INSERT INTO artifacts (message_id, name, sha256, size) VALUES (?1, ?2, ?3, ?4)",
+        )?;
+        for artifact in post.artifacts {
+            let size = i64::try_from(artifact.size)
+                .map_err(|_| Error::internal(format!("artifact {} is too large", artifact.name)))?;
+            insert_artifact.execute(params![id, artifact.name, artifact.sha256, size])?;
+            artifacts.push(ArtifactRef {
+                id: conn.last_insert_rowid(),
+                name: artifact.name.clone(),
+                sha256: artifact.sha256.clone(),
+                size,
+            });
+        }
     }
     let (run, task, attempt) = tags(&post.thread.data);
     events::append(
@@ -92,7 +105,17 @@ pub(super) fn insert_message(conn: &Connection, now: i64, post: Post<'_>) -> Res
             ..NewEvent::default()
         },
     )?;
-    Ok(id)
+    Ok(Message {
+        id,
+        thread: post.thread.id,
+        author: post.author.to_owned(),
+        kind: post.kind.to_owned(),
+        body: post.body.to_owned(),
+        // What a read of the stored text gives: the same value, or null for none.
+        data: post.data.cloned().unwrap_or(Value::Null),
+        created_at: rfc3339(now),
+        artifacts,
+    })
 }
 
 /// Records how `agent`'s hold on a thread ended (`lease_lost` tells expiry apart).
@@ -146,10 +169,11 @@ pub(super) fn touch(conn: &Connection, now: i64, id: i64) -> Result<()> {
     Ok(())
 }
 
-pub(super) fn posted(conn: &Connection, thread: i64, message: i64) -> Result<Posted> {
+/// The answer of a write: the thread as it is now, and the message it wrote.
+pub(super) fn posted(conn: &Connection, thread: i64, message: Message) -> Result<Posted> {
     Ok(Posted {
         thread: get_thread(conn, thread)?,
-        message: get_message(conn, message)?,
+        message,
     })
 }
 

@@ -9,7 +9,7 @@ use super::lease::{
 use super::model::{Message, Posted};
 use super::post::{posted, thread_closed};
 use super::query::{events_after, EventFilter};
-use super::rows::get_thread;
+use super::rows::{get_message, get_thread};
 use super::Config;
 use crate::error::Result;
 use crate::store::events::Event;
@@ -166,7 +166,7 @@ impl<'s> Inbox<'s> {
                         .query_row(params![id, baseline, actor], |r| r.get(0))
                         .optional()?;
                     if let Some(message) = reply {
-                        return posted(tx, id, message).map(Some);
+                        return posted(tx, id, get_message(tx, message)?).map(Some);
                     }
                     if thread.is_closed() {
                         return Err(thread_closed(&thread));
