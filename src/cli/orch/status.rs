@@ -4,7 +4,7 @@
 use super::dispatch::render_conflict;
 use super::opts::RunOpt;
 use super::run::counts_line;
-use super::task::{render_tasks, StreamedList, StreamedTasks, TasksData};
+use super::task::{render_tasks, stream_tasks, TasksData};
 use crate::cli::ctx::Ctx;
 use crate::cli::input::BodyArgs;
 use crate::cli::output::Out;
@@ -23,12 +23,7 @@ pub fn ready(ctx: &mut Ctx, out: &Out, args: RunOpt) -> Result<()> {
         // Streamed like `status --json`: a plan's roots can be tens of thousands.
         return orch.read(|tx| {
             let run = runs::resolve(tx, args.run.as_deref())?;
-            let tasks = StreamedTasks {
-                conn: tx,
-                run: &run.name,
-                select: Select::Ready,
-            };
-            out.success(&StreamedList { tasks }, String::new)
+            stream_tasks(out, tx, &run.name, Select::Ready)
         });
     }
     let tasks = orch.read(|tx| {
@@ -107,27 +102,17 @@ fn stream_status(orch: &mut Orch<'_>, out: &Out, run: Option<&str>) -> Result<()
     orch.read(|tx| {
         let row = runs::resolve(tx, run)?;
         let run = runs::to_json(&row, runs::counts(tx, &row.name)?);
-        let tasks = StreamedTasks {
-            conn: tx,
-            run: &row.name,
-            select: Select::All,
-        };
-        out.success(
-            &StreamedStatus {
-                run: &run,
-                counts: &run.counts,
-                tasks,
-            },
-            String::new,
-        )
+        // The fields of `StatusData`, in its order.
+        out.success_streamed(|doc| {
+            doc.raw(r#"{"run":"#)?;
+            doc.value(&run)?;
+            doc.raw(r#","counts":"#)?;
+            doc.value(&run.counts)?;
+            doc.raw(r#","tasks":"#)?;
+            tasks::write_tasks(tx, &row.name, Select::All, doc.writer())?;
+            doc.raw("}")
+        })
     })
-}
-
-#[derive(Serialize)]
-struct StreamedStatus<'a> {
-    run: &'a Run,
-    counts: &'a Counts,
-    tasks: StreamedTasks<'a>,
 }
 
 #[derive(clap::Args, Debug)]

@@ -6,7 +6,7 @@ use crate::cli::ctx::Ctx;
 use crate::cli::input::{read_text_input, BodyArgs};
 use crate::cli::output::Out;
 use crate::cli::render::{escape, or_dash, preview, Table};
-use crate::error::{Code, Error, Result};
+use crate::error::{Code, Result};
 use crate::orch::runs;
 use crate::orch::tasks::{self, Plan, Select, TaskSpec};
 use crate::orch::{Attempt, Task, TASK_STATUSES};
@@ -43,40 +43,19 @@ pub(super) struct TasksData<'a> {
     pub tasks: &'a [Task],
 }
 
-/// [`TasksData`] streamed (`ready`, what `task import` wrote).
-#[derive(Serialize)]
-pub(super) struct StreamedList<'a> {
-    pub tasks: StreamedTasks<'a>,
-}
-
-/// A run's tasks as a JSON array, read from the database while it is serialized.
-pub(super) struct StreamedTasks<'a> {
-    pub conn: &'a rusqlite::Connection,
-    pub run: &'a str,
-    pub select: Select<'a>,
-}
-
-impl Serialize for StreamedTasks<'_> {
-    fn serialize<S: serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> std::result::Result<S::Ok, S::Error> {
-        use serde::ser::{Error as _, SerializeSeq};
-        let mut seq = serializer.serialize_seq(None)?;
-        let mut failed = None;
-        let read = tasks::each(self.conn, self.run, self.select, |task| {
-            seq.serialize_element(&task).map_err(|e| {
-                let message = e.to_string();
-                failed = Some(e);
-                Error::internal(message)
-            })
-        });
-        if let Some(e) = failed {
-            return Err(e);
-        }
-        read.map_err(|e| S::Error::custom(e.message))?;
-        seq.end()
-    }
+/// [`TasksData`] of the tasks `select` names, written as they are read (`ready`, what
+/// `task import` wrote): a plan's roots can be tens of thousands.
+pub(super) fn stream_tasks(
+    out: &Out,
+    conn: &rusqlite::Connection,
+    run: &str,
+    select: Select<'_>,
+) -> Result<()> {
+    out.success_streamed(|doc| {
+        doc.raw(r#"{"tasks":"#)?;
+        tasks::write_tasks(conn, run, select, doc.writer())?;
+        doc.raw("}")
+    })
 }
 
 #[derive(clap::Args, Debug)]
@@ -167,14 +146,7 @@ pub fn import(ctx: &mut Ctx, out: &Out, args: TaskImportArgs) -> Result<()> {
     if out.json {
         // Read back after the commit (no printing under the write lock), each task as it
         // is read: the tasks as they stand now, which a dispatch may already have moved.
-        return orch.read(|tx| {
-            let tasks = StreamedTasks {
-                conn: tx,
-                run: &run,
-                select: imported.select,
-            };
-            out.success(&StreamedList { tasks }, String::new)
-        });
+        return orch.read(|tx| stream_tasks(out, tx, &run, imported.select));
     }
     out.success(&(), || {
         format!(

@@ -113,7 +113,11 @@ fn write_new(
         insert(conn, run, task, status, act.now)?;
     }
     for task in tasks {
-        for dep in &task.after {
+        // In order, so the row's copy of them (`after_keys`, appended by a trigger) is
+        // too, and readers seldom have to sort it.
+        let mut after = task.after.clone();
+        after.sort_unstable();
+        for dep in after {
             insert_dep(conn, run, &task.spec.key, dep)?;
         }
     }
