@@ -3,7 +3,7 @@
 
 use crate::error::Result;
 use crate::orch::model::AttemptId;
-use crate::store::lockfile;
+use crate::store::lockfile::{self, Tried};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -57,22 +57,11 @@ impl DispatchLock {
     /// could not undo), which the caller checks before taking the lock anew.
     pub(crate) fn try_existing(state_dir: &Path, attempt: AttemptId) -> Result<Tried<Self>> {
         let path = Self::path(state_dir, attempt);
-        Ok(match lockfile::try_existing(&path)? {
-            lockfile::Tried::Taken(file) => Tried::Taken(DispatchLock {
-                path,
-                file: Arc::new(file),
-            }),
-            lockfile::Tried::Held => Tried::Held,
-            lockfile::Tried::Gone => Tried::Gone,
-        })
+        Ok(lockfile::try_existing(&path)?.map(|file| DispatchLock {
+            path,
+            file: Arc::new(file),
+        }))
     }
-}
-
-/// What trying a lock whose file may be gone came to.
-pub(crate) enum Tried<L> {
-    Taken(L),
-    Held,
-    Gone,
 }
 
 impl Drop for DispatchLock {

@@ -18,7 +18,7 @@
 
 use super::attempts::{end_attempt, get_attempt};
 use super::changes::{Act, Changes};
-use super::dispatch_lock::{DispatchLock, Tried};
+use super::dispatch_lock::DispatchLock;
 use super::dispatch_steps::{discard_tx, hand_over};
 use super::model::{Attempt, AttemptId};
 use super::reconcile;
@@ -30,6 +30,7 @@ use crate::inbox::{self, Inbox};
 use crate::orch::tasks::Transition;
 use crate::repo::{AttemptMarker, AttemptName, CommitStats, Repo};
 use crate::store::events::{Event, NewEvent};
+use crate::store::lockfile::Tried;
 use crate::store::Store;
 use rusqlite::{params, Connection};
 use serde_json::json;

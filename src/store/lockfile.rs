@@ -38,13 +38,24 @@ pub fn try_lock(file: &File, path: &Path) -> Result<bool> {
     }
 }
 
-/// What trying a lock file that may be gone came to.
-pub enum Tried {
-    Taken(File),
-    /// Another process holds it.
+/// What trying a lock file that may be gone came to: the lock (the open file, or what a
+/// caller wraps it in), held by another process, or no such file (its last holder
+/// removed it, or it was never made).
+pub enum Tried<L = File> {
+    Taken(L),
     Held,
-    /// No such file: its last holder removed it, or it was never made.
     Gone,
+}
+
+impl Tried {
+    /// The taken file wrapped as the caller's lock type.
+    pub fn map<L>(self, wrap: impl FnOnce(File) -> L) -> Tried<L> {
+        match self {
+            Tried::Taken(file) => Tried::Taken(wrap(file)),
+            Tried::Held => Tried::Held,
+            Tried::Gone => Tried::Gone,
+        }
+    }
 }
 
 /// Takes the lock at `path` when the file exists and nobody holds it. Never creates it:
