@@ -3,7 +3,7 @@
 
 use crate::error::Result;
 use crate::orch::model::AttemptId;
-use crate::store::lockfile::{self, Tried};
+use crate::store::lockfile;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -51,13 +51,17 @@ impl DispatchLock {
         }))
     }
 
-    /// [`DispatchLock::try_acquire`] for an attempt read as `preparing`, without making
-    /// a lock file its dispatcher removed on finishing: `Gone` then means the snapshot is
-    /// older than that finish, unless the attempt is still `preparing` (a dispatcher that
-    /// could not undo), which the caller checks before taking the lock anew.
-    pub(crate) fn try_existing(state_dir: &Path, attempt: AttemptId) -> Result<Tried<Self>> {
+    /// [`DispatchLock::try_acquire`] without making a lock file its dispatcher removed
+    /// on finishing, unless `finished` (asked only then) says the attempt is still
+    /// being dispatched: a dispatcher that could not undo.
+    pub(crate) fn try_acquire_unless_finished(
+        state_dir: &Path,
+        attempt: AttemptId,
+        finished: impl FnOnce() -> Result<bool>,
+    ) -> Result<Option<DispatchLock>> {
         let path = Self::path(state_dir, attempt);
-        Ok(lockfile::try_existing(&path)?.map(|file| DispatchLock {
+        let file = lockfile::try_lock_unless_finished(&path, finished)?;
+        Ok(file.map(|file| DispatchLock {
             path,
             file: Arc::new(file),
         }))

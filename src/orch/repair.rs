@@ -30,7 +30,6 @@ use crate::inbox::{self, Inbox};
 use crate::orch::tasks::Transition;
 use crate::repo::{AttemptMarker, AttemptName, CommitStats, Repo};
 use crate::store::events::{Event, NewEvent};
-use crate::store::lockfile::Tried;
 use crate::store::Store;
 use rusqlite::{params, Connection};
 use serde_json::json;
@@ -316,20 +315,10 @@ fn repair_preparing(
     repo: &Repo,
     id: AttemptId,
 ) -> Result<Vec<Event>> {
-    let _lock = match DispatchLock::try_existing(store.state_dir(), id)? {
-        Tried::Taken(lock) => lock,
-        Tried::Held => return Ok(Vec::new()),
-        Tried::Gone => {
-            let preparing =
-                store.read(|tx| Ok(get_attempt(tx, id)?.status == AttemptStatus::Preparing))?;
-            if !preparing {
-                return Ok(Vec::new());
-            }
-            match DispatchLock::try_acquire(store.state_dir(), id)? {
-                Some(lock) => lock,
-                None => return Ok(Vec::new()),
-            }
-        }
+    let state_dir = store.state_dir().to_owned();
+    let finished = || store.read(|tx| Ok(get_attempt(tx, id)?.status != AttemptStatus::Preparing));
+    let Some(_lock) = DispatchLock::try_acquire_unless_finished(&state_dir, id, finished)? else {
+        return Ok(Vec::new());
     };
     // Read again under the lock: the dispatcher may have finished just before.
     let attempt = match store.read(|tx| get_attempt(tx, id)) {

@@ -38,38 +38,23 @@ pub fn try_lock(file: &File, path: &Path) -> Result<bool> {
     }
 }
 
-/// What trying a lock file that may be gone came to: the lock (the open file, or what a
-/// caller wraps it in), held by another process, or no such file (its last holder
-/// removed it, or it was never made).
-pub enum Tried<L = File> {
-    Taken(L),
-    Held,
-    Gone,
-}
-
-impl Tried {
-    /// The taken file wrapped as the caller's lock type.
-    pub fn map<L>(self, wrap: impl FnOnce(File) -> L) -> Tried<L> {
-        match self {
-            Tried::Taken(file) => Tried::Taken(wrap(file)),
-            Tried::Held => Tried::Held,
-            Tried::Gone => Tried::Gone,
-        }
-    }
-}
-
-/// Takes the lock at `path` when the file exists and nobody holds it. Never creates it:
-/// a holder that removes its lock file when done leaves nothing to take, and a file
-/// made only to be taken and removed again costs an inode each time.
-pub fn try_existing(path: &Path) -> Result<Tried> {
+/// Takes the lock at `path` when nobody holds it, for a holder that removes its lock
+/// file when it is done. A missing file is made again (and taken) only when
+/// `holder_finished` says no: a file made only to be taken and removed again costs an
+/// inode every time, and a holder that died before it could finish left its file.
+pub fn try_lock_unless_finished(
+    path: &Path,
+    holder_finished: impl FnOnce() -> Result<bool>,
+) -> Result<Option<File>> {
     let file = match File::options().read(true).write(true).open(path) {
         Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Tried::Gone),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if holder_finished()? {
+                return Ok(None);
+            }
+            open(path)?
+        }
         Err(e) => return Err(Error::io(format!("opening {}", path.display()), e)),
     };
-    Ok(if try_lock(&file, path)? {
-        Tried::Taken(file)
-    } else {
-        Tried::Held
-    })
+    Ok(try_lock(&file, path)?.then_some(file))
 }

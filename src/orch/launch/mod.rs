@@ -80,42 +80,26 @@ impl AgentLock {
 
     /// The lock of a launch whose supervisor may be alive; `None` while it holds it, or
     /// when its file is gone and the launch has ended: a supervisor removes its lock
-    /// file only after recording its end, and making the file again only to take and
-    /// remove it would cost an inode at every reconcile that read the launch as live.
+    /// file only after recording its end.
     fn take_if_lost(
         store: &mut Store,
         state_dir: &Path,
         id: AttemptId,
     ) -> Result<Option<AgentLock>> {
         let path = lock_path(state_dir, id);
-        match lockfile::try_existing(&path)? {
-            lockfile::Tried::Taken(file) => {
-                return Ok(Some(AgentLock {
-                    path,
-                    file: Some(file),
-                }))
-            }
-            lockfile::Tried::Held => return Ok(None),
-            lockfile::Tried::Gone => {}
-        }
-        let ended = store.read(|tx| {
-            Ok(tx
-                .prepare_cached("SELECT ended_at IS NOT NULL FROM launches WHERE attempt_id = ?1")?
-                .query_row([id], |r| r.get::<_, bool>(0))
-                .optional()?
-                .unwrap_or(true))
-        })?;
-        if ended {
-            return Ok(None);
-        }
-        Self::try_acquire(state_dir, id)
-    }
-
-    /// The lock of a launch whose supervisor may be alive; `None` while it holds it.
-    fn try_acquire(state_dir: &Path, id: AttemptId) -> Result<Option<AgentLock>> {
-        let path = lock_path(state_dir, id);
-        let file = lockfile::open(&path)?;
-        Ok(lockfile::try_lock(&file, &path)?.then(|| AgentLock {
+        let ended = || {
+            store.read(|tx| {
+                Ok(tx
+                    .prepare_cached(
+                        "SELECT ended_at IS NOT NULL FROM launches WHERE attempt_id = ?1",
+                    )?
+                    .query_row([id], |r| r.get::<_, bool>(0))
+                    .optional()?
+                    .unwrap_or(true))
+            })
+        };
+        let file = lockfile::try_lock_unless_finished(&path, ended)?;
+        Ok(file.map(|file| AgentLock {
             path,
             file: Some(file),
         }))
