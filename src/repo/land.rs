@@ -111,25 +111,14 @@ impl Repo {
         let failed = |e: &dyn std::fmt::Display| {
             Error::new(Code::GitFailed, format!("writing a commit: {e}"))
         };
-        let fallback = || gix::actor::Signature {
-            name: "git-orch".into(),
-            email: "git-orch@localhost".into(),
-            time: gix::date::Time::now_local_or_utc(),
-        };
-        let signature =
-            |found: Option<std::result::Result<gix::actor::SignatureRef<'_>, _>>| match found {
-                Some(Ok(sig)) => sig.to_owned().map_err(|e| failed(&e)),
-                Some(Err(e)) => Err(failed(&e)),
-                None => Ok(fallback()),
-            };
         let commit = gix::objs::Commit {
             tree: parse_sha(tree)?,
             parents: parents
                 .iter()
                 .map(|p| parse_sha(p))
                 .collect::<Result<_>>()?,
-            author: signature(repo.author())?,
-            committer: signature(repo.committer())?,
+            author: Repo::signature_or_fallback(repo.author())?,
+            committer: Repo::signature_or_fallback(repo.committer())?,
             encoding: None,
             message: message.into(),
             extra_headers: Vec::new(),

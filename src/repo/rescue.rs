@@ -4,7 +4,7 @@
 
 use super::git::git;
 use super::{AttemptName, Repo};
-use crate::error::{Error, Result};
+use crate::error::{Code, Error, Result};
 use std::path::Path;
 
 /// What a rescue saved: the ref and the commit it points at.
@@ -91,6 +91,26 @@ impl Repo {
             args.extend(["-c".to_owned(), "user.email=git-orch@localhost".to_owned()]);
         }
         args
+    }
+
+    /// [`Repo::identity_args`] for what git-orch writes in-process (a commit object, a
+    /// reflog line): `found` is gix's author or committer, as git resolves it from the
+    /// environment and config; without one, `git-orch <git-orch@localhost>`.
+    pub(super) fn signature_or_fallback<E: std::fmt::Display>(
+        found: Option<std::result::Result<gix::actor::SignatureRef<'_>, E>>,
+    ) -> Result<gix::actor::Signature> {
+        let failed = |e: &dyn std::fmt::Display| {
+            Error::new(Code::GitFailed, format!("reading the identity: {e}"))
+        };
+        match found {
+            Some(Ok(sig)) => sig.to_owned().map_err(|e| failed(&e)),
+            Some(Err(e)) => Err(failed(&e)),
+            None => Ok(gix::actor::Signature {
+                name: "git-orch".into(),
+                email: "git-orch@localhost".into(),
+                time: gix::date::Time::now_local_or_utc(),
+            }),
+        }
     }
 }
 

@@ -166,21 +166,10 @@ impl Repo {
             PreviousValue::MustNotExist,
             format!("branch: Created from {base}"),
         );
-        let (fallback, mut time);
-        let committer = match repo.committer() {
-            Some(Ok(sig)) => sig,
-            Some(Err(e)) => return Err(failed(&e)),
-            None => {
-                // Git too writes a reflog without a configured identity.
-                fallback = gix::actor::Signature {
-                    name: "git-orch".into(),
-                    email: "git-orch@localhost".into(),
-                    time: gix::date::Time::now_local_or_utc(),
-                };
-                time = gix::date::parse::TimeBuf::default();
-                fallback.to_ref(&mut time)
-            }
-        };
+        // Git too writes a reflog without a configured identity.
+        let committer = Repo::signature_or_fallback(repo.committer())?;
+        let mut time = gix::date::parse::TimeBuf::default();
+        let committer = committer.to_ref(&mut time);
         let edits = match repo.edit_references_as(Some(edit), Some(committer)) {
             Ok(edits) => edits,
             Err(_) if repo.try_find_reference(full_name).ok().flatten().is_some() => {
